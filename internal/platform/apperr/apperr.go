@@ -1,0 +1,63 @@
+// Package apperr is scalelab's one application error type: an error carries
+// a code (not found, invalid, conflict …) and a message that is safe to show
+// a client. The HTTP layer maps codes to status codes in one table
+// (httpx.StatusOf), so services never think in HTTP statuses.
+//
+// The idea is Ben Johnson's wtf.Error: services return apperr.E(NotFound,
+// "link %q not found", code); anything that is not an *Error is an internal
+// failure whose text is logged, never shown.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an application error.
+type Code string
+
+// The codes a service may return. Each maps to exactly one HTTP status.
+const (
+	Invalid         Code = "invalid"           // 400: the request is malformed or a value is out of range
+	Unauthorized    Code = "unauthorized"      // 401: credentials are missing
+	Forbidden       Code = "forbidden"         // 403: credentials do not allow this
+	NotFound        Code = "not_found"         // 404
+	Conflict        Code = "conflict"          // 409: the name is taken
+	Gone            Code = "gone"              // 410: it existed and has expired
+	TooLarge        Code = "too_large"         // 413: the body is over the limit
+	TooManyRequests Code = "too_many_requests" // 429
+	Unavailable     Code = "unavailable"       // 503: a dependency is down; try again
+	Internal        Code = "internal"          // 500
+)
+
+// Error is an application error with a client-safe message.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// E builds an *Error with a formatted message.
+func E(code Code, format string, args ...any) error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of err, or Internal when err is not an *Error.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// MessageOf returns the client-safe message of err; internal errors get a
+// generic text so that no detail of the server leaks.
+func MessageOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

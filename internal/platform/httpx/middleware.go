@@ -1,0 +1,126 @@
+package httpx
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+)
+
+// DefaultMaxBody is the request body limit when none is configured.
+const DefaultMaxBody = 1 << 20
+
+// Metrics holds the request metrics of one process. Create one per
+// Prometheus registry and share it between the systems of that process.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	totals   sync.Map // system name -> *atomic.Uint64, for the dashboard
+}
+
+// NewMetrics registers the request metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scalelab_http_requests_total",
+			Help: "HTTP requests served, by system, route pattern and status code.",
+		}, []string{"system", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "scalelab_http_request_duration_seconds",
+			Help:    "HTTP request latency, by system and route pattern.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"system", "route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// Requests returns how many requests the system has served so far.
+func (m *Metrics) Requests(system string) uint64 {
+	if v, ok := m.totals.Load(system); ok {
+		return v.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+func (m *Metrics) total(system string) *atomic.Uint64 {
+	v, _ := m.totals.LoadOrStore(system, new(atomic.Uint64))
+	return v.(*atomic.Uint64)
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.written {
+		w.status, w.written = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.status, w.written = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (flush, deadlines,
+// hijack for WebSockets).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Instrument wraps a system's router: panic recovery, body limit, metrics and
+// debug logging. It must wrap the *http.ServeMux itself (not a StripPrefix
+// around it), because the route label is read from r.Pattern, which the mux
+// sets on the request it was given.
+func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, next http.Handler) http.Handler {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	total := m.total(system)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
+		}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				logger.Error("panic serving request", "system", system, "method", r.Method,
+					"path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !sw.written {
+					WriteError(sw, r, apperr.E(apperr.Internal, "panic"))
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			elapsed := time.Since(start)
+			total.Add(1)
+			m.requests.WithLabelValues(system, route, strconv.Itoa(sw.status)).Inc()
+			m.duration.WithLabelValues(system, route).Observe(elapsed.Seconds())
+			if logger.Enabled(context.Background(), slog.LevelDebug) {
+				logger.Debug("request", "system", system, "method", r.Method, "path", r.URL.Path,
+					"status", sw.status, "duration", elapsed)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}

@@ -1,0 +1,141 @@
+package httpx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ServerConfig holds the limits of a Server. Zero values take the defaults.
+type ServerConfig struct {
+	Addr              string
+	ReadHeaderTimeout time.Duration // default 5s
+	ReadTimeout       time.Duration // default 15s
+	WriteTimeout      time.Duration // default 30s
+	IdleTimeout       time.Duration // default 120s
+	DrainTimeout      time.Duration // default 10s: how long in-flight requests get at shutdown
+}
+
+// Server is an http.Server that binds first and shuts down gracefully.
+type Server struct {
+	cfg    ServerConfig
+	srv    *http.Server
+	ln     net.Listener
+	logger *slog.Logger
+}
+
+// NewServer builds a server for h; call Listen, then Serve.
+func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *Server {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.ReadHeaderTimeout, 5*time.Second)
+	def(&cfg.ReadTimeout, 15*time.Second)
+	def(&cfg.WriteTimeout, 30*time.Second)
+	def(&cfg.IdleTimeout, 120*time.Second)
+	def(&cfg.DrainTimeout, 10*time.Second)
+	return &Server{
+		cfg:    cfg,
+		logger: logger,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+	}
+}
+
+// Listen binds the address so that Addr is known before serving.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("httpx: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address (host:port), valid after Listen.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve serves until ctx ends, then drains in-flight requests for up to the
+// drain timeout. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.logger.Info("listening", "addr", "http://"+s.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("httpx: serve: %w", err)
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	s.logger.Info("shutting down: draining in-flight requests", "timeout", s.cfg.DrainTimeout)
+	if err := s.srv.Shutdown(drain); err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("httpx: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("httpx: serve: %w", err)
+	}
+	return nil
+}
+
+// Check is one readiness check: a dependency that must answer.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Ops returns a mux serving /healthz, /readyz and /metrics, with app on every
+// other path.
+func Ops(app http.Handler, gatherer prometheus.Gatherer, checks []Check) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		failed := map[string]string{}
+		for _, c := range checks {
+			if err := c.Fn(ctx); err != nil {
+				failed[c.Name] = err.Error()
+			}
+		}
+		if len(failed) > 0 {
+			names := make([]string, 0, len(failed))
+			for n := range failed {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+				"status": "unavailable", "error": "not ready: " + names[0] + ": " + failed[names[0]], "failed": failed})
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("/", app)
+	return mux
+}

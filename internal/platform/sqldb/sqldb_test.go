@@ -1,0 +1,89 @@
+package sqldb_test
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"testing"
+
+	"github.com/scalelab/scalelab/internal/platform/sqldb"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+)
+
+//go:embed testdata/migrations
+var migrations embed.FS
+
+// engines returns a fresh database URL per engine; the same contract runs on each.
+var engines = []struct {
+	name string
+	url  func(t *testing.T) string
+}{
+	{"SQLite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "test.db") }},
+	{"Postgres", func(t *testing.T) string { return testsvc.Postgres(t) }},
+	{"MySQL", func(t *testing.T) string { return testsvc.MySQL(t) }},
+}
+
+func TestContract(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sqldb.Open(ctx, e.url(t), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			fsys := mustSub(t)
+			for i := 0; i < 2; i++ { // applying twice is a no-op
+				if err := db.Migrate(ctx, fsys, "contract"); err != nil {
+					t.Fatalf("migrate #%d: %v", i+1, err)
+				}
+			}
+			ins := db.Rebind("INSERT INTO things (name, value) VALUES (?, ?)")
+			if _, err := db.ExecContext(ctx, ins, "a", 1); err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.ExecContext(ctx, ins, "a", 2)
+			if !sqldb.IsUniqueViolation(err) {
+				t.Fatalf("duplicate key: got %v, want a unique violation", err)
+			}
+			// A failed transaction leaves nothing behind.
+			boom := errors.New("boom")
+			err = db.InTx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, ins, "b", 2); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Fatalf("InTx: got %v, want boom", err)
+			}
+			var n int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM things").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Fatalf("rows after rollback: %d, want 1", n)
+			}
+			// RowsAffected counts matched rows even when the value is unchanged.
+			res, err := db.ExecContext(ctx, db.Rebind("UPDATE things SET value = ? WHERE name = ?"), 1, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := res.RowsAffected(); got != 1 {
+				t.Fatalf("RowsAffected for an unchanged row: %d, want 1", got)
+			}
+		})
+	}
+}
+
+func mustSub(t *testing.T) fs.FS {
+	t.Helper()
+	sub, err := fs.Sub(migrations, "testdata/migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
