@@ -22,11 +22,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Default service URLs on this machine.
@@ -164,4 +167,38 @@ func NATS(t testing.TB) string {
 	u := env("SCALELAB_TEST_NATS", DefaultNATS)
 	reach(t, "NATS", u)
 	return u
+}
+
+// CleanupBroker removes, when the test ends, what a test left on an external
+// broker under namespace ns: on NATS the streams named ns_*; on RabbitMQ the
+// queues expire by themselves (broker.Options.GroupExpiry) and the empty
+// exchanges are harmless. The embedded broker lives in the test's temp dir.
+func CleanupBroker(t testing.TB, rawURL, ns string) {
+	t.Helper()
+	if !strings.HasPrefix(rawURL, "nats://") {
+		return
+	}
+	t.Cleanup(func() {
+		nc, err := nats.Connect(rawURL, nats.Timeout(2*time.Second))
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		names := js.StreamNames(ctx)
+		var doomed []string
+		for n := range names.Name() {
+			if strings.HasPrefix(n, ns+"_") {
+				doomed = append(doomed, n)
+			}
+		}
+		for _, n := range doomed {
+			_ = js.DeleteStream(ctx, n)
+		}
+	})
 }

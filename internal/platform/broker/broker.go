@@ -1,0 +1,98 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Broker publishes to topics and consumes them in groups (see doc.go).
+type Broker interface {
+	Publish(ctx context.Context, topic string, data []byte) error
+	Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Handler receives messages one at a time per consumer; it must arrange for
+// each message to be acked or naked, now or later.
+type Handler func(ctx context.Context, m *Message)
+
+// Consumer is one member of a consumer group.
+type Consumer interface {
+	// Stop stops receiving; unsettled messages will be redelivered.
+	Stop()
+}
+
+// Message is one delivery.
+type Message struct {
+	Topic       string
+	Data        []byte
+	Redelivered bool
+	ack, nak    func() error
+}
+
+// Ack settles the message for its group.
+func (m *Message) Ack() error { return m.ack() }
+
+// Nak asks for the message to be delivered again.
+func (m *Message) Nak() error { return m.nak() }
+
+// Options tune an engine. Zero values take the defaults.
+type Options struct {
+	Namespace string        // prefix of every stream/exchange/queue name (default "scalelab")
+	DataDir   string        // where the embedded NATS server keeps its streams (default ./data)
+	AckWait   time.Duration // NATS: redelivery delay of an unsettled message (default 30s)
+	Prefetch  int           // outstanding messages per consumer (default 256)
+	// GroupExpiry, when set, lets RabbitMQ delete a group's queue after it
+	// has had no consumer for that long (x-expires). Tests set it so that
+	// their queues do not outlive them; 0 keeps queues forever.
+	GroupExpiry time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Namespace == "" {
+		o.Namespace = "scalelab"
+	}
+	if o.DataDir == "" {
+		o.DataDir = "data"
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = 256
+	}
+}
+
+// Open connects to the broker named by rawURL.
+func Open(ctx context.Context, rawURL string, opts Options) (Broker, error) {
+	opts.defaults()
+	if !validName.MatchString(opts.Namespace) {
+		return nil, fmt.Errorf("broker: namespace %q must match %s", opts.Namespace, validName)
+	}
+	switch {
+	case rawURL == "" || rawURL == "embedded://":
+		return openEmbeddedNATS(ctx, opts)
+	case strings.HasPrefix(rawURL, "nats://"), strings.HasPrefix(rawURL, "tls://"):
+		return openNATS(ctx, rawURL, opts)
+	case strings.HasPrefix(rawURL, "amqp://"), strings.HasPrefix(rawURL, "amqps://"):
+		return openRabbit(ctx, rawURL, opts)
+	}
+	return nil, fmt.Errorf("broker: unsupported broker URL %q: want embedded://, nats://… or amqp://…", rawURL)
+}
+
+// validName is what topic, group and namespace names may hold on every
+// engine (NATS stream names refuse dots, so we map them ourselves).
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func checkNames(names ...string) error {
+	for _, n := range names {
+		if !validName.MatchString(n) {
+			return fmt.Errorf("broker: name %q must match %s", n, validName)
+		}
+	}
+	return nil
+}

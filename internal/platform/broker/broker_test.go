@@ -1,0 +1,230 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/broker"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+)
+
+type engine struct {
+	name string
+	url  func(t *testing.T) string
+}
+
+var engines = []engine{
+	{"Embedded", func(t *testing.T) string { return "" }},
+	{"NATS", func(t *testing.T) string { return testsvc.NATS(t) }},
+	{"RabbitMQ", func(t *testing.T) string { return testsvc.AMQP(t) }},
+}
+
+func open(t *testing.T, url, ns, dataDir string) broker.Broker {
+	t.Helper()
+	b, err := broker.Open(context.Background(), url, broker.Options{
+		Namespace: ns, DataDir: dataDir, AckWait: time.Second, Prefetch: 64, GroupExpiry: time.Minute,
+	})
+	testsvc.CleanupBroker(t, url, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// collector records deliveries by payload.
+type collector struct {
+	mu    sync.Mutex
+	got   map[string]int
+	redel int
+	ch    chan struct{}
+}
+
+func newCollector() *collector {
+	return &collector{got: map[string]int{}, ch: make(chan struct{}, 10000)}
+}
+
+func (c *collector) handle(ack bool) broker.Handler {
+	return func(_ context.Context, m *broker.Message) {
+		c.mu.Lock()
+		c.got[string(m.Data)]++
+		if m.Redelivered {
+			c.redel++
+		}
+		c.mu.Unlock()
+		if ack {
+			_ = m.Ack()
+		}
+		c.ch <- struct{}{}
+	}
+}
+
+func (c *collector) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.got)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestContract(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			url := e.url(t)
+			ns := testsvc.Name("brokertest")
+			ctx := context.Background()
+			b := open(t, url, ns, t.TempDir())
+			defer b.Close()
+			if err := b.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			t.Run("groups", func(t *testing.T) {
+				// Two members of group A share the work; group B gets every message too.
+				a1, a2, gb := newCollector(), newCollector(), newCollector()
+				for _, c := range []struct {
+					group string
+					col   *collector
+				}{{"a", a1}, {"a", a2}, {"b", gb}} {
+					cons, err := b.Consume(ctx, "orders", c.group, c.col.handle(true))
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer cons.Stop()
+				}
+				const n = 200
+				for i := 0; i < n; i++ {
+					if err := b.Publish(ctx, "orders", []byte(fmt.Sprint(i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				waitFor(t, "group b to get all", func() bool { return gb.distinct() == n })
+				waitFor(t, "group a to get all", func() bool {
+					a1.mu.Lock()
+					defer a1.mu.Unlock()
+					a2.mu.Lock()
+					defer a2.mu.Unlock()
+					seen := map[string]bool{}
+					for k := range a1.got {
+						seen[k] = true
+					}
+					for k := range a2.got {
+						seen[k] = true
+					}
+					return len(seen) == n
+				})
+			})
+
+			t.Run("nak redelivers", func(t *testing.T) {
+				var mu sync.Mutex
+				attempts := 0
+				done := make(chan bool, 1)
+				cons, err := b.Consume(ctx, "retry", "g", func(_ context.Context, m *broker.Message) {
+					mu.Lock()
+					attempts++
+					first := attempts == 1
+					mu.Unlock()
+					if first {
+						if m.Redelivered {
+							t.Error("first delivery marked redelivered")
+						}
+						_ = m.Nak()
+						return
+					}
+					_ = m.Ack()
+					select {
+					case done <- m.Redelivered:
+					default:
+					}
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons.Stop()
+				if err := b.Publish(ctx, "retry", []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case redelivered := <-done:
+					if !redelivered {
+						t.Error("second delivery not marked redelivered")
+					}
+				case <-time.After(15 * time.Second):
+					t.Fatal("naked message was not redelivered")
+				}
+			})
+
+			t.Run("unacked survive a stopped consumer", func(t *testing.T) {
+				first := newCollector()
+				cons, err := b.Consume(ctx, "crash", "g", first.handle(false)) // never acks
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 10; i++ {
+					if err := b.Publish(ctx, "crash", []byte(fmt.Sprint(i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				waitFor(t, "first consumer to receive", func() bool { return first.distinct() == 10 })
+				cons.Stop() // "crash" with ten unsettled messages
+				second := newCollector()
+				cons2, err := b.Consume(ctx, "crash", "g", second.handle(true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons2.Stop()
+				waitFor(t, "redelivery to the second consumer", func() bool { return second.distinct() == 10 })
+			})
+
+			t.Run("bad names", func(t *testing.T) {
+				if err := b.Publish(ctx, "no.dots", nil); err == nil {
+					t.Fatal("topic with a dot accepted")
+				}
+				if _, err := b.Consume(ctx, "ok", "bad group", func(context.Context, *broker.Message) {}); err == nil {
+					t.Fatal("group with a space accepted")
+				}
+			})
+		})
+	}
+}
+
+// The embedded broker keeps unconsumed messages across a restart.
+func TestEmbeddedDurableAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	b := open(t, "", "durable", dir)
+	c := newCollector()
+	cons, err := b.Consume(ctx, "t", "g", c.handle(true)) // creates the group
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons.Stop()
+	for i := 0; i < 50; i++ {
+		if err := b.Publish(ctx, "t", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := open(t, "", "durable", dir)
+	defer b2.Close()
+	c2 := newCollector()
+	cons2, err := b2.Consume(ctx, "t", "g", c2.handle(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons2.Stop()
+	waitFor(t, "messages after restart", func() bool { return c2.distinct() == 50 })
+}

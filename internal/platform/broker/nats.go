@@ -1,0 +1,195 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATS is the JetStream engine, embedded or external.
+type NATS struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	embedded *server.Server // nil for an external server
+	opts     Options
+	streams  sync.Map // topic -> struct{}: streams known to exist
+}
+
+var _ Broker = (*NATS)(nil)
+
+func openEmbeddedNATS(ctx context.Context, opts Options) (*NATS, error) {
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "scalelab-embedded",
+		JetStream:  true,
+		StoreDir:   filepath.Join(opts.DataDir, "nats"),
+		DontListen: true, // in-process connections only
+		NoSigs:     true, // signals belong to main
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("broker: embedded nats did not become ready in 10s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("scalelab"))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("broker: connect embedded nats: %w", err)
+	}
+	b, err := newNATS(nc, opts)
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	b.embedded = srv
+	return b, nil
+}
+
+func openNATS(_ context.Context, url string, opts Options) (*NATS, error) {
+	nc, err := nats.Connect(url,
+		nats.Name("scalelab"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.Timeout(5*time.Second),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("broker: connect nats %s: %w", url, err)
+	}
+	b, err := newNATS(nc, opts)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func newNATS(nc *nats.Conn, opts Options) (*NATS, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("broker: jetstream: %w", err)
+	}
+	return &NATS{nc: nc, js: js, opts: opts}, nil
+}
+
+func (b *NATS) stream(topic string) string  { return b.opts.Namespace + "_" + topic }
+func (b *NATS) subject(topic string) string { return b.opts.Namespace + "." + topic }
+
+// ensureStream creates the topic's stream once per process.
+func (b *NATS) ensureStream(ctx context.Context, topic string) error {
+	if _, ok := b.streams.Load(topic); ok {
+		return nil
+	}
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:      b.stream(topic),
+		Subjects:  []string{b.subject(topic)},
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+		MaxAge:    24 * time.Hour,
+		MaxBytes:  1 << 30,
+		Discard:   jetstream.DiscardOld,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: create stream %s: %w", b.stream(topic), err)
+	}
+	b.streams.Store(topic, struct{}{})
+	return nil
+}
+
+// Publish implements Broker: it returns after the JetStream ack.
+func (b *NATS) Publish(ctx context.Context, topic string, data []byte) error {
+	if err := checkNames(topic); err != nil {
+		return err
+	}
+	if err := b.ensureStream(ctx, topic); err != nil {
+		return err
+	}
+	if _, err := b.js.Publish(ctx, b.subject(topic), data); err != nil {
+		return fmt.Errorf("broker: publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Consume implements Broker with a durable pull consumer per group.
+func (b *NATS) Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error) {
+	if err := checkNames(topic, group); err != nil {
+		return nil, err
+	}
+	if err := b.ensureStream(ctx, topic); err != nil {
+		return nil, err
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream(topic), jetstream.ConsumerConfig{
+		Durable:       group,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.opts.AckWait,
+		MaxAckPending: b.opts.Prefetch,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: create consumer %s/%s: %w", topic, group, err)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		meta, _ := msg.Metadata()
+		h(cctx, &Message{
+			Topic:       topic,
+			Data:        msg.Data(),
+			Redelivered: meta != nil && meta.NumDelivered > 1,
+			ack:         msg.Ack,
+			nak:         msg.Nak,
+		})
+	}, jetstream.PullMaxMessages(b.opts.Prefetch))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: consume %s/%s: %w", topic, group, err)
+	}
+	return &natsConsumer{cc: cc, cancel: cancel}, nil
+}
+
+type natsConsumer struct {
+	cc     jetstream.ConsumeContext
+	cancel context.CancelFunc
+}
+
+func (c *natsConsumer) Stop() {
+	c.cc.Stop()
+	<-c.cc.Closed()
+	c.cancel()
+}
+
+// Ping implements Broker.
+func (b *NATS) Ping(ctx context.Context) error {
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("broker: nats is %s", b.nc.Status())
+	}
+	if _, err := b.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("broker: jetstream: %w", err)
+	}
+	return nil
+}
+
+// Close drains the connection (in-flight publishes and acks complete) and
+// stops the embedded server, which flushes its streams to disk.
+func (b *NATS) Close() error {
+	err := b.nc.Drain()
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.nc.Close()
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+		b.embedded.WaitForShutdown()
+	}
+	return err
+}

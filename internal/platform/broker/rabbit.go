@@ -1,0 +1,276 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Rabbit is the RabbitMQ engine (see doc.go for the mapping).
+type Rabbit struct {
+	url  string
+	opts Options
+
+	mu        sync.Mutex
+	conn      *amqp.Connection
+	pub       *amqp.Channel // confirm mode
+	lastDial  time.Time
+	declared  map[string]bool // exchanges declared on the current connection
+	closed    bool
+	consumers map[*rabbitConsumer]struct{}
+}
+
+var _ Broker = (*Rabbit)(nil)
+
+func openRabbit(_ context.Context, url string, opts Options) (*Rabbit, error) {
+	r := &Rabbit{url: url, opts: opts, consumers: map[*rabbitConsumer]struct{}{}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.dialLocked(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Rabbit) exchange(topic string) string { return r.opts.Namespace + "." + topic }
+func (r *Rabbit) queue(topic, group string) string {
+	return r.opts.Namespace + "." + topic + "." + group
+}
+
+// dialLocked (re)opens the connection and the confirm-mode publish channel.
+func (r *Rabbit) dialLocked() error {
+	r.lastDial = time.Now()
+	conn, err := amqp.DialConfig(r.url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("broker: connect rabbitmq: %w", err)
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("broker: rabbitmq publish channel: %w", err)
+	}
+	r.conn, r.pub, r.declared = conn, ch, map[string]bool{}
+	return nil
+}
+
+// publishChannel returns a live publish channel, redialling at most once per
+// second so that an outage makes publishes fail fast rather than pile up.
+func (r *Rabbit) publishChannel(topic string) (*amqp.Channel, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.liveLocked(); err != nil {
+		return nil, err
+	}
+	if !r.declared[topic] {
+		if err := r.pub.ExchangeDeclare(r.exchange(topic), "fanout", true, false, false, false, nil); err != nil {
+			return nil, fmt.Errorf("broker: declare exchange %s: %w", r.exchange(topic), err)
+		}
+		r.declared[topic] = true
+	}
+	return r.pub, nil
+}
+
+// liveLocked makes sure the publish connection is up.
+func (r *Rabbit) liveLocked() error {
+	if r.closed {
+		return errors.New("broker: closed")
+	}
+	if r.conn == nil || r.conn.IsClosed() || r.pub.IsClosed() {
+		if time.Since(r.lastDial) < time.Second {
+			return errors.New("broker: rabbitmq connection is down")
+		}
+		if r.conn != nil {
+			r.conn.Close()
+		}
+		return r.dialLocked()
+	}
+	return nil
+}
+
+// Publish implements Broker: a persistent message, returned after the confirm.
+func (r *Rabbit) Publish(ctx context.Context, topic string, data []byte) error {
+	if err := checkNames(topic); err != nil {
+		return err
+	}
+	ch, err := r.publishChannel(topic)
+	if err != nil {
+		return err
+	}
+	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.exchange(topic), "", false, false, amqp.Publishing{
+		DeliveryMode: amqp.Persistent,
+		ContentType:  "application/octet-stream",
+		Body:         data,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: publish %s: %w", topic, err)
+	}
+	ok, err := conf.WaitContext(ctx)
+	if err != nil {
+		return fmt.Errorf("broker: publish %s: waiting for confirm: %w", topic, err)
+	}
+	if !ok {
+		return fmt.Errorf("broker: publish %s: rabbitmq nacked the message", topic)
+	}
+	return nil
+}
+
+// Consume implements Broker. The consumer runs on its own connection so that
+// a slow handler never stalls publishers, and re-subscribes after failures.
+func (r *Rabbit) Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error) {
+	if err := checkNames(topic, group); err != nil {
+		return nil, err
+	}
+	c := &rabbitConsumer{r: r, topic: topic, group: group, h: h, stop: make(chan struct{}), done: make(chan struct{})}
+	// The first subscription is synchronous so that declaration errors reach
+	// the caller and the queue exists when Consume returns.
+	conn, deliveries, err := c.subscribe()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		conn.Close()
+		return nil, errors.New("broker: closed")
+	}
+	r.consumers[c] = struct{}{}
+	r.mu.Unlock()
+	go c.run(conn, deliveries)
+	return c, nil
+}
+
+type rabbitConsumer struct {
+	r            *Rabbit
+	topic, group string
+	h            Handler
+	stop, done   chan struct{}
+	once         sync.Once
+}
+
+func (c *rabbitConsumer) subscribe() (*amqp.Connection, <-chan amqp.Delivery, error) {
+	r := c.r
+	conn, err := amqp.DialConfig(r.url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("broker: connect rabbitmq: %w", err)
+	}
+	fail := func(what string, err error) (*amqp.Connection, <-chan amqp.Delivery, error) {
+		conn.Close()
+		return nil, nil, fmt.Errorf("broker: %s: %w", what, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fail("open channel", err)
+	}
+	if err := ch.Qos(r.opts.Prefetch, 0, false); err != nil {
+		return fail("set prefetch", err)
+	}
+	ex, q := r.exchange(c.topic), r.queue(c.topic, c.group)
+	if err := ch.ExchangeDeclare(ex, "fanout", true, false, false, false, nil); err != nil {
+		return fail("declare exchange "+ex, err)
+	}
+	var args amqp.Table
+	if r.opts.GroupExpiry > 0 {
+		args = amqp.Table{"x-expires": r.opts.GroupExpiry.Milliseconds()}
+	}
+	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+		return fail("declare queue "+q, err)
+	}
+	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
+		return fail("bind queue "+q, err)
+	}
+	deliveries, err := ch.Consume(q, "", false, false, false, false, nil)
+	if err != nil {
+		return fail("consume "+q, err)
+	}
+	return conn, deliveries, nil
+}
+
+func (c *rabbitConsumer) run(conn *amqp.Connection, deliveries <-chan amqp.Delivery) {
+	defer close(c.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		if conn != nil {
+			c.deliver(ctx, deliveries)
+			conn.Close()
+			conn = nil
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff):
+		}
+		var err error
+		conn, deliveries, err = c.subscribe()
+		if err != nil {
+			slog.Warn("broker: rabbitmq consumer resubscribe failed", "topic", c.topic, "group", c.group, "err", err)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// deliver hands deliveries to the handler until the channel closes or Stop.
+func (c *rabbitConsumer) deliver(ctx context.Context, deliveries <-chan amqp.Delivery) {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case d, ok := <-deliveries:
+			if !ok {
+				return
+			}
+			c.h(ctx, &Message{
+				Topic:       c.topic,
+				Data:        d.Body,
+				Redelivered: d.Redelivered,
+				ack:         func() error { return d.Ack(false) },
+				nak:         func() error { return d.Nack(false, true) },
+			})
+		}
+	}
+}
+
+func (c *rabbitConsumer) Stop() {
+	c.once.Do(func() { close(c.stop) })
+	<-c.done
+	c.r.mu.Lock()
+	delete(c.r.consumers, c)
+	c.r.mu.Unlock()
+}
+
+// Ping implements Broker.
+func (r *Rabbit) Ping(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.liveLocked()
+}
+
+// Close stops every consumer, then closes the publish connection.
+func (r *Rabbit) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	conn := r.conn
+	active := make([]*rabbitConsumer, 0, len(r.consumers))
+	for c := range r.consumers {
+		active = append(active, c)
+	}
+	r.mu.Unlock()
+	for _, c := range active {
+		c.Stop()
+	}
+	if conn != nil && !conn.IsClosed() {
+		return conn.Close()
+	}
+	return nil
+}
