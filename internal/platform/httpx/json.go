@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
@@ -56,12 +55,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // DecodeJSON decodes the request body into v. It rejects unknown fields,
-// trailing data, a wrong content type and an oversized body with a 4xx
-// apperr, so a handler can pass the error straight to WriteError.
+// trailing data and an oversized body with a 4xx apperr, so a handler can
+// pass the error straight to WriteError. The Content-Type is not checked:
+// the body either parses as JSON or is refused, and `curl -d` works.
 func DecodeJSON(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return apperr.E(apperr.Invalid, "content type must be application/json")
-	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -57,25 +57,53 @@ func (m *Metrics) total(system string) *atomic.Uint64 {
 	return v.(*atomic.Uint64)
 }
 
-// statusWriter remembers the status a handler wrote.
+// statusWriter remembers the status a handler wrote, and turns the plain
+// text 404 and 405 that http.ServeMux writes for unmatched requests into
+// JSON errors like every other error of ours. It knows the mux wrote them
+// because the mux leaves r.Pattern empty when nothing matched.
 type statusWriter struct {
 	http.ResponseWriter
+	req     *http.Request
 	status  int
 	written bool
+	muted   bool // the mux's plain-text body is being replaced
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if !w.written {
-		w.status, w.written = code, true
+	if w.written {
+		return
+	}
+	w.status, w.written = code, true
+	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) && w.req.Pattern == "" {
+		w.muted = true
+		msg := "no such route: " + w.req.Method + " " + w.req.URL.Path
+		if code == http.StatusMethodNotAllowed {
+			msg = "method " + w.req.Method + " is not allowed on " + w.req.URL.Path
+		}
+		h := w.ResponseWriter.Header()
+		h.Del("X-Content-Type-Options")
+		WriteJSON(w.ResponseWriter, code, ErrorBody{Error: msg})
+		return
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.written {
-		w.status, w.written = http.StatusOK, true
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.muted {
+		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// JSONErrors makes the unmatched-route errors of the mux next JSON. Instrument
+// already does this; use JSONErrors for muxes that are not instrumented.
+func JSONErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&statusWriter{ResponseWriter: w, req: r, status: http.StatusOK}, r)
+	})
 }
 
 // Unwrap lets http.ResponseController reach the real writer (flush, deadlines,
@@ -93,7 +121,7 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 	total := m.total(system)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusWriter{ResponseWriter: w, req: r, status: http.StatusOK}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
 		}

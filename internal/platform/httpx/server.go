@@ -59,6 +59,9 @@ func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *Server {
 	}
 }
 
+// SetHandler sets the handler; call it before Serve.
+func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = h }
+
 // Listen binds the address so that Addr is known before serving.
 func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -67,6 +70,14 @@ func (s *Server) Listen() error {
 	}
 	s.ln = ln
 	return nil
+}
+
+// Close releases the listener of a server that will not Serve.
+func (s *Server) Close() error {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Close()
 }
 
 // Addr is the bound address (host:port), valid after Listen.

@@ -2,10 +2,13 @@ package snowflake
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -288,4 +291,79 @@ func (s *RedisLeaseStore) Renew(ctx context.Context, worker int, owner string, u
 // Release implements LeaseStore.
 func (s *RedisLeaseStore) Release(ctx context.Context, worker int, owner string) error {
 	return releaseScript.Run(ctx, s.client, []string{s.key(worker)}, owner).Err()
+}
+
+// OpenLeaseStore picks where worker-ID leases live: "redis" needs a Redis
+// client; "sql" uses the SQL store; "auto" prefers Redis when there is one.
+func OpenLeaseStore(ctx context.Context, kind string, db *sqldb.DB, rc *redis.Client) (LeaseStore, error) {
+	switch {
+	case kind == "redis" || (kind == "auto" && rc != nil):
+		if rc == nil {
+			return nil, errors.New("snowflake: lease store redis needs --cache redis://…")
+		}
+		return NewRedisLeaseStore(rc, ""), nil
+	case kind == "sql" || kind == "auto":
+		return NewSQLLeaseStore(ctx, db)
+	}
+	return nil, fmt.Errorf("snowflake: lease store %q: want auto, sql or redis", kind)
+}
+
+// Owner names this process in lease records: system, host, pid and a random tag.
+func Owner(system string) string {
+	hostname, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s/%s:%d:%s", system, hostname, os.Getpid(), hex.EncodeToString(b))
+}
+
+// LeasedGenerator is a generator plus the lease that keeps its worker ID,
+// renewed in the background until Close. With a fixed worker it is just the
+// generator.
+type LeasedGenerator struct {
+	*Generator
+	lease  *Lease
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewLeasedGenerator returns a generator for worker (0–1023), or, when
+// worker is -1, one whose worker ID is leased from store kind and renewed.
+func NewLeasedGenerator(ctx context.Context, worker int, cfg Config, kind string, ttl time.Duration,
+	db *sqldb.DB, rc *redis.Client, owner string, logger *slog.Logger) (*LeasedGenerator, error) {
+	if worker < -1 || worker > MaxWorker {
+		return nil, fmt.Errorf("snowflake: worker id %d out of range 0–%d (or -1 to lease one)", worker, MaxWorker)
+	}
+	cfg.Worker = max(worker, 0)
+	gen, err := NewGenerator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lg := &LeasedGenerator{Generator: gen}
+	if worker >= 0 {
+		return lg, nil
+	}
+	store, err := OpenLeaseStore(ctx, kind, db, rc)
+	if err != nil {
+		return nil, err
+	}
+	if lg.lease, err = AcquireLease(ctx, store, gen, owner, ttl, logger); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	lg.cancel, lg.done = cancel, make(chan struct{})
+	go func() {
+		defer close(lg.done)
+		lg.lease.Run(runCtx)
+	}()
+	return lg, nil
+}
+
+// Close stops renewing and releases the worker ID.
+func (lg *LeasedGenerator) Close(ctx context.Context) error {
+	if lg.lease == nil {
+		return nil
+	}
+	lg.cancel()
+	<-lg.done
+	return lg.lease.Close(ctx)
 }

@@ -1,0 +1,69 @@
+// Package cli is the scalelab command line: the root command, `up`, and the
+// command group each system exports. Adding a system means one line in
+// systems() and one in Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scalelab/scalelab/internal/idgen"
+	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/shortener"
+)
+
+// systems lists every system `up` starts, in dashboard order, each with the
+// configuration it gets on embedded defaults.
+func systems() []host.Factory {
+	return []host.Factory{
+		idgen.Factory(idgen.DefaultConfig()),
+		shortener.Factory(shortener.DefaultConfig()),
+	}
+}
+
+// usageError marks errors in the command line (exit code 2).
+type usageError struct{ error }
+
+// Run executes the command line and returns the process exit code:
+// 0 success, 1 failure, 2 bad usage.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := &cobra.Command{
+		Use:           "scalelab",
+		Short:         "The classic scalable distributed systems, built for real: run them, load them, break them, measure them",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command())
+	for _, c := range root.Commands() {
+		c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	}
+	root.SetArgs(args[1:])
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "scalelab: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isArgsError(err) {
+		return 2
+	}
+	return 1
+}
+
+// isArgsError recognises cobra's own argument-count and unknown-command errors.
+func isArgsError(err error) bool {
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "unknown flag", "unknown shorthand"} {
+		if strings.Contains(err.Error(), p) {
+			return true
+		}
+	}
+	return false
+}

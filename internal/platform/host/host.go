@@ -1,0 +1,254 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/scalelab/scalelab/internal/platform/broker"
+	"github.com/scalelab/scalelab/internal/platform/cache"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/sqldb"
+)
+
+// System is what a system exports to the host.
+type System interface {
+	Name() string
+	Description() string
+	// Handler serves the system's routes relative to its mount point.
+	Handler() http.Handler
+	// Checks are the system's own readiness checks (engines are checked by the host).
+	Checks() []httpx.Check
+	// Close stops background work and flushes buffers; engines close after.
+	Close(ctx context.Context) error
+}
+
+// Factory builds a system from its dependencies.
+type Factory struct {
+	Name        string
+	Description string
+	New         func(ctx context.Context, deps *Deps) (System, error)
+}
+
+// Engines are the engine URLs shared by every serve command.
+type Engines struct {
+	Addr      string
+	PublicURL string
+	Data      string
+	DB        string
+	Cache     string
+	Broker    string
+	MaxBody   int64
+	Debug     bool
+}
+
+// envOr returns $SCALELAB_<NAME> or def.
+func envOr(name, def string) string {
+	if v := os.Getenv("SCALELAB_" + name); v != "" {
+		return v
+	}
+	return def
+}
+
+// BindFlags adds --addr, --data, --db, --cache, --broker (with SCALELAB_*
+// environment fallbacks) to fs.
+func (e *Engines) BindFlags(fs *pflag.FlagSet, defaultAddr string) {
+	fs.StringVar(&e.Addr, "addr", envOr("ADDR", defaultAddr), "listen address host:port ($SCALELAB_ADDR)")
+	fs.StringVar(&e.PublicURL, "public-url", envOr("PUBLIC_URL", ""), "URL clients use to reach this server, if not http://ADDR ($SCALELAB_PUBLIC_URL)")
+	fs.StringVar(&e.Data, "data", envOr("DATA", "./data"), "directory for embedded engines' files ($SCALELAB_DATA)")
+	fs.StringVar(&e.DB, "db", envOr("DB", ""), "SQL store: sqlite://PATH (default DATA/scalelab.db), postgres://…, mysql://… ($SCALELAB_DB)")
+	fs.StringVar(&e.Cache, "cache", envOr("CACHE", ""), "cache: mem:// (default) or redis://… ($SCALELAB_CACHE)")
+	fs.StringVar(&e.Broker, "broker", envOr("BROKER", ""), "broker: embedded:// (default, NATS JetStream in-process), nats://…, amqp://… ($SCALELAB_BROKER)")
+	fs.Int64Var(&e.MaxBody, "max-body", httpx.DefaultMaxBody, "request body limit in bytes")
+	fs.BoolVar(&e.Debug, "debug", envOr("DEBUG", "") != "", "log every request ($SCALELAB_DEBUG)")
+}
+
+// Deps are the opened engines and shared services a system may use. A system
+// opens nothing itself, so that `up` can share one of each between systems.
+type Deps struct {
+	Engines  Engines
+	DB       *sqldb.DB
+	Cache    cache.Cache
+	Redis    *redis.Client // non-nil only when --cache is redis://
+	Broker   broker.Broker
+	Registry *prometheus.Registry
+	Metrics  *httpx.Metrics
+	Logger   *slog.Logger
+	// BaseURL is where the system's routes are reachable from outside
+	// (e.g. http://127.0.0.1:8080/shortener), set per system by the host.
+	BaseURL string
+}
+
+// Open opens every engine named in e. On error nothing is left open.
+func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
+	d := &Deps{Engines: e, Logger: logger, Registry: prometheus.NewRegistry()}
+	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.Metrics = httpx.NewMetrics(d.Registry)
+	var err error
+	if d.DB, err = sqldb.Open(ctx, e.DB, e.Data); err != nil {
+		return nil, err
+	}
+	if d.Cache, err = cache.Open(ctx, e.Cache, cache.Options{}); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if r, ok := d.Cache.(*cache.Redis); ok {
+		d.Redis = r.Client()
+	}
+	if d.Broker, err = broker.Open(ctx, e.Broker, broker.Options{DataDir: e.Data}); err != nil {
+		d.Close()
+		return nil, err
+	}
+	logger.Info("engines open", "db", d.DB.Where, "cache", describe(e.Cache, "in-process"),
+		"broker", describe(e.Broker, "embedded NATS JetStream"))
+	return d, nil
+}
+
+func describe(url, def string) string {
+	if url == "" {
+		return def
+	}
+	if i := strings.Index(url, "@"); i >= 0 { // hide credentials
+		if j := strings.Index(url, "://"); j >= 0 && j < i {
+			return url[:j+3] + "…" + url[i:]
+		}
+	}
+	return url
+}
+
+// Checks are the engines' readiness checks.
+func (d *Deps) Checks() []httpx.Check {
+	return []httpx.Check{
+		{Name: "db", Fn: d.DB.PingContext},
+		{Name: "cache", Fn: d.Cache.Ping},
+		{Name: "broker", Fn: d.Broker.Ping},
+	}
+}
+
+// Close closes the engines: broker first (it may be flushing to disk), then
+// cache and database.
+func (d *Deps) Close() error {
+	var errs []error
+	if d.Broker != nil {
+		errs = append(errs, d.Broker.Close())
+	}
+	if d.Cache != nil {
+		errs = append(errs, d.Cache.Close())
+	}
+	if d.DB != nil {
+		errs = append(errs, d.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Logger builds the process logger.
+func Logger(w io.Writer, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Instrument wraps a system handler with the shared middleware.
+func (d *Deps) Instrument(sys System) http.Handler {
+	return httpx.Instrument(sys.Name(), d.Metrics, d.Engines.MaxBody, d.Logger, sys.Handler())
+}
+
+// Listen binds the HTTP address before any system is built, so that a
+// system knows its public URL even when the port was ":0".
+func Listen(d *Deps) (*httpx.Server, error) {
+	srv := httpx.NewServer(httpx.ServerConfig{Addr: d.Engines.Addr}, nil, d.Logger)
+	if err := srv.Listen(); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// PublicURL is --public-url, or http://ADDR of the bound server.
+func (d *Deps) PublicURL(srv *httpx.Server) string {
+	if d.Engines.PublicURL != "" {
+		return strings.TrimRight(d.Engines.PublicURL, "/")
+	}
+	return BaseURL(srv.Addr())
+}
+
+// Run serves app (already holding every system) behind the operational
+// endpoints until ctx ends, then shuts down in order: HTTP drain, systems'
+// Close, engines' Close.
+func Run(ctx context.Context, d *Deps, srv *httpx.Server, systems []System, app http.Handler) error {
+	checks := d.Checks()
+	for _, s := range systems {
+		for _, c := range s.Checks() {
+			checks = append(checks, httpx.Check{Name: s.Name() + "." + c.Name, Fn: c.Fn})
+		}
+	}
+	srv.SetHandler(httpx.Ops(app, d.Registry, checks))
+	serveErr := srv.Serve(ctx)
+	closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var errs []error
+	if serveErr != nil {
+		errs = append(errs, serveErr)
+	}
+	for _, s := range systems {
+		if err := s.Close(closeCtx); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", s.Name(), err))
+		}
+	}
+	if err := d.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close engines: %w", err))
+	}
+	d.Logger.Info("shut down", "errors", len(errs))
+	return errors.Join(errs...)
+}
+
+// BaseURL returns http://ADDR for a listen address, with 0.0.0.0/[::] shown
+// as 127.0.0.1 so that links work from the same machine.
+func BaseURL(addr string) string {
+	host := addr
+	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
+		host = "127.0.0.1" + host[strings.LastIndex(host, ":"):]
+	}
+	if strings.HasPrefix(host, "[::]:") {
+		host = "127.0.0.1" + host[4:]
+	}
+	return "http://" + host
+}
+
+// ServeOne runs one system at the root of its own server: open engines,
+// bind, build the system with its public URL, serve until ctx ends. ready,
+// if not nil, is called with the public URL once the server is bound.
+func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(context.Context, *Deps) (System, error), ready func(url string)) error {
+	d, err := Open(ctx, e, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := Listen(d)
+	if err != nil {
+		d.Close()
+		return err
+	}
+	d.BaseURL = d.PublicURL(srv)
+	sys, err := build(ctx, d)
+	if err != nil {
+		srv.Close()
+		d.Close()
+		return err
+	}
+	if ready != nil {
+		ready(d.BaseURL)
+	}
+	return Run(ctx, d, srv, []System{sys}, d.Instrument(sys))
+}

@@ -1,0 +1,122 @@
+package shortener
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/ratelimit"
+)
+
+// Handler implements host.System: the whole HTTP surface of the shortener.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /api/v1/links", ratelimit.Middleware(s.limiter, ratelimit.ClientIP, http.HandlerFunc(s.handleCreate)))
+	mux.HandleFunc("GET /api/v1/links/{code}", s.handleGet)
+	mux.HandleFunc("GET /api/v1/links/{code}/stats", s.handleStats)
+	mux.HandleFunc("DELETE /api/v1/links/{code}", s.handleDelete)
+	mux.HandleFunc("GET /{code}", s.handleRedirect)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "shortener", "description": description,
+			"endpoints": []string{"POST api/v1/links", "GET {code}", "GET api/v1/links/{code}",
+				"GET api/v1/links/{code}/stats", "DELETE api/v1/links/{code}"}})
+	})
+	return mux
+}
+
+// linkJSON is a link as the API shows it.
+type linkJSON struct {
+	Code        string     `json:"code"`
+	ShortURL    string     `json:"short_url"`
+	URL         string     `json:"url"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	Expired     bool       `json:"expired"`
+	Clicks      *int64     `json:"clicks,omitempty"`
+	DeleteToken string     `json:"delete_token,omitempty"`
+}
+
+func (s *Service) linkJSON(l *Link) linkJSON {
+	return linkJSON{Code: l.Code, ShortURL: s.ShortURL(l.Code), URL: l.URL, CreatedAt: l.CreatedAt,
+		ExpiresAt: l.ExpiresAt, Expired: l.Expired(s.now())}
+}
+
+func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
+	var req CreateRequest
+	if err := httpx.DecodeJSON(r, &req); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	c, err := s.Create(r.Context(), req)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := s.linkJSON(c.Link)
+	out.DeleteToken = c.DeleteToken
+	w.Header().Set("Location", out.ShortURL)
+	httpx.WriteJSON(w, http.StatusCreated, out)
+}
+
+func (s *Service) handleRedirect(w http.ResponseWriter, r *http.Request) {
+	code := r.PathValue("code")
+	l, err := s.Resolve(r.Context(), code)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	s.clicks.Record(ClickEvent{
+		Code:     l.Code,
+		At:       s.now().UnixMilli(),
+		Referrer: ReferrerHost(r.Header.Get("Referer")),
+		Agent:    AgentFamily(r.Header.Get("User-Agent")),
+	})
+	status := http.StatusFound
+	if s.cfg.Permanent {
+		status = http.StatusMovedPermanently
+	}
+	// Set the header directly rather than http.Redirect: no HTML body to
+	// build, and the URL is passed through exactly as it was stored.
+	h := w.Header()
+	h["Location"] = []string{l.URL}
+	h["Cache-Control"] = []string{"private, max-age=0"}
+	w.WriteHeader(status)
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	l, err := s.Get(r.Context(), r.PathValue("code"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	clicks, err := s.store.clicks(r.Context(), l.Code)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := s.linkJSON(l)
+	out.Clicks = &clicks
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Service) handleStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Stats(r.Context(), r.PathValue("code"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, st)
+}
+
+func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
+	token := r.Header.Get("X-Delete-Token")
+	if auth := r.Header.Get("Authorization"); token == "" && strings.HasPrefix(auth, "Bearer ") {
+		token = strings.TrimSpace(strings.TrimPrefix(auth, "Bearer "))
+	}
+	if err := s.Delete(r.Context(), r.PathValue("code"), token); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
