@@ -48,8 +48,7 @@ func Factory(cfg Config) host.Factory {
 
 // New builds the service; with a leased worker ID it claims one now.
 func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
-	gen, err := snowflake.NewLeasedGenerator(ctx, cfg.WorkerID, snowflake.Config{MaxBackward: cfg.MaxBackward},
-		cfg.LeaseStore, cfg.LeaseTTL, d.DB, d.Redis, snowflake.Owner("idgen"), d.Logger)
+	gen, err := snowflake.NewLeasedGenerator(ctx, cfg.WorkerID, snowflake.Config{MaxBackward: cfg.MaxBackward}, d.LeaseOptions("idgen", cfg.LeaseStore, cfg.LeaseTTL))
 	if err != nil {
 		return nil, fmt.Errorf("idgen: %w", err)
 	}

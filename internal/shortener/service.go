@@ -92,8 +92,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := snowflake.NewLeasedGenerator(ctx, cfg.WorkerID, snowflake.Config{}, cfg.LeaseStore, cfg.LeaseTTL,
-		d.DB, d.Redis, snowflake.Owner("shortener"), d.Logger)
+	ids, err := snowflake.NewLeasedGenerator(ctx, cfg.WorkerID, snowflake.Config{}, d.LeaseOptions("shortener", cfg.LeaseStore, cfg.LeaseTTL))
 	if err != nil {
 		return nil, fmt.Errorf("shortener: %w", err)
 	}
@@ -104,7 +103,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		cache:   d.Cache,
 		ids:     ids,
 		urls:    NewURLValidator(d.BaseURL),
-		limiter: ratelimit.New(limit, d.Redis, "shortener-create"),
+		limiter: ratelimit.New(limit, d.Redis, d.Engines.Namespace+":shortener-create"),
 		logger:  d.Logger,
 		now:     time.Now,
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -45,7 +45,7 @@ func openRedis(ctx context.Context, rawURL string, opts Options) (*Redis, error)
 func NewRedis(client *redis.Client, opts Options) *Redis {
 	opts.defaults()
 	prefix := "scalelab:"
-	if opts.Namespace != "" {
+	if opts.Namespace != "" && opts.Namespace != "scalelab" {
 		prefix += opts.Namespace + ":"
 	}
 	localOpts := opts

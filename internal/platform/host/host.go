@@ -19,6 +19,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/cache"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/snowflake"
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 )
 
@@ -49,8 +50,14 @@ type Engines struct {
 	DB        string
 	Cache     string
 	Broker    string
-	MaxBody   int64
-	Debug     bool
+	// Namespace prefixes everything shared on an external engine (cache
+	// keys, rate-limit keys, streams and queues, worker-ID leases), so that
+	// several deployments, or tests, can share one Redis and one broker.
+	Namespace string
+	// GroupExpiry is passed to the broker (RabbitMQ x-expires); tests set it.
+	GroupExpiry time.Duration
+	MaxBody     int64
+	Debug       bool
 }
 
 // envOr returns $SCALELAB_<NAME> or def.
@@ -70,6 +77,7 @@ func (e *Engines) BindFlags(fs *pflag.FlagSet, defaultAddr string) {
 	fs.StringVar(&e.DB, "db", envOr("DB", ""), "SQL store: sqlite://PATH (default DATA/scalelab.db), postgres://…, mysql://… ($SCALELAB_DB)")
 	fs.StringVar(&e.Cache, "cache", envOr("CACHE", ""), "cache: mem:// (default) or redis://… ($SCALELAB_CACHE)")
 	fs.StringVar(&e.Broker, "broker", envOr("BROKER", ""), "broker: embedded:// (default, NATS JetStream in-process), nats://…, amqp://… ($SCALELAB_BROKER)")
+	fs.StringVar(&e.Namespace, "namespace", envOr("NAMESPACE", "scalelab"), "prefix of keys, streams and queues on shared engines ($SCALELAB_NAMESPACE)")
 	fs.Int64Var(&e.MaxBody, "max-body", httpx.DefaultMaxBody, "request body limit in bytes")
 	fs.BoolVar(&e.Debug, "debug", envOr("DEBUG", "") != "", "log every request ($SCALELAB_DEBUG)")
 }
@@ -92,6 +100,9 @@ type Deps struct {
 
 // Open opens every engine named in e. On error nothing is left open.
 func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
+	if e.Namespace == "" {
+		e.Namespace = "scalelab"
+	}
 	d := &Deps{Engines: e, Logger: logger, Registry: prometheus.NewRegistry()}
 	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.Metrics = httpx.NewMetrics(d.Registry)
@@ -99,14 +110,15 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 	if d.DB, err = sqldb.Open(ctx, e.DB, e.Data); err != nil {
 		return nil, err
 	}
-	if d.Cache, err = cache.Open(ctx, e.Cache, cache.Options{}); err != nil {
+	if d.Cache, err = cache.Open(ctx, e.Cache, cache.Options{Namespace: e.Namespace}); err != nil {
 		d.Close()
 		return nil, err
 	}
 	if r, ok := d.Cache.(*cache.Redis); ok {
 		d.Redis = r.Client()
 	}
-	if d.Broker, err = broker.Open(ctx, e.Broker, broker.Options{DataDir: e.Data}); err != nil {
+	if d.Broker, err = broker.Open(ctx, e.Broker, broker.Options{
+		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry}); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -251,4 +263,10 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 		ready(d.BaseURL)
 	}
 	return Run(ctx, d, srv, []System{sys}, d.Instrument(sys))
+}
+
+// LeaseOptions are the worker-ID lease settings for a system on these engines.
+func (d *Deps) LeaseOptions(system, store string, ttl time.Duration) snowflake.LeaseOptions {
+	return snowflake.LeaseOptions{Store: store, Namespace: d.Engines.Namespace, TTL: ttl,
+		DB: d.DB, Redis: d.Redis, Owner: snowflake.Owner(system), Logger: d.Logger}
 }

@@ -294,14 +294,15 @@ func (s *RedisLeaseStore) Release(ctx context.Context, worker int, owner string)
 }
 
 // OpenLeaseStore picks where worker-ID leases live: "redis" needs a Redis
-// client; "sql" uses the SQL store; "auto" prefers Redis when there is one.
-func OpenLeaseStore(ctx context.Context, kind string, db *sqldb.DB, rc *redis.Client) (LeaseStore, error) {
+// client (keys under scalelab:NAMESPACE:snowflake); "sql" uses the SQL
+// store; "auto" prefers Redis when there is one.
+func OpenLeaseStore(ctx context.Context, kind, namespace string, db *sqldb.DB, rc *redis.Client) (LeaseStore, error) {
 	switch {
 	case kind == "redis" || (kind == "auto" && rc != nil):
 		if rc == nil {
 			return nil, errors.New("snowflake: lease store redis needs --cache redis://…")
 		}
-		return NewRedisLeaseStore(rc, ""), nil
+		return NewRedisLeaseStore(rc, "scalelab:"+namespace+":snowflake"), nil
 	case kind == "sql" || kind == "auto":
 		return NewSQLLeaseStore(ctx, db)
 	}
@@ -326,10 +327,20 @@ type LeasedGenerator struct {
 	done   chan struct{}
 }
 
+// LeaseOptions say where and how a worker ID is leased.
+type LeaseOptions struct {
+	Store     string // auto, sql or redis
+	Namespace string // Redis key namespace
+	TTL       time.Duration
+	DB        *sqldb.DB
+	Redis     *redis.Client
+	Owner     string
+	Logger    *slog.Logger
+}
+
 // NewLeasedGenerator returns a generator for worker (0–1023), or, when
-// worker is -1, one whose worker ID is leased from store kind and renewed.
-func NewLeasedGenerator(ctx context.Context, worker int, cfg Config, kind string, ttl time.Duration,
-	db *sqldb.DB, rc *redis.Client, owner string, logger *slog.Logger) (*LeasedGenerator, error) {
+// worker is -1, one whose worker ID is leased and renewed as lo says.
+func NewLeasedGenerator(ctx context.Context, worker int, cfg Config, lo LeaseOptions) (*LeasedGenerator, error) {
 	if worker < -1 || worker > MaxWorker {
 		return nil, fmt.Errorf("snowflake: worker id %d out of range 0–%d (or -1 to lease one)", worker, MaxWorker)
 	}
@@ -342,11 +353,11 @@ func NewLeasedGenerator(ctx context.Context, worker int, cfg Config, kind string
 	if worker >= 0 {
 		return lg, nil
 	}
-	store, err := OpenLeaseStore(ctx, kind, db, rc)
+	store, err := OpenLeaseStore(ctx, lo.Store, lo.Namespace, lo.DB, lo.Redis)
 	if err != nil {
 		return nil, err
 	}
-	if lg.lease, err = AcquireLease(ctx, store, gen, owner, ttl, logger); err != nil {
+	if lg.lease, err = AcquireLease(ctx, store, gen, lo.Owner, lo.TTL, lo.Logger); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
