@@ -25,7 +25,7 @@ type instance struct {
 // startInstance runs a real shortener server (host.ServeOne, the production
 // wiring) on 127.0.0.1:0 until the test ends. wrap, if set, may replace the
 // engines before the service is built (fault injection).
-func startInstance(t *testing.T, e host.Engines, cfg Config, wrap func(*host.Deps)) *instance {
+func startInstance(t testing.TB, e host.Engines, cfg Config, wrap func(*host.Deps)) *instance {
 	t.Helper()
 	if e.Addr == "" {
 		e.Addr = "127.0.0.1:0"

@@ -164,13 +164,16 @@ func (d *Deps) Close() error {
 	return errors.Join(errs...)
 }
 
-// Logger builds the process logger.
+// Logger builds the process logger and makes it the slog default, so that
+// packages logging through slog's top-level functions share it.
 func Logger(w io.Writer, debug bool) *slog.Logger {
 	level := slog.LevelInfo
 	if debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	l := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(l)
+	return l
 }
 
 // Instrument wraps a system handler with the shared middleware.

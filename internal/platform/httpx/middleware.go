@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 // DefaultMaxBody is the request body limit when none is configured.
@@ -133,7 +131,7 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 				logger.Error("panic serving request", "system", system, "method", r.Method,
 					"path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !sw.written {
-					WriteError(sw, r, apperr.E(apperr.Internal, "panic"))
+					WriteError(sw, r, fmt.Errorf("panic: %v", p))
 				}
 			}
 			route := r.Pattern

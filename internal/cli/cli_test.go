@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/host"
+)
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = Run(context.Background(), append([]string{"scalelab"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpListsEverySystem(t *testing.T) {
+	code, out, _ := run("--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, f := range systems() {
+		if !strings.Contains(out, f.Name) {
+			t.Errorf("--help does not list %s:\n%s", f.Name, out)
+		}
+	}
+	if !strings.Contains(out, "up") {
+		t.Error("--help does not list up")
+	}
+}
+
+func TestDecode(t *testing.T) {
+	code, out, errs := run("idgen", "decode", "382398728125808640")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var d struct {
+		Worker, Sequence int
+		Time             time.Time
+		Base62           string
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Time.Year() != 2026 || d.Base62 == "" {
+		t.Fatalf("decoded %+v", d)
+	}
+	if code, out2, _ := run("idgen", "decode", "--base62", d.Base62); code != 0 || out2 != out {
+		t.Fatalf("base62 decode: %d %q", code, out2)
+	}
+}
+
+func TestBadUsageExitsTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"idgen", "decode"}, {"idgen", "decode", "1", "2"}, {"nosuchcommand"}, {"up", "--nosuchflag"},
+		{"shortener", "serve", "--cache-ttl", "soon"},
+	} {
+		if code, _, errs := run(args...); code != 2 || !strings.HasPrefix(errs, "scalelab: ") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	if code, _, errs := run("idgen", "decode", "not-an-id"); code != 1 || !strings.Contains(errs, "invalid id") {
+		t.Errorf("bad id: exit %d, %q", code, errs)
+	}
+}
+
+// `up` starts every system in one process: dashboard, /api/systems, the ops
+// endpoints, the systems under their prefixes; cancelling stops it cleanly.
+func TestUp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- Up(ctx, host.Engines{Addr: "127.0.0.1:0", Data: t.TempDir()}, systems(),
+			slog.New(slog.DiscardHandler), func(u string) { ready <- u })
+	}()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not start")
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/idgen/api/v1/ids?count=3", "/idgen/", "/shortener/"} {
+		if s, body := get(p); s != 200 {
+			t.Fatalf("GET %s: %d %s", p, s, body)
+		}
+	}
+	resp, err := http.Post(base+"/shortener/api/v1/links", "application/json", strings.NewReader(`{"url":"https://example.com/up"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link struct {
+		ShortURL string `json:"short_url"`
+	}
+	json.NewDecoder(resp.Body).Decode(&link)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || !strings.HasPrefix(link.ShortURL, base+"/shortener/") {
+		t.Fatalf("create under up: %d %q", resp.StatusCode, link.ShortURL)
+	}
+
+	s, body := get("/api/systems")
+	var list struct{ Systems []SystemInfo }
+	if err := json.Unmarshal([]byte(body), &list); err != nil || s != 200 {
+		t.Fatalf("/api/systems: %d %s", s, body)
+	}
+	if len(list.Systems) != len(systems()) {
+		t.Fatalf("%d systems listed", len(list.Systems))
+	}
+	for _, sys := range list.Systems {
+		if sys.BaseURL != base+"/"+sys.Name || sys.Description == "" {
+			t.Fatalf("system %+v", sys)
+		}
+		if sys.Name == "idgen" && sys.Requests < 2 {
+			t.Fatalf("idgen request count %d", sys.Requests)
+		}
+	}
+	s, page := get("/")
+	if s != 200 || !strings.Contains(page, "<table>") || !strings.Contains(page, base+"/shortener") {
+		t.Fatalf("dashboard: %d %s", s, page)
+	}
+	if s, body := get("/no/such/thing"); s != 404 || !strings.Contains(body, `"error"`) {
+		t.Fatalf("unknown path: %d %s", s, body)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not shut down")
+	}
+}

@@ -1,0 +1,139 @@
+package idgen
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/snowflake"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+)
+
+func start(t *testing.T, e host.Engines, cfg Config) string {
+	t.Helper()
+	e.Addr = "127.0.0.1:0"
+	if e.Data == "" {
+		e.Data = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- host.ServeOne(ctx, e, slog.New(slog.DiscardHandler), Factory(cfg).New, func(u string) { ready <- u })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	select {
+	case u := <-ready:
+		return u
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("start timed out")
+	}
+	return ""
+}
+
+func get(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET %s: content type %q", url, resp.Header.Get("Content-Type"))
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		t.Fatalf("GET %s: %q: %v", url, body, err)
+	}
+	return resp.StatusCode
+}
+
+func TestAPI(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WorkerID = 42
+	base := start(t, host.Engines{}, cfg)
+
+	var ids idsResponse
+	if s := get(t, base+"/api/v1/ids?count=10000", &ids); s != 200 || len(ids.IDs) != 10000 {
+		t.Fatalf("count=10000: %d, %d ids", s, len(ids.IDs))
+	}
+	prev := int64(0)
+	for _, s := range ids.IDs {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= prev {
+			t.Fatalf("id %q after %d", s, prev)
+		}
+		prev = n
+	}
+	if s := get(t, base+"/api/v1/ids", &ids); s != 200 || len(ids.IDs) != 1 {
+		t.Fatalf("default count: %d %v", s, ids.IDs)
+	}
+
+	var d Decoded
+	if s := get(t, base+"/api/v1/ids/"+ids.IDs[0], &d); s != 200 {
+		t.Fatalf("decode: %d", s)
+	}
+	if d.Worker != 42 || d.ID != ids.IDs[0] || time.Since(d.Time) > time.Minute || d.Time.After(time.Now().Add(time.Second)) {
+		t.Fatalf("decoded %+v", d)
+	}
+	if n, _ := snowflake.DecodeBase62(d.Base62); strconv.FormatUint(n, 10) != d.ID {
+		t.Fatalf("base62 %q does not match %s", d.Base62, d.ID)
+	}
+
+	var e struct{ Error string }
+	for _, q := range []string{"count=0", "count=10001", "count=-1", "count=abc", "count=1.5", "count="} {
+		if s := get(t, base+"/api/v1/ids?"+q, &e); s != 400 || e.Error == "" {
+			if q == "count=" && s == 200 {
+				continue // an empty count means the default
+			}
+			t.Errorf("%s: %d %q", q, s, e.Error)
+		}
+	}
+	for _, id := range []string{"abc", "-1", "99999999999999999999", "1e5"} {
+		if s := get(t, base+"/api/v1/ids/"+id, &e); s != 400 || e.Error == "" {
+			t.Errorf("decode %s: %d %q", id, s, e.Error)
+		}
+	}
+}
+
+// Two servers leasing from one store never share a worker ID, and /readyz
+// reports the lease.
+func TestLeasedWorkers(t *testing.T) {
+	for name, e := range map[string]func() host.Engines{
+		"SQL": func() host.Engines { return host.Engines{DB: testsvc.Postgres(t)} },
+		"Redis": func() host.Engines {
+			return host.Engines{Cache: testsvc.Redis(t), Namespace: testsvc.Name("idgentest")}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			eng := e()
+			a, b := start(t, eng, DefaultConfig()), start(t, eng, DefaultConfig())
+			var ia, ib idsResponse
+			get(t, a+"/api/v1/ids", &ia)
+			get(t, b+"/api/v1/ids", &ib)
+			var da, db Decoded
+			get(t, a+"/api/v1/ids/"+ia.IDs[0], &da)
+			get(t, b+"/api/v1/ids/"+ib.IDs[0], &db)
+			if da.Worker == db.Worker {
+				t.Fatalf("both servers use worker %d", da.Worker)
+			}
+			var ready map[string]any
+			if s := get(t, a+"/readyz", &ready); s != 200 {
+				t.Fatalf("readyz: %d %v", s, ready)
+			}
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+)
+
+func testHandler(t *testing.T) (http.Handler, *Metrics) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		if err := DecodeJSON(r, &v); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, apperr.E(apperr.NotFound, "no item %s", r.PathValue("id")))
+	})
+	mux.HandleFunc("GET /internal", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, errors.New("database password is hunter2"))
+	})
+	m := NewMetrics(prometheus.NewRegistry())
+	return Instrument("test", m, 64, slog.New(slog.DiscardHandler), mux), m
+}
+
+func serve(h http.Handler, method, path, body string) (int, map[string]any) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	var v map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &v)
+	return rec.Code, v
+}
+
+func TestErrorsAreJSON(t *testing.T) {
+	h, m := testHandler(t)
+	cases := []struct {
+		method, path, body string
+		status             int
+		errContains        string
+	}{
+		{"GET", "/panic", "", 500, "internal error"},
+		{"GET", "/items/7", "", 404, "no item 7"},
+		{"GET", "/internal", "", 500, "internal error"},
+		{"GET", "/nope", "", 404, "no such route"},
+		{"DELETE", "/echo", "", 405, "not allowed"},
+		{"POST", "/echo", `{"a":"` + strings.Repeat("x", 100) + `"}`, 413, "larger than 64"},
+		{"POST", "/echo", `{"a":`, 400, "invalid JSON"},
+		{"POST", "/echo", ``, 400, "empty"},
+		{"POST", "/echo", `{"a":1}{"b":2}`, 400, "more than one"},
+	}
+	for _, c := range cases {
+		status, body := serve(h, c.method, c.path, c.body)
+		msg, _ := body["error"].(string)
+		if status != c.status || !strings.Contains(msg, c.errContains) {
+			t.Errorf("%s %s: %d %q, want %d containing %q", c.method, c.path, status, msg, c.status, c.errContains)
+		}
+	}
+	if status, body := serve(h, "POST", "/echo", `{"a":1}`); status != 200 || body["a"] != float64(1) {
+		t.Fatalf("echo: %d %v", status, body)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("test", "GET /items/{id}", "404")); got != 1 {
+		t.Fatalf("route metric = %v", got)
+	}
+	if m.Requests("test") != uint64(len(cases)+1) {
+		t.Fatalf("request total %d", m.Requests("test"))
+	}
+}
+
+// Shutdown lets an in-flight request finish and refuses new connections.
+func TestGracefulShutdown(t *testing.T) {
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		WriteJSON(w, 200, map[string]string{"done": "yes"})
+	})
+	srv := NewServer(ServerConfig{Addr: "127.0.0.1:0"}, Ops(h, prometheus.NewRegistry(), nil), slog.New(slog.DiscardHandler))
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + srv.Addr() + "/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	cancel()
+	if body := <-got; !strings.Contains(body, `"done":"yes"`) {
+		t.Fatalf("in-flight request: %q", body)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := http.Get("http://" + srv.Addr() + "/healthz"); err == nil {
+		t.Fatal("server still accepts connections after shutdown")
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	failing := errors.New("connection refused")
+	ops := Ops(http.NotFoundHandler(), prometheus.NewRegistry(), []Check{
+		{Name: "db", Fn: func(context.Context) error { return nil }},
+		{Name: "broker", Fn: func(context.Context) error { return failing }},
+	})
+	status, body := serve(ops, "GET", "/readyz", "")
+	if status != 503 || !strings.Contains(body["error"].(string), "broker") {
+		t.Fatalf("readyz: %d %v", status, body)
+	}
+	if status, _ := serve(ops, "GET", "/healthz", ""); status != 200 {
+		t.Fatalf("healthz: %d", status)
+	}
+}
