@@ -14,17 +14,24 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/broker"
 )
 
-// The click pipeline: redirect → bounded channel → publisher (batches of up
-// to maxBatchEvents, every publishEvery) → broker topic "clicks" → consumer
-// group "click-aggregator" (every instance is a member) → one SQL
+// The click pipeline: redirect → bounded channel → publisher, which counts
+// events per (code, day, referrer, agent) for publishEvery (or until
+// maxBatchKeys distinct keys) → one broker message on topic "clicks" →
+// consumer group "click-aggregator" (every instance is a member) → one SQL
 // transaction per flush that records the batch ids and adds the counts.
+//
+// Counting at the publisher is what keeps the pipeline cheap under load:
+// at 50,000 redirects/s over a few thousand hot links, a 250 ms window
+// carries 12,500 events but only as many keys as there are hot links, so
+// the broker, the JSON and the SQL upserts scale with distinct links, not
+// with clicks.
 const (
-	clicksTopic    = "clicks"
-	clicksGroup    = "click-aggregator"
-	maxBatchEvents = 1000
-	publishEvery   = 200 * time.Millisecond
-	flushEvery     = 500 * time.Millisecond
-	flushEvents    = 5000
+	clicksTopic  = "clicks"
+	clicksGroup  = "click-aggregator"
+	maxBatchKeys = 5000
+	publishEvery = 250 * time.Millisecond
+	flushEvery   = time.Second
+	flushKeys    = 20000
 )
 
 // ClickEvent is one redirect, as counted.
@@ -35,11 +42,34 @@ type ClickEvent struct {
 	Agent    string `json:"a"`
 }
 
-// ClickBatch is one broker message: many events under one id, so that a
+// ClickKey is what clicks are counted by.
+type ClickKey struct {
+	Code     string `json:"c"`
+	Day      string `json:"d"` // UTC, YYYY-MM-DD
+	Referrer string `json:"r"`
+	Agent    string `json:"a"`
+}
+
+// ClickCount is a number of clicks with one key.
+type ClickCount struct {
+	ClickKey
+	N int64 `json:"n"`
+}
+
+// ClickBatch is one broker message: counts under one id, so that a
 // redelivered message is recognised and not counted twice.
 type ClickBatch struct {
 	ID     string       `json:"id"`
-	Events []ClickEvent `json:"events"`
+	Counts []ClickCount `json:"counts"`
+}
+
+// Events is the number of clicks in the batch.
+func (b ClickBatch) Events() int64 {
+	var n int64
+	for _, c := range b.Counts {
+		n += c.N
+	}
+	return n
 }
 
 type clickMetrics struct {
@@ -90,28 +120,37 @@ func (p *clickPublisher) Record(e ClickEvent) {
 	}
 }
 
-// run batches events and publishes them until the channel is closed, then
-// publishes what is left.
+// run counts events and publishes the counts until the channel is closed,
+// then publishes what is left.
 func (p *clickPublisher) run() {
 	defer close(p.done)
 	tick := time.NewTicker(publishEvery)
 	defer tick.Stop()
-	batch := make([]ClickEvent, 0, maxBatchEvents)
+	counts := map[ClickKey]int64{}
+	var day string
+	var dayStart int64 // unix ms of the UTC day in day; saves formatting per event
 	for {
 		select {
 		case e, ok := <-p.events:
 			if !ok {
-				p.publish(batch)
+				p.publish(counts)
 				return
 			}
-			batch = append(batch, e)
-			if len(batch) >= maxBatchEvents {
-				p.publish(batch)
-				batch = batch[:0]
+			if e.At < dayStart || e.At >= dayStart+86_400_000 {
+				t := time.UnixMilli(e.At).UTC()
+				day = t.Format(time.DateOnly)
+				dayStart = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).UnixMilli()
+			}
+			counts[ClickKey{Code: e.Code, Day: day, Referrer: e.Referrer, Agent: e.Agent}]++
+			if len(counts) >= maxBatchKeys {
+				p.publish(counts)
+				counts = map[ClickKey]int64{}
 			}
 		case <-tick.C:
-			p.publish(batch)
-			batch = batch[:0]
+			if len(counts) > 0 {
+				p.publish(counts)
+				counts = map[ClickKey]int64{}
+			}
 		}
 	}
 }
@@ -119,13 +158,18 @@ func (p *clickPublisher) run() {
 // publish sends one batch, retrying twice; after that the events are
 // dropped (and counted), because holding them would stall the buffer and
 // a broker outage must not reach the redirects.
-func (p *clickPublisher) publish(events []ClickEvent) {
-	if len(events) == 0 {
+func (p *clickPublisher) publish(counts map[ClickKey]int64) {
+	if len(counts) == 0 {
 		return
 	}
-	data, err := json.Marshal(ClickBatch{ID: batchID(), Events: events})
+	batch := ClickBatch{ID: batchID(), Counts: make([]ClickCount, 0, len(counts))}
+	for k, n := range counts {
+		batch.Counts = append(batch.Counts, ClickCount{ClickKey: k, N: n})
+	}
+	events := batch.Events()
+	data, err := json.Marshal(batch)
 	if err != nil {
-		p.metrics.dropped.Add(float64(len(events)))
+		p.metrics.dropped.Add(float64(events))
 		return
 	}
 	for attempt := 0; attempt < 3; attempt++ {
@@ -133,14 +177,14 @@ func (p *clickPublisher) publish(events []ClickEvent) {
 		err = p.br.Publish(ctx, clicksTopic, data)
 		cancel()
 		if err == nil {
-			p.metrics.published.Add(float64(len(events)))
+			p.metrics.published.Add(float64(events))
 			return
 		}
 		p.metrics.publishErrors.Inc()
 		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 	}
-	p.logger.Warn("shortener: dropping click events; broker unavailable", "events", len(events), "err", err)
-	p.metrics.dropped.Add(float64(len(events)))
+	p.logger.Warn("shortener: dropping click events; broker unavailable", "events", events, "err", err)
+	p.metrics.dropped.Add(float64(events))
 }
 
 // Close flushes buffered events (bounded by the publish timeouts).
@@ -166,7 +210,7 @@ type clickAggregator struct {
 
 	mu      sync.Mutex
 	pending []pendingBatch
-	events  int
+	keys    int
 	kick    chan struct{}
 
 	consumer broker.Consumer
@@ -200,8 +244,8 @@ func (a *clickAggregator) handle(_ context.Context, m *broker.Message) {
 	}
 	a.mu.Lock()
 	a.pending = append(a.pending, pendingBatch{msg: m, batch: b})
-	a.events += len(b.Events)
-	full := a.events >= flushEvents
+	a.keys += len(b.Counts)
+	full := a.keys >= flushKeys
 	a.mu.Unlock()
 	if full {
 		select {
@@ -239,7 +283,7 @@ func (a *clickAggregator) run() {
 func (a *clickAggregator) flush() {
 	a.mu.Lock()
 	pending := a.pending
-	a.pending, a.events = nil, 0
+	a.pending, a.keys = nil, 0
 	a.mu.Unlock()
 	if len(pending) == 0 {
 		return

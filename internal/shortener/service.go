@@ -64,8 +64,11 @@ type Service struct {
 	counter *clickAggregator
 	loads   singleflight.Group
 	lookups *prometheus.CounterVec
-	logger  *slog.Logger
-	now     func() time.Time
+	// The lookups children, resolved once: a label lookup per redirect
+	// costs more than the counter.
+	hits, negativeHits, dbHits, dbMisses, lookupErrors prometheus.Counter
+	logger                                             *slog.Logger
+	now                                                func() time.Time
 }
 
 var _ host.System = (*Service)(nil)
@@ -112,6 +115,9 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		}, []string{"source"}),
 	}
 	d.Registry.MustRegister(s.lookups)
+	s.hits, s.negativeHits = s.lookups.WithLabelValues("cache"), s.lookups.WithLabelValues("negative")
+	s.dbHits, s.dbMisses = s.lookups.WithLabelValues("db"), s.lookups.WithLabelValues("db_miss")
+	s.lookupErrors = s.lookups.WithLabelValues("error")
 	m := newClickMetrics(d.Registry)
 	s.clicks = newClickPublisher(d.Broker, cfg.ClickBuffer, m, d.Logger)
 	if s.counter, err = startClickAggregator(ctx, d.Broker, st, m, d.Logger); err != nil {
@@ -226,10 +232,10 @@ func (s *Service) Resolve(ctx context.Context, code string) (*Link, error) {
 	if v, ok, err := s.cache.Get(ctx, key); err == nil && ok {
 		l, found := decodeLink(code, v)
 		if !found {
-			s.lookups.WithLabelValues("negative").Inc()
+			s.negativeHits.Inc()
 			return nil, apperr.E(apperr.NotFound, "no link %q", code)
 		}
-		s.lookups.WithLabelValues("cache").Inc()
+		s.hits.Inc()
 		return s.live(l)
 	} else if err != nil {
 		s.logger.Debug("shortener: cache unavailable; reading the database", "err", err)
@@ -252,15 +258,15 @@ func (s *Service) Resolve(ctx context.Context, code string) (*Link, error) {
 		return l, nil
 	})
 	if err != nil {
-		s.lookups.WithLabelValues("error").Inc()
+		s.lookupErrors.Inc()
 		return nil, apperr.E(apperr.Unavailable, "link store unavailable")
 	}
 	l := v.(*Link)
 	if l == nil {
-		s.lookups.WithLabelValues("db_miss").Inc()
+		s.dbMisses.Inc()
 		return nil, apperr.E(apperr.NotFound, "no link %q", code)
 	}
-	s.lookups.WithLabelValues("db").Inc()
+	s.dbHits.Inc()
 	return s.live(l)
 }
 

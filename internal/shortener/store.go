@@ -180,17 +180,16 @@ func newAggregate() *aggregate {
 	return &aggregate{daily: map[[2]string]int64{}, referrers: map[[2]string]int64{}, agents: map[[2]string]int64{}}
 }
 
-func (a *aggregate) add(e ClickEvent) {
-	day := time.UnixMilli(e.At).UTC().Format(time.DateOnly)
-	a.daily[[2]string{e.Code, day}]++
-	a.referrers[[2]string{e.Code, e.Referrer}]++
-	a.agents[[2]string{e.Code, e.Agent}]++
+func (a *aggregate) add(c ClickCount) {
+	a.daily[[2]string{c.Code, c.Day}] += c.N
+	a.referrers[[2]string{c.Code, c.Referrer}] += c.N
+	a.agents[[2]string{c.Code, c.Agent}] += c.N
 }
 
 // applyBatches counts the click batches whose ids have not been counted yet,
-// all in one transaction, and returns how many events it counted and how
+// all in one transaction, and returns how many clicks it counted and how
 // many batches it skipped. A batch id seen before is a redelivery.
-func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time.Time) (counted, skipped int, err error) {
+func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time.Time) (counted int64, skipped int, err error) {
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		counted, skipped = 0, 0
 		ids := make([]any, len(batches))
@@ -224,9 +223,12 @@ func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time
 			}
 			seen[b.ID] = true // the same batch twice in one flush
 			fresh = append(fresh, []any{b.ID, now.UnixMilli()})
-			for _, e := range b.Events {
-				agg.add(e)
-				counted++
+			for _, c := range b.Counts {
+				if !validCount(c) {
+					continue // not from our publisher; never let it fail the batch
+				}
+				agg.add(c)
+				counted += c.N
 			}
 		}
 		if len(fresh) == 0 {
@@ -251,6 +253,13 @@ func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time
 		return 0, 0, fmt.Errorf("shortener: count clicks: %w", err)
 	}
 	return counted, skipped, nil
+}
+
+// validCount keeps a hand-crafted or corrupted message from failing the
+// whole transaction on a column limit (which would redeliver it forever).
+func validCount(c ClickCount) bool {
+	return c.N > 0 && plausibleCode(c.Code) && len(c.Day) == 10 &&
+		len(c.Referrer) <= 255 && c.Referrer != "" && len(c.Agent) <= 32 && c.Agent != ""
 }
 
 // upsertCounts adds counts to table(code, col, clicks), 500 rows a statement.

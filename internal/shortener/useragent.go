@@ -1,6 +1,7 @@
 package shortener
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 )
@@ -12,25 +13,37 @@ func AgentFamily(ua string) string {
 	if ua == "" {
 		return "unknown"
 	}
-	l := strings.ToLower(ua)
+	// Lower-case into a stack buffer: this runs on every redirect, and
+	// strings.ToLower would allocate for almost every real User-Agent.
+	var buf [256]byte
+	l := buf[:0]
+	for i := 0; i < len(ua) && i < len(buf); i++ {
+		c := ua[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		l = append(l, c)
+	}
+	has := func(s string) bool { return bytes.Contains(l, []byte(s)) }
+	prefix := func(s string) bool { return bytes.HasPrefix(l, []byte(s)) }
 	switch {
-	case strings.Contains(l, "bot") || strings.Contains(l, "crawl") || strings.Contains(l, "spider") || strings.Contains(l, "slurp"):
+	case has("bot") || has("crawl") || has("spider") || has("slurp"):
 		return "bot"
-	case strings.HasPrefix(l, "curl/"):
+	case prefix("curl/"):
 		return "curl"
-	case strings.HasPrefix(l, "wget/"):
+	case prefix("wget/"):
 		return "wget"
-	case strings.Contains(l, "edg/") || strings.Contains(l, "edge/"):
+	case has("edg/") || has("edge/"):
 		return "edge"
-	case strings.Contains(l, "opr/") || strings.Contains(l, "opera"):
+	case has("opr/") || has("opera"):
 		return "opera"
-	case strings.Contains(l, "firefox/") || strings.Contains(l, "fxios/"):
+	case has("firefox/") || has("fxios/"):
 		return "firefox"
-	case strings.Contains(l, "chrome/") || strings.Contains(l, "crios/") || strings.Contains(l, "chromium/"):
+	case has("chrome/") || has("crios/") || has("chromium/"):
 		return "chrome"
-	case strings.Contains(l, "safari/"):
+	case has("safari/"):
 		return "safari"
-	case strings.HasPrefix(l, "go-http-client/") || strings.HasPrefix(l, "python-") || strings.HasPrefix(l, "wrk"):
+	case prefix("go-http-client/") || prefix("python-") || prefix("wrk"):
 		return "library"
 	}
 	return "other"

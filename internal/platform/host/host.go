@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ type Engines struct {
 	GroupExpiry time.Duration
 	MaxBody     int64
 	Debug       bool
+	// PprofAddr, when set, serves net/http/pprof on its own listener (never
+	// on the public one), for profiling under load.
+	PprofAddr string
 }
 
 // envOr returns $SCALELAB_<NAME> or def.
@@ -79,6 +83,7 @@ func (e *Engines) BindFlags(fs *pflag.FlagSet, defaultAddr string) {
 	fs.StringVar(&e.Broker, "broker", envOr("BROKER", ""), "broker: embedded:// (default, NATS JetStream in-process), nats://…, amqp://… ($SCALELAB_BROKER)")
 	fs.StringVar(&e.Namespace, "namespace", envOr("NAMESPACE", "scalelab"), "prefix of keys, streams and queues on shared engines ($SCALELAB_NAMESPACE)")
 	fs.Int64Var(&e.MaxBody, "max-body", httpx.DefaultMaxBody, "request body limit in bytes")
+	fs.StringVar(&e.PprofAddr, "pprof-addr", envOr("PPROF_ADDR", ""), "serve /debug/pprof on this separate address, e.g. 127.0.0.1:6060 ($SCALELAB_PPROF_ADDR)")
 	fs.BoolVar(&e.Debug, "debug", envOr("DEBUG", "") != "", "log every request ($SCALELAB_DEBUG)")
 }
 
@@ -210,6 +215,9 @@ func Run(ctx context.Context, d *Deps, srv *httpx.Server, systems []System, app 
 		}
 	}
 	srv.SetHandler(httpx.Ops(app, d.Registry, checks))
+	if d.Engines.PprofAddr != "" {
+		go servePprof(ctx, d.Engines.PprofAddr, d.Logger)
+	}
 	serveErr := srv.Serve(ctx)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -272,4 +280,18 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 func (d *Deps) LeaseOptions(system, store string, ttl time.Duration) snowflake.LeaseOptions {
 	return snowflake.LeaseOptions{Store: store, Namespace: d.Engines.Namespace, TTL: ttl,
 		DB: d.DB, Redis: d.Redis, Owner: snowflake.Owner(system), Logger: d.Logger}
+}
+
+// servePprof serves the profiler on its own address until ctx ends.
+func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := httpx.NewServer(httpx.ServerConfig{Addr: addr, WriteTimeout: 5 * time.Minute}, mux, logger)
+	if err := srv.Serve(ctx); err != nil {
+		logger.Warn("pprof server", "err", err)
+	}
 }

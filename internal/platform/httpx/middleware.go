@@ -120,7 +120,7 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, req: r, status: http.StatusOK}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
 		}
 		defer func() {
@@ -140,7 +140,7 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 			}
 			elapsed := time.Since(start)
 			total.Add(1)
-			m.requests.WithLabelValues(system, route, strconv.Itoa(sw.status)).Inc()
+			m.requests.WithLabelValues(system, route, statusLabel(sw.status)).Inc()
 			m.duration.WithLabelValues(system, route).Observe(elapsed.Seconds())
 			if logger.Enabled(context.Background(), slog.LevelDebug) {
 				logger.Debug("request", "system", system, "method", r.Method, "path", r.URL.Path,
@@ -149,4 +149,19 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// statusLabels avoids formatting the status code on every request.
+var statusLabels = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusLabel(code int) string {
+	if code >= 0 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }

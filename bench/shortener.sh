@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Cached redirects: scalelab's shortener next to nginx answering the same
+# codes with `return 302` from a map (the practical limit for a redirect on
+# this machine), in one run, with wrk driving both alike.
+#
+#   bench/shortener.sh                      # 3 rounds of 10 s each per server
+#   ROUNDS=5 DURATION=20s CONNS=128 bench/shortener.sh
+#
+# Prints each round, the median and spread of requests/s, the ratio, and
+# the p99 of an open-loop run at half of scalelab's median peak rate.
+# Needs wrk and nginx (apt-get install wrk nginx-light); loopback only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+LINKS=${LINKS:-10000}
+SL_PORT=${SL_PORT:-18182}
+NGX_PORT=${NGX_PORT:-18183}
+
+for tool in wrk nginx python3 go; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)"; exit 1; }
+done
+
+WORK=$(mktemp -d)
+SL_PID=""
+cleanup() {
+	[ -n "$SL_PID" ] && kill "$SL_PID" 2>/dev/null && wait "$SL_PID" 2>/dev/null || true
+	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== build"
+(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/openloop" ./bench/openloop)
+
+echo "== start scalelab shortener on 127.0.0.1:$SL_PORT (embedded defaults)"
+"$WORK/scalelab" shortener serve --addr "127.0.0.1:$SL_PORT" --data "$WORK/data" \
+	--create-limit off --worker-id 1 >"$WORK/scalelab.log" 2>&1 &
+SL_PID=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$SL_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "== create $LINKS links; write the same code→URL map for nginx"
+python3 - "$SL_PORT" "$LINKS" "$WORK" <<'PY'
+import http.client, json, sys
+port, n, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+with open(f"{work}/paths.txt", "w") as paths, open(f"{work}/map.conf", "w") as nmap:
+    for i in range(n):
+        code, url = f"b{i:05d}", f"https://example.com/page/{i}?ref=bench"
+        conn.request("POST", "/api/v1/links", json.dumps({"url": url, "alias": code}),
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse(); r.read()
+        if r.status != 201:
+            sys.exit(f"create {code}: {r.status}")
+        paths.write(f"/{code}\n")
+        nmap.write(f"/{code} \"{url}\";\n")
+PY
+
+cat >"$WORK/nginx.conf" <<NGX
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+    uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+    map_hash_max_size 65536;
+    map_hash_bucket_size 128;
+    map \$uri \$target { include $WORK/map.conf; }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / {
+            if (\$target) { return 302 \$target; }
+            return 404;
+        }
+    }
+}
+NGX
+mkdir -p "$WORK/tmp"
+echo "== start nginx on 127.0.0.1:$NGX_PORT (2 workers)"
+nginx -p "$WORK" -c "$WORK/nginx.conf"
+for _ in $(seq 1 50); do [ -f "$WORK/nginx.pid" ] && break; sleep 0.1; done
+
+for port in "$SL_PORT" "$NGX_PORT"; do
+	loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$port/b00042")
+	[ "$loc" = "302 https://example.com/page/42?ref=bench" ] || { echo "bench: :$port answered '$loc'"; exit 1; }
+done
+
+cat >"$WORK/paths.lua" <<LUA
+local paths = {}
+for line in io.lines("$WORK/paths.txt") do paths[#paths + 1] = line end
+math.randomseed(42)
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+LUA
+
+run_wrk() { # port → "rps p99_ms"
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$WORK/paths.lua" "http://127.0.0.1:$1" >"$WORK/wrk.out" 2>&1
+	local rps p99
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.out")
+	p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' "$WORK/wrk.out")
+	echo "$rps $p99"
+}
+
+echo "== wrk -t$THREADS -c$CONNS -d$DURATION, random codes among $LINKS, $ROUNDS rounds (servers alternate)"
+run_wrk "$SL_PORT" >/dev/null # warm-up: connections, page cache, Go heap
+SL_RPS=() NGX_RPS=()
+for r in $(seq 1 "$ROUNDS"); do
+	read -r s_rps s_p99 < <(run_wrk "$SL_PORT")
+	read -r n_rps n_p99 < <(run_wrk "$NGX_PORT")
+	SL_RPS+=("$s_rps") NGX_RPS+=("$n_rps")
+	printf "round %d  scalelab %10.0f req/s (p99 %6.2f ms)   nginx %10.0f req/s (p99 %6.2f ms)   ratio %.2f\n" \
+		"$r" "$s_rps" "$s_p99" "$n_rps" "$n_p99" "$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN {print a / b}')"
+done
+
+stats() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
+read -r s_med s_min s_max < <(stats "${SL_RPS[@]}")
+read -r n_med n_min n_max < <(stats "${NGX_RPS[@]}")
+echo
+printf "scalelab  median %8d req/s  (min %d, max %d)\n" "$s_med" "$s_min" "$s_max"
+printf "nginx     median %8d req/s  (min %d, max %d)\n" "$n_med" "$n_min" "$n_max"
+printf "ratio     scalelab / nginx = %.2f   (target >= 0.60)\n" "$(awk -v a="$s_med" -v b="$n_med" 'BEGIN {print a / b}')"
+
+HALF=$((s_med / 2))
+echo
+echo "== open loop at half of scalelab's median peak: $HALF req/s for $DURATION, latency from intended start"
+"$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$SL_PORT" | tee "$WORK/open.out"
+p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$WORK/open.out")
+printf "p99 at half peak = %s ms   (target < 5 ms)\n" "$p99"
+
+echo
+echo "== where scalelab's redirects were answered from (Prometheus counters)"
+curl -s "http://127.0.0.1:$SL_PORT/metrics" | grep '^scalelab_shortener_lookups_total' || true
+curl -s "http://127.0.0.1:$SL_PORT/metrics" | grep -E '^scalelab_shortener_click_events_(recorded|dropped|counted)_total' || true
