@@ -100,12 +100,8 @@ func (s *store) delete(ctx context.Context, code string) (bool, error) {
 		}
 		n, _ := res.RowsAffected()
 		found = n == 1
-		for _, table := range []string{"link_clicks_daily", "link_referrers", "link_agents"} {
-			if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM "+table+" WHERE code = ?"), code); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err = tx.ExecContext(ctx, s.db.Rebind("DELETE FROM link_clicks WHERE code = ?"), code)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("shortener: delete link: %w", err)
@@ -129,7 +125,7 @@ type Referrer struct {
 
 func (s *store) clicks(ctx context.Context, code string) (int64, error) {
 	var n sql.NullInt64
-	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT SUM(clicks) FROM link_clicks_daily WHERE code = ?"), code).Scan(&n)
+	err := s.db.QueryRowContext(ctx, s.db.Rebind("SELECT SUM(clicks) FROM link_clicks WHERE code = ?"), code).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("shortener: count clicks: %w", err)
 	}
@@ -154,36 +150,23 @@ func (s *store) stats(ctx context.Context, code string, topN int) (*Stats, error
 		}
 		return rows.Err()
 	}
-	err := scan("SELECT day, clicks FROM link_clicks_daily WHERE code = ?", func(day string, n int64) {
+	err := scan("SELECT day, SUM(clicks) FROM link_clicks WHERE code = ? GROUP BY day", func(day string, n int64) {
 		st.ByDay[day] = n
 		st.Clicks += n
 	})
 	if err == nil {
-		err = scan("SELECT family, clicks FROM link_agents WHERE code = ?", func(f string, n int64) { st.ByAgent[f] = n })
+		err = scan("SELECT agent, SUM(clicks) FROM link_clicks WHERE code = ? GROUP BY agent",
+			func(a string, n int64) { st.ByAgent[a] = n })
 	}
 	if err == nil {
-		err = scan(fmt.Sprintf("SELECT host, clicks FROM link_referrers WHERE code = ? ORDER BY clicks DESC, host LIMIT %d", topN),
+		err = scan(fmt.Sprintf("SELECT referrer, SUM(clicks) AS n FROM link_clicks WHERE code = ? "+
+			"GROUP BY referrer ORDER BY n DESC, referrer LIMIT %d", topN),
 			func(h string, n int64) { st.TopReferrers = append(st.TopReferrers, Referrer{Host: h, Clicks: n}) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("shortener: stats: %w", err)
 	}
 	return st, nil
-}
-
-// aggregate is a batch of click counts keyed by (code, dimension value).
-type aggregate struct {
-	daily, referrers, agents map[[2]string]int64
-}
-
-func newAggregate() *aggregate {
-	return &aggregate{daily: map[[2]string]int64{}, referrers: map[[2]string]int64{}, agents: map[[2]string]int64{}}
-}
-
-func (a *aggregate) add(c ClickCount) {
-	a.daily[[2]string{c.Code, c.Day}] += c.N
-	a.referrers[[2]string{c.Code, c.Referrer}] += c.N
-	a.agents[[2]string{c.Code, c.Agent}] += c.N
 }
 
 // applyBatches counts the click batches whose ids have not been counted yet,
@@ -214,7 +197,7 @@ func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		agg := newAggregate()
+		counts := map[ClickKey]int64{}
 		var fresh [][]any
 		for _, b := range batches {
 			if seen[b.ID] {
@@ -227,7 +210,7 @@ func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time
 				if !validCount(c) {
 					continue // not from our publisher; never let it fail the batch
 				}
-				agg.add(c)
+				counts[c.ClickKey] += c.N
 				counted += c.N
 			}
 		}
@@ -239,15 +222,7 @@ func (s *store) applyBatches(ctx context.Context, batches []ClickBatch, now time
 		if err := s.insertRows(ctx, tx, "INSERT INTO click_batches (id, processed_at) VALUES", 2, fresh, ""); err != nil {
 			return err
 		}
-		for _, t := range []struct {
-			table, col string
-			m          map[[2]string]int64
-		}{{"link_clicks_daily", "day", agg.daily}, {"link_referrers", "host", agg.referrers}, {"link_agents", "family", agg.agents}} {
-			if err := s.upsertCounts(ctx, tx, t.table, t.col, t.m); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.upsertCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("shortener: count clicks: %w", err)
@@ -262,28 +237,36 @@ func validCount(c ClickCount) bool {
 		len(c.Referrer) <= 255 && c.Referrer != "" && len(c.Agent) <= 32 && c.Agent != ""
 }
 
-// upsertCounts adds counts to table(code, col, clicks), 500 rows a statement.
-func (s *store) upsertCounts(ctx context.Context, tx *sql.Tx, table, col string, m map[[2]string]int64) error {
-	keys := make([][2]string, 0, len(m))
-	for k := range m {
+// upsertCounts adds counts to link_clicks, 500 rows a statement.
+func (s *store) upsertCounts(ctx context.Context, tx *sql.Tx, counts map[ClickKey]int64) error {
+	keys := make([]ClickKey, 0, len(counts))
+	for k := range counts {
 		keys = append(keys, k)
 	}
 	// A stable order makes concurrent consumers lock rows in the same order
 	// (no deadlocks between two transactions upserting the same rows).
 	sort.Slice(keys, func(i, j int) bool {
-		return keys[i][0] < keys[j][0] || keys[i][0] == keys[j][0] && keys[i][1] < keys[j][1]
+		a, b := keys[i], keys[j]
+		if a.Code != b.Code {
+			return a.Code < b.Code
+		}
+		if a.Day != b.Day {
+			return a.Day < b.Day
+		}
+		if a.Referrer != b.Referrer {
+			return a.Referrer < b.Referrer
+		}
+		return a.Agent < b.Agent
 	})
 	rows := make([][]any, len(keys))
 	for i, k := range keys {
-		rows[i] = []any{k[0], k[1], m[k]}
+		rows[i] = []any{k.Code, k.Day, k.Referrer, k.Agent, counts[k]}
 	}
-	var suffix string
+	suffix := " ON CONFLICT (code, day, referrer, agent) DO UPDATE SET clicks = link_clicks.clicks + excluded.clicks"
 	if s.db.Dialect == sqldb.MySQL {
 		suffix = " ON DUPLICATE KEY UPDATE clicks = clicks + VALUES(clicks)"
-	} else {
-		suffix = fmt.Sprintf(" ON CONFLICT (code, %s) DO UPDATE SET clicks = %s.clicks + excluded.clicks", col, table)
 	}
-	return s.insertRows(ctx, tx, fmt.Sprintf("INSERT INTO %s (code, %s, clicks) VALUES", table, col), 3, rows, suffix)
+	return s.insertRows(ctx, tx, "INSERT INTO link_clicks (code, day, referrer, agent, clicks) VALUES", 5, rows, suffix)
 }
 
 // insertRows runs a multi-row INSERT in chunks of 500 rows.
