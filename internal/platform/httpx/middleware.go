@@ -25,6 +25,51 @@ type Metrics struct {
 	totals   sync.Map // system name -> *atomic.Uint64, for the dashboard
 }
 
+// routeMetrics are one route's metric children, resolved once: hashing
+// three label values per request costs more than the counter itself.
+type routeMetrics struct {
+	duration prometheus.Observer
+	byStatus [600]atomic.Pointer[prometheus.Counter]
+}
+
+// routeCache maps a route pattern to its metrics for one system.
+type routeCache struct {
+	mu     sync.RWMutex
+	routes map[string]*routeMetrics
+}
+
+func (m *Metrics) route(c *routeCache, system, route string) *routeMetrics {
+	c.mu.RLock()
+	rm := c.routes[route]
+	c.mu.RUnlock()
+	if rm != nil {
+		return rm
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rm = c.routes[route]; rm == nil {
+		rm = &routeMetrics{duration: m.duration.WithLabelValues(system, route)}
+		c.routes[route] = rm
+	}
+	return rm
+}
+
+func (m *Metrics) observe(c *routeCache, system, route string, status int, elapsed time.Duration) {
+	rm := m.route(c, system, route)
+	rm.duration.Observe(elapsed.Seconds())
+	if status < 0 || status >= len(rm.byStatus) {
+		m.requests.WithLabelValues(system, route, strconv.Itoa(status)).Inc()
+		return
+	}
+	ctr := rm.byStatus[status].Load()
+	if ctr == nil {
+		c := m.requests.WithLabelValues(system, route, strconv.Itoa(status))
+		rm.byStatus[status].Store(&c)
+		ctr = &c
+	}
+	(*ctr).Inc()
+}
+
 // NewMetrics registers the request metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
@@ -117,6 +162,7 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 		maxBody = DefaultMaxBody
 	}
 	total := m.total(system)
+	routes := &routeCache{routes: map[string]*routeMetrics{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, req: r, status: http.StatusOK}
@@ -140,8 +186,7 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 			}
 			elapsed := time.Since(start)
 			total.Add(1)
-			m.requests.WithLabelValues(system, route, statusLabel(sw.status)).Inc()
-			m.duration.WithLabelValues(system, route).Observe(elapsed.Seconds())
+			m.observe(routes, system, route, sw.status, elapsed)
 			if logger.Enabled(context.Background(), slog.LevelDebug) {
 				logger.Debug("request", "system", system, "method", r.Method, "path", r.URL.Path,
 					"status", sw.status, "duration", elapsed)
@@ -149,19 +194,4 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 		}()
 		next.ServeHTTP(sw, r)
 	})
-}
-
-// statusLabels avoids formatting the status code on every request.
-var statusLabels = func() (t [600]string) {
-	for i := range t {
-		t[i] = strconv.Itoa(i)
-	}
-	return t
-}()
-
-func statusLabel(code int) string {
-	if code >= 0 && code < len(statusLabels) {
-		return statusLabels[code]
-	}
-	return strconv.Itoa(code)
 }

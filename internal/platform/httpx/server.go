@@ -118,35 +118,53 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// Ops returns a mux serving /healthz, /readyz and /metrics, with app on every
-// other path.
-func Ops(app http.Handler, gatherer prometheus.Gatherer, checks []Check) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		failed := map[string]string{}
-		for _, c := range checks {
-			if err := c.Fn(ctx); err != nil {
-				failed[c.Name] = err.Error()
+// Ops serves /healthz, /readyz and /metrics, and passes every other path to
+// app. It is a switch rather than a second ServeMux because it sits in front
+// of every request, redirects included.
+func Ops(app http.Handler, gatherer prometheus.Gatherer, checks []Check) http.Handler {
+	metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h func(http.ResponseWriter, *http.Request)
+		switch r.URL.Path {
+		case "/healthz":
+			h = func(w http.ResponseWriter, r *http.Request) {
+				WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			}
-		}
-		if len(failed) > 0 {
-			names := make([]string, 0, len(failed))
-			for n := range failed {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
-				"status": "unavailable", "error": "not ready: " + names[0] + ": " + failed[names[0]], "failed": failed})
+		case "/readyz":
+			h = func(w http.ResponseWriter, r *http.Request) { readyz(w, r, checks) }
+		case "/metrics":
+			h = metrics.ServeHTTP
+		default:
+			app.ServeHTTP(w, r)
 			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			WriteJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: "method " + r.Method + " is not allowed on " + r.URL.Path})
+			return
+		}
+		h(w, r)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.Handle("/", app)
-	return mux
+}
+
+func readyz(w http.ResponseWriter, r *http.Request, checks []Check) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	failed := map[string]string{}
+	for _, c := range checks {
+		if err := c.Fn(ctx); err != nil {
+			failed[c.Name] = err.Error()
+		}
+	}
+	if len(failed) > 0 {
+		names := make([]string, 0, len(failed))
+		for n := range failed {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "unavailable", "error": "not ready: " + names[0] + ": " + failed[names[0]], "failed": failed})
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
