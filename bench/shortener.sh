@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Cached redirects: scalelab's shortener next to nginx answering the same
 # codes with `return 302` from a map (the practical limit for a redirect on
-# this machine), in one run, with wrk driving both alike.
+# this machine), in one run, with wrk driving both alike. A third server,
+# bench/redirectfloor (bare net/http: map lookup, 302), shows what the Go
+# HTTP stack itself reaches here, so the gap can be split into "Go's
+# net/http vs nginx" and "what the shortener adds".
 #
 #   bench/shortener.sh                      # 3 rounds of 10 s each per server
 #   ROUNDS=5 DURATION=20s CONNS=128 bench/shortener.sh
@@ -19,22 +22,25 @@ THREADS=${THREADS:-2}
 LINKS=${LINKS:-10000}
 SL_PORT=${SL_PORT:-18182}
 NGX_PORT=${NGX_PORT:-18183}
+FLOOR_PORT=${FLOOR_PORT:-18184}
 
 for tool in wrk nginx python3 go; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)"; exit 1; }
 done
 
 WORK=$(mktemp -d)
-SL_PID=""
+SL_PID="" FLOOR_PID=""
 cleanup() {
 	[ -n "$SL_PID" ] && kill "$SL_PID" 2>/dev/null && wait "$SL_PID" 2>/dev/null || true
+	[ -n "$FLOOR_PID" ] && kill "$FLOOR_PID" 2>/dev/null || true
 	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 echo "== build"
-(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/openloop" ./bench/openloop)
+(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/openloop" ./bench/openloop &&
+	go build -o "$WORK/redirectfloor" ./bench/redirectfloor)
 
 echo "== start scalelab shortener on 127.0.0.1:$SL_PORT (embedded defaults)"
 "$WORK/scalelab" shortener serve --addr "127.0.0.1:$SL_PORT" --data "$WORK/data" \
@@ -85,7 +91,12 @@ echo "== start nginx on 127.0.0.1:$NGX_PORT (2 workers)"
 nginx -p "$WORK" -c "$WORK/nginx.conf"
 for _ in $(seq 1 50); do [ -f "$WORK/nginx.pid" ] && break; sleep 0.1; done
 
-for port in "$SL_PORT" "$NGX_PORT"; do
+echo "== start the net/http floor on 127.0.0.1:$FLOOR_PORT"
+"$WORK/redirectfloor" -addr "127.0.0.1:$FLOOR_PORT" -map "$WORK/map.conf" &
+FLOOR_PID=$!
+sleep 0.5
+
+for port in "$SL_PORT" "$NGX_PORT" "$FLOOR_PORT"; do
 	loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$port/b00042")
 	[ "$loc" = "302 https://example.com/page/42?ref=bench" ] || { echo "bench: :$port answered '$loc'"; exit 1; }
 done
@@ -107,22 +118,27 @@ run_wrk() { # port → "rps p99_ms"
 
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION, random codes among $LINKS, $ROUNDS rounds (servers alternate)"
 run_wrk "$SL_PORT" >/dev/null # warm-up: connections, page cache, Go heap
-SL_RPS=() NGX_RPS=()
+SL_RPS=() NGX_RPS=() FLOOR_RPS=()
 for r in $(seq 1 "$ROUNDS"); do
 	read -r s_rps s_p99 < <(run_wrk "$SL_PORT")
 	read -r n_rps n_p99 < <(run_wrk "$NGX_PORT")
-	SL_RPS+=("$s_rps") NGX_RPS+=("$n_rps")
-	printf "round %d  scalelab %10.0f req/s (p99 %6.2f ms)   nginx %10.0f req/s (p99 %6.2f ms)   ratio %.2f\n" \
-		"$r" "$s_rps" "$s_p99" "$n_rps" "$n_p99" "$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN {print a / b}')"
+	read -r f_rps f_p99 < <(run_wrk "$FLOOR_PORT")
+	SL_RPS+=("$s_rps") NGX_RPS+=("$n_rps") FLOOR_RPS+=("$f_rps")
+	printf "round %d  scalelab %7.0f req/s (p99 %5.2f ms)   nginx %7.0f req/s (p99 %5.2f ms)   net/http floor %7.0f req/s (p99 %5.2f ms)   ratio %.2f\n" \
+		"$r" "$s_rps" "$s_p99" "$n_rps" "$n_p99" "$f_rps" "$f_p99" "$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN {print a / b}')"
 done
 
 stats() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
 read -r s_med s_min s_max < <(stats "${SL_RPS[@]}")
 read -r n_med n_min n_max < <(stats "${NGX_RPS[@]}")
+read -r f_med f_min f_max < <(stats "${FLOOR_RPS[@]}")
 echo
-printf "scalelab  median %8d req/s  (min %d, max %d)\n" "$s_med" "$s_min" "$s_max"
-printf "nginx     median %8d req/s  (min %d, max %d)\n" "$n_med" "$n_min" "$n_max"
+printf "scalelab        median %8d req/s  (min %d, max %d)\n" "$s_med" "$s_min" "$s_max"
+printf "nginx           median %8d req/s  (min %d, max %d)\n" "$n_med" "$n_min" "$n_max"
+printf "net/http floor  median %8d req/s  (min %d, max %d)\n" "$f_med" "$f_min" "$f_max"
 printf "ratio     scalelab / nginx = %.2f   (target >= 0.60)\n" "$(awk -v a="$s_med" -v b="$n_med" 'BEGIN {print a / b}')"
+printf "ratio     net/http floor / nginx = %.2f,  scalelab / net/http floor = %.2f\n" \
+	"$(awk -v a="$f_med" -v b="$n_med" 'BEGIN {print a / b}')" "$(awk -v a="$s_med" -v b="$f_med" 'BEGIN {print a / b}')"
 
 HALF=$((s_med / 2))
 echo
@@ -130,6 +146,9 @@ echo "== open loop at half of scalelab's median peak: $HALF req/s for $DURATION,
 "$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$SL_PORT" | tee "$WORK/open.out"
 p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$WORK/open.out")
 printf "p99 at half peak = %s ms   (target < 5 ms)\n" "$p99"
+echo "== the same open loop against the net/http floor and nginx (what the load client itself adds)"
+"$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$FLOOR_PORT" | sed 's/^/floor: /'
+"$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$NGX_PORT" | sed 's/^/nginx: /'
 
 echo
 echo "== where scalelab's redirects were answered from (Prometheus counters)"
