@@ -40,11 +40,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Subcommands inherit the flag error function: every flag error exits 2.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(upCommand(), idgen.Command(), shortener.Command())
-	for _, c := range root.Commands() {
-		c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	}
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {
