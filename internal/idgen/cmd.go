@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
@@ -22,23 +23,13 @@ func Command() *cobra.Command {
 }
 
 func serveCommand() *cobra.Command {
-	var e host.Engines
 	cfg := DefaultConfig()
-	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Serve GET /api/v1/ids and GET /api/v1/ids/{id}",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger := host.Logger(cmd.ErrOrStderr(), e.Debug)
-			return host.ServeOne(cmd.Context(), e, logger, Factory(cfg).New, nil)
+	return host.ServeCommand("Serve GET /api/v1/ids and GET /api/v1/ids/{id}", "127.0.0.1:8081",
+		func(f *pflag.FlagSet) {
+			cfg.Worker.BindFlags(f)
+			f.DurationVar(&cfg.MaxBackward, "max-backward", cfg.MaxBackward, "largest backward clock step to wait out; beyond it requests fail")
 		},
-	}
-	e.BindFlags(cmd.Flags(), "127.0.0.1:8081")
-	cmd.Flags().IntVar(&cfg.WorkerID, "worker-id", cfg.WorkerID, "fixed worker ID 0–1023; -1 leases a free one")
-	cmd.Flags().StringVar(&cfg.LeaseStore, "lease-store", cfg.LeaseStore, "where leases live: auto (Redis if --cache is redis://, else SQL), sql, redis")
-	cmd.Flags().DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "worker-ID lease TTL (renewed every TTL/3)")
-	cmd.Flags().DurationVar(&cfg.MaxBackward, "max-backward", cfg.MaxBackward, "largest backward clock step to wait out; beyond it requests fail")
-	return cmd
+		func() host.Factory { return Factory(cfg) })
 }
 
 func decodeCommand() *cobra.Command {

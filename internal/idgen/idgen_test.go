@@ -1,10 +1,8 @@
 package idgen
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,36 +10,14 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 func start(t *testing.T, e host.Engines, cfg Config) string {
 	t.Helper()
-	e.Addr = "127.0.0.1:0"
-	if e.Data == "" {
-		e.Data = t.TempDir()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, errc := make(chan string, 1), make(chan error, 1)
-	go func() {
-		errc <- host.ServeOne(ctx, e, slog.New(slog.DiscardHandler), Factory(cfg).New, func(u string) { ready <- u })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	select {
-	case u := <-ready:
-		return u
-	case err := <-errc:
-		t.Fatal(err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("start timed out")
-	}
-	return ""
+	return hosttest.Start(t, e, Factory(cfg).New)
 }
 
 func get(t *testing.T, url string, into any) int {
@@ -63,7 +39,7 @@ func get(t *testing.T, url string, into any) int {
 
 func TestAPI(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.WorkerID = 42
+	cfg.Worker.ID = 42
 	base := start(t, host.Engines{}, cfg)
 
 	var ids idsResponse

@@ -15,15 +15,13 @@ import (
 
 // Config is the service's configuration.
 type Config struct {
-	WorkerID    int           // -1: lease one
-	LeaseStore  string        // auto, sql or redis
-	LeaseTTL    time.Duration // default 10s
+	Worker      host.WorkerConfig
 	MaxBackward time.Duration // default 10ms
 }
 
 // DefaultConfig leases a worker ID, as `up` does.
 func DefaultConfig() Config {
-	return Config{WorkerID: -1, LeaseStore: "auto", LeaseTTL: 10 * time.Second, MaxBackward: 10 * time.Millisecond}
+	return Config{Worker: host.DefaultWorkerConfig(), MaxBackward: 10 * time.Millisecond}
 }
 
 // Service is the idgen system.
@@ -48,7 +46,7 @@ func Factory(cfg Config) host.Factory {
 
 // New builds the service; with a leased worker ID it claims one now.
 func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
-	gen, err := snowflake.NewLeasedGenerator(ctx, cfg.WorkerID, snowflake.Config{MaxBackward: cfg.MaxBackward}, d.LeaseOptions("idgen", cfg.LeaseStore, cfg.LeaseTTL))
+	gen, err := d.NewGenerator(ctx, "idgen", cfg.Worker, snowflake.Config{MaxBackward: cfg.MaxBackward})
 	if err != nil {
 		return nil, fmt.Errorf("idgen: %w", err)
 	}

@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 )
 
 // instance is one running shortener server.
@@ -22,52 +21,21 @@ type instance struct {
 	svc *Service
 }
 
-// startInstance runs a real shortener server (host.ServeOne, the production
-// wiring) on 127.0.0.1:0 until the test ends. wrap, if set, may replace the
-// engines before the service is built (fault injection).
+// startInstance runs a real shortener server (the production wiring) on
+// 127.0.0.1:0 until the test ends. wrap, if set, may replace the engines
+// before the service is built (fault injection).
 func startInstance(t testing.TB, e host.Engines, cfg Config, wrap func(*host.Deps)) *instance {
 	t.Helper()
-	if e.Addr == "" {
-		e.Addr = "127.0.0.1:0"
-	}
-	if e.Data == "" {
-		e.Data = t.TempDir()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *instance, 1)
-	errc := make(chan error, 1)
-	var inst instance
-	go func() {
-		errc <- host.ServeOne(ctx, e, slog.New(slog.DiscardHandler), func(ctx context.Context, d *host.Deps) (host.System, error) {
-			if wrap != nil {
-				wrap(d)
-			}
-			svc, err := New(ctx, d, cfg)
-			inst.svc = svc
-			return svc, err
-		}, func(url string) {
-			inst.url = url
-			ready <- &inst
-		})
-	}()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-errc; err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		})
+	inst := &instance{}
+	inst.url = hosttest.Start(t, e, func(ctx context.Context, d *host.Deps) (host.System, error) {
+		if wrap != nil {
+			wrap(d)
+		}
+		svc, err := New(ctx, d, cfg)
+		inst.svc = svc
+		return svc, err
 	})
-	select {
-	case i := <-ready:
-		return i
-	case err := <-errc:
-		t.Fatalf("start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("start: timed out")
-	}
-	return nil
+	return inst
 }
 
 // testConfig is DefaultConfig with creation unlimited.

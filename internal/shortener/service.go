@@ -33,9 +33,7 @@ type Config struct {
 	CacheTTL    time.Duration // how long a found link stays cached
 	NegativeTTL time.Duration // how long "no such code" stays cached
 	ClickBuffer int           // click events buffered in front of the broker
-	WorkerID    int           // Snowflake worker for codes; -1 leases one
-	LeaseStore  string        // auto, sql or redis
-	LeaseTTL    time.Duration
+	Worker      host.WorkerConfig
 }
 
 // DefaultConfig is what `up` runs with.
@@ -45,9 +43,7 @@ func DefaultConfig() Config {
 		CacheTTL:    time.Hour,
 		NegativeTTL: 30 * time.Second,
 		ClickBuffer: 65536,
-		WorkerID:    -1,
-		LeaseStore:  "auto",
-		LeaseTTL:    10 * time.Second,
+		Worker:      host.DefaultWorkerConfig(),
 	}
 }
 
@@ -95,7 +91,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := snowflake.NewLeasedGenerator(ctx, cfg.WorkerID, snowflake.Config{}, d.LeaseOptions("shortener", cfg.LeaseStore, cfg.LeaseTTL))
+	ids, err := d.NewGenerator(ctx, "shortener", cfg.Worker, snowflake.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("shortener: %w", err)
 	}

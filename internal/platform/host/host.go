@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/scalelab/scalelab/internal/platform/broker"
@@ -276,12 +277,6 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 	return Run(ctx, d, srv, []System{sys}, d.Instrument(sys))
 }
 
-// LeaseOptions are the worker-ID lease settings for a system on these engines.
-func (d *Deps) LeaseOptions(system, store string, ttl time.Duration) snowflake.LeaseOptions {
-	return snowflake.LeaseOptions{Store: store, Namespace: d.Engines.Namespace, TTL: ttl,
-		DB: d.DB, Redis: d.Redis, Owner: snowflake.Owner(system), Logger: d.Logger}
-}
-
 // servePprof serves the profiler on its own address until ctx ends.
 func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
 	mux := http.NewServeMux()
@@ -294,4 +289,50 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
 	if err := srv.Serve(ctx); err != nil {
 		logger.Warn("pprof server", "err", err)
 	}
+}
+
+// WorkerConfig chooses a system's Snowflake worker ID: fixed, or leased.
+type WorkerConfig struct {
+	ID       int           // 0–1023; -1 leases a free one
+	Store    string        // where leases live: auto, sql, redis
+	LeaseTTL time.Duration // renewed every TTL/3
+}
+
+// DefaultWorkerConfig leases a worker ID with a 10 s TTL.
+func DefaultWorkerConfig() WorkerConfig {
+	return WorkerConfig{ID: -1, Store: "auto", LeaseTTL: 10 * time.Second}
+}
+
+// BindFlags adds --worker-id, --lease-store and --lease-ttl.
+func (w *WorkerConfig) BindFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&w.ID, "worker-id", w.ID, "Snowflake worker ID 0–1023; -1 leases a free one")
+	fs.StringVar(&w.Store, "lease-store", w.Store, "where worker-ID leases live: auto (Redis if --cache is redis://, else SQL), sql, redis")
+	fs.DurationVar(&w.LeaseTTL, "lease-ttl", w.LeaseTTL, "worker-ID lease TTL (renewed every TTL/3)")
+}
+
+// NewGenerator returns the system's Snowflake generator, leasing its worker
+// ID from these engines when w.ID is -1.
+func (d *Deps) NewGenerator(ctx context.Context, system string, w WorkerConfig, cfg snowflake.Config) (*snowflake.LeasedGenerator, error) {
+	return snowflake.NewLeasedGenerator(ctx, w.ID, cfg, snowflake.LeaseOptions{
+		Store: w.Store, Namespace: d.Engines.Namespace, TTL: w.LeaseTTL,
+		DB: d.DB, Redis: d.Redis, Owner: snowflake.Owner(system), Logger: d.Logger,
+	})
+}
+
+// ServeCommand is the `serve` subcommand of a system: the shared engine
+// flags (listening on defaultAddr unless told otherwise), the system's own
+// flags, and ServeOne with the factory built after the flags are parsed.
+func ServeCommand(short, defaultAddr string, systemFlags func(*pflag.FlagSet), factory func() Factory) *cobra.Command {
+	var e Engines
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return ServeOne(cmd.Context(), e, Logger(cmd.ErrOrStderr(), e.Debug), factory().New, nil)
+		},
+	}
+	e.BindFlags(cmd.Flags(), defaultAddr)
+	systemFlags(cmd.Flags())
+	return cmd
 }
