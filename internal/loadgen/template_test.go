@@ -1,0 +1,70 @@
+package loadgen
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestTemplate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(42, 42))
+	tpl, err := ParseTemplate("/items/{{seq}}?r={{rand 5 7}}&id={{uuid}}&x={{ seq }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tpl.Static() {
+		t.Fatal("dynamic template reported static")
+	}
+	uuidRe := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[int]bool{}
+	for seq := uint64(0); seq < 300; seq++ {
+		out := string(tpl.AppendTo(nil, seq, rng))
+		var rest string
+		if !strings.HasPrefix(out, "/items/"+strconv.FormatUint(seq, 10)+"?r=") {
+			t.Fatalf("render %d: %q", seq, out)
+		}
+		rest = strings.TrimPrefix(out, "/items/"+strconv.FormatUint(seq, 10)+"?r=")
+		r, _ := strconv.Atoi(rest[:1])
+		if r < 5 || r > 7 {
+			t.Fatalf("rand out of range: %q", out)
+		}
+		seen[r] = true
+		id := rest[len("5&id=") : len("5&id=")+36]
+		if !uuidRe.MatchString(id) {
+			t.Fatalf("uuid %q", id)
+		}
+		if !strings.HasSuffix(out, "&x="+strconv.FormatUint(seq, 10)) {
+			t.Fatalf("second seq: %q", out)
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("rand 5 7 produced %v", seen)
+	}
+	static, _ := ParseTemplate("/plain?a=1")
+	if !static.Static() || static.String() != "/plain?a=1" {
+		t.Fatal("static template")
+	}
+	for _, bad := range []string{"{{", "{{seq", "{{}}", "{{nope}}", "{{rand 1}}", "{{rand 5 1}}", "{{rand a b}}", "{{seq 1}}"} {
+		if _, err := ParseTemplate(bad); err == nil {
+			t.Errorf("ParseTemplate(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzTemplate(f *testing.F) {
+	for _, s := range []string{"/a/{{seq}}", "{{rand -5 5}}", "{{uuid}}{{uuid}}", "{{", "}}{{"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tpl, err := ParseTemplate(s)
+		if err != nil {
+			return
+		}
+		_ = tpl.AppendTo(nil, 7, rand.New(rand.NewPCG(1, 1)))
+		if tpl.Static() && tpl.String() != s {
+			t.Fatalf("static %q renders %q", s, tpl.String())
+		}
+	})
+}
