@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scalelab/scalelab/internal/idgen"
+	"github.com/scalelab/scalelab/internal/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/shortener"
 )
@@ -42,7 +43,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	// Subcommands inherit the flag error function: every flag error exits 2.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), loadgen.Command())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -50,8 +51,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "scalelab: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || isArgsError(err) {
+	var marked interface{ UsageError() bool }
+	if errors.As(err, &ue) || (errors.As(err, &marked) && marked.UsageError()) || isArgsError(err) {
 		return 2
+	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	return 1
 }

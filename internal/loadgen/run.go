@@ -94,16 +94,23 @@ type requester interface {
 	close()
 }
 
+// PlanError is a plan that cannot run: bad values, a bad URL or template,
+// a remote target without AllowRemote.
+type PlanError struct{ Err error }
+
+func (e PlanError) Error() string { return e.Err.Error() }
+func (e PlanError) Unwrap() error { return e.Err }
+
 // Run executes the plan and returns what it measured. It returns early,
 // with Interrupted set and everything measured so far, when ctx ends.
 func Run(ctx context.Context, p Plan) (*Result, error) {
 	p, sched, open, err := p.normalize()
 	if err != nil {
-		return nil, err
+		return nil, PlanError{err}
 	}
 	newRequester, target, received, err := p.requesterFactory()
 	if err != nil {
-		return nil, err
+		return nil, PlanError{err}
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, p.Deadline)

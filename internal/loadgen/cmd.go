@@ -1,0 +1,284 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// UsageError is a mistake in the command line: the CLI exits with code 2.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string    { return e.Err.Error() }
+func (e UsageError) Unwrap() error    { return e.Err }
+func (e UsageError) UsageError() bool { return true }
+
+// InterruptedError means the run was stopped (Ctrl-C) after the report of
+// what ran was written: exit code 130, as for any interrupted command.
+type InterruptedError struct{}
+
+func (InterruptedError) Error() string { return "interrupted; the report covers what ran" }
+func (InterruptedError) ExitCode() int { return 130 }
+
+// Command is the `scalelab load` command group.
+func Command() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "load",
+		Short: "Load generator: open or closed model, HDR latency, reports (like wrk2, k6, hey)",
+		Long: `Drive an HTTP or WebSocket target and report honest latency.
+
+Open model (--rate or --stages): requests start at their scheduled times whatever
+the server does, and latency counts from the scheduled time, so a stalled server
+shows up in the percentiles (coordinated-omission correction, as wrk2 does).
+Closed model (--vus): N virtual users each send, wait for the answer, think, repeat.
+
+Templates in the URL path, body or message: {{seq}}, {{rand A B}}, {{uuid}}.
+Targets outside 127.0.0.0/8 and ::1 need --allow-remote.`,
+	}
+	root.AddCommand(httpCommand(), wsCommand(), compareCommand(), mergeCommand())
+	return root
+}
+
+// runFlags are the flags shared by http and ws.
+type runFlags struct {
+	rate, stages, out  string
+	vus, connections   int
+	think, duration    time.Duration
+	timeout, deadline  time.Duration
+	requests           int64
+	allowRemote, quiet bool
+	seed               uint64
+}
+
+func (f *runFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&f.rate, "rate", "", "open model: requests per second, e.g. 5000/s (the start rate with --stages)")
+	fs.StringVar(&f.stages, "stages", "", "open model: ramps DURATION:RATE,…, e.g. 10s:1000,30s:5000,10s:0")
+	fs.IntVar(&f.vus, "vus", 0, "closed model: virtual users")
+	fs.DurationVar(&f.think, "think", 0, "closed model: pause after each response")
+	fs.DurationVar(&f.duration, "duration", 0, "how long to send (default 10s unless --requests or --stages)")
+	fs.Int64Var(&f.requests, "requests", 0, "stop after this many requests")
+	fs.IntVar(&f.connections, "connections", 64, "open model: connections (requests in flight at most)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "per request")
+	fs.DurationVar(&f.deadline, "deadline", 0, "hard limit of the whole run (default duration + timeout + 5s)")
+	fs.StringVar(&f.out, "out", "", "write summary.json, report.md and SVG plots into this directory")
+	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a target outside the loopback range")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed for {{rand}} and {{uuid}} (0: random)")
+}
+
+func (f *runFlags) plan() (Plan, error) {
+	p := Plan{VUs: f.vus, Think: f.think, Duration: f.duration, Requests: f.requests, Connections: f.connections,
+		Timeout: f.timeout, Deadline: f.deadline, AllowRemote: f.allowRemote, Seed: f.seed}
+	var err error
+	if f.rate != "" {
+		if p.Rate, err = ParseRate(f.rate); err != nil {
+			return p, err
+		}
+	}
+	if f.stages != "" {
+		if p.Stages, err = ParseStages(f.stages); err != nil {
+			return p, err
+		}
+	}
+	if f.rate == "" && f.stages == "" && f.vus == 0 {
+		return p, errors.New("choose a model: --rate N/s (open) or --vus N (closed)")
+	}
+	if p.Duration == 0 && p.Requests == 0 && len(p.Stages) == 0 {
+		p.Duration = 10 * time.Second
+	}
+	if f.connections <= 0 || f.timeout <= 0 || f.vus < 0 || f.requests < 0 || f.duration < 0 || f.think < 0 || f.deadline < 0 {
+		return p, errors.New("--connections and --timeout must be > 0; counts and durations ≥ 0")
+	}
+	return p, nil
+}
+
+func httpCommand() *cobra.Command {
+	var f runFlags
+	var t HTTPTarget
+	var bodyFile string
+	cmd := &cobra.Command{
+		Use:   "http [flags] URL",
+		Short: "Load an HTTP/1.1 target (keep-alive)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t.URL = args[0]
+			if bodyFile != "" {
+				if t.Body != "" {
+					return UsageError{errors.New("--body and --body-file together")}
+				}
+				b, err := os.ReadFile(bodyFile)
+				if err != nil {
+					return UsageError{err}
+				}
+				t.Body = string(b)
+			}
+			p, err := f.plan()
+			if err != nil {
+				return UsageError{err}
+			}
+			p.HTTP = &t
+			return execute(cmd, p, f)
+		},
+	}
+	f.bind(cmd.Flags())
+	cmd.Flags().StringVarP(&t.Method, "method", "X", "GET", "HTTP method")
+	cmd.Flags().StringArrayVarP(&t.Headers, "header", "H", nil, `request header "Name: value" (repeatable)`)
+	cmd.Flags().StringVar(&t.Body, "body", "", "request body (a template)")
+	cmd.Flags().StringVar(&bodyFile, "body-file", "", "read the request body (a template) from a file")
+	cmd.Flags().BoolVar(&t.Insecure, "insecure", false, "skip TLS certificate verification")
+	return cmd
+}
+
+func wsCommand() *cobra.Command {
+	var f runFlags
+	var t WSTarget
+	cmd := &cobra.Command{
+		Use:   "ws [flags] URL",
+		Short: "Load a WebSocket target: send a message, wait for a reply, or count broadcast receipts",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t.URL = args[0]
+			p, err := f.plan()
+			if err != nil {
+				return UsageError{err}
+			}
+			p.WS = &t
+			return execute(cmd, p, f)
+		},
+	}
+	f.bind(cmd.Flags())
+	cmd.Flags().StringVar(&t.Message, "message", "{{seq}}", "message to send (a template)")
+	cmd.Flags().StringVar(&t.Expect, "expect", "", "wait for a reply containing this text (default: any message)")
+	cmd.Flags().BoolVar(&t.Broadcast, "broadcast", false, "do not wait for replies; count every message received")
+	cmd.Flags().StringArrayVarP(&t.Headers, "header", "H", nil, `handshake header "Name: value" (repeatable)`)
+	cmd.Flags().BoolVar(&t.Insecure, "insecure", false, "skip TLS certificate verification")
+	return cmd
+}
+
+// execute runs the plan with a progress line, prints the summary, and
+// writes the report (also after Ctrl-C).
+func execute(cmd *cobra.Command, p Plan, f runFlags) error {
+	stderr := cmd.ErrOrStderr()
+	tty := isTerminal(stderr)
+	if !f.quiet {
+		p.Progress = func(s SecondStats, tot Totals) {
+			line := fmt.Sprintf("[%4.0fs] %8.0f req/s  p99 %8.3f ms  errors %d  total %d  left %s",
+				tot.Elapsed.Seconds(), s.RPS, s.P99, tot.Errors, tot.Requests, tot.Remaining.Round(time.Second))
+			if tty {
+				fmt.Fprintf(stderr, "\r%-100s", line)
+			} else {
+				fmt.Fprintln(stderr, line)
+			}
+		}
+	}
+	res, err := Run(cmd.Context(), p)
+	if tty && !f.quiet {
+		fmt.Fprintln(stderr)
+	}
+	var planErr PlanError
+	if errors.As(err, &planErr) {
+		return UsageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	s, err := Summarize(res)
+	if err != nil {
+		return err
+	}
+	printSummary(cmd.OutOrStdout(), s)
+	if f.out != "" {
+		if err := WriteReport(f.out, s); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "report: %s/{summary.json,report.md,throughput.svg,latency.svg,distribution.svg}\n", f.out)
+	}
+	if res.Interrupted && cmd.Context().Err() != nil {
+		return InterruptedError{}
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, s Summary) {
+	l := s.LatencyMS
+	fmt.Fprintf(w, "%s — %s model", s.Target, s.Model)
+	if s.Interrupted {
+		fmt.Fprint(w, " (interrupted)")
+	}
+	fmt.Fprintf(w, "\n  requests %d in %.2fs = %.1f req/s, errors %d, %.1f MB read\n", s.Requests, s.DurationS, s.RPS, s.Errors, float64(s.Bytes)/1e6)
+	if s.Received > 0 {
+		fmt.Fprintf(w, "  messages received %d (%.1f/s)\n", s.Received, float64(s.Received)/max(s.DurationS, 1e-9))
+	}
+	fmt.Fprintf(w, "  latency ms  min %.3f  mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+		l.Min, l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max)
+	if len(s.ErrorsByKind) > 0 {
+		fmt.Fprintf(w, "  errors by kind %v\n", s.ErrorsByKind)
+	}
+	if len(s.Status) > 0 {
+		fmt.Fprintf(w, "  status %v\n", s.Status)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func compareCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compare A/summary.json B/summary.json",
+		Short: "Print two runs side by side with the differences",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := ReadSummary(args[0])
+			if err != nil {
+				return UsageError{err}
+			}
+			b, err := ReadSummary(args[1])
+			if err != nil {
+				return UsageError{err}
+			}
+			Compare(cmd.OutOrStdout(), a, b, args[0], args[1])
+			return nil
+		},
+	}
+}
+
+func mergeCommand() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "merge --out DIR A/summary.json B/summary.json …",
+		Short: "Merge the summaries of generators that ran side by side (exact percentiles)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return UsageError{errors.New("--out DIR is required")}
+			}
+			var parts []Summary
+			for _, a := range args {
+				s, err := ReadSummary(a)
+				if err != nil {
+					return UsageError{err}
+				}
+				parts = append(parts, s)
+			}
+			m, err := Merge(parts...)
+			if err != nil {
+				return err
+			}
+			printSummary(cmd.OutOrStdout(), m)
+			return WriteReport(out, m)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "directory for the merged report")
+	return cmd
+}
