@@ -209,8 +209,9 @@ loop:
 }
 
 // runOpen sends request i at start+At(i), or at once if that moment has
-// passed; latency counts from the scheduled moment, so time spent waiting
-// for a free connection is part of it (coordinated omission corrected).
+// passed; then latency counts from the scheduled moment, so time spent
+// waiting for a free connection is part of it (coordinated omission
+// corrected).
 func runOpen(ctx context.Context, rq requester, rec *recorder, rng *rand.Rand, next *atomic.Int64,
 	sched Schedule, start time.Time, limit int64) {
 	timer := time.NewTimer(time.Hour)
@@ -224,14 +225,20 @@ func runOpen(ctx context.Context, rq requester, rec *recorder, rng *rand.Rand, n
 		if !ok {
 			return
 		}
-		intended := start.Add(at)
-		if d := time.Until(intended); d > 0 {
+		// Latency counts from the scheduled start when this worker is late
+		// for it, because the server kept it busy: that wait is the server's
+		// doing. When the worker is early it sleeps, and the clock starts
+		// when it wakes: timers wake up to a millisecond late, and that
+		// lateness is ours, not the server's.
+		from := start.Add(at)
+		if d := time.Until(from); d > 0 {
 			timer.Reset(d)
 			select {
 			case <-timer.C:
 			case <-ctx.Done():
 				return
 			}
+			from = time.Now()
 		} else if ctx.Err() != nil {
 			return
 		}
@@ -239,7 +246,7 @@ func runOpen(ctx context.Context, rq requester, rec *recorder, rng *rand.Rand, n
 		if ctx.Err() != nil && err != nil {
 			return // cancelled mid-request: not a measurement
 		}
-		rec.record(time.Since(intended), status, n, err)
+		rec.record(time.Since(from), status, n, err)
 	}
 }
 

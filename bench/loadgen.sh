@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# scalelab load next to wrk, k6 and Locust (FastHttpUser), one after another
+# in the same run, against one nginx answering a static 200. nginx runs one
+# worker pinned to CPU 0 and every load tool is pinned to CPU 1, so each tool
+# gets the same core and the target is the same for all.
+#
+#   bench/loadgen.sh                         # 3 rounds of 10 s per tool, 50 connections
+#   ROUNDS=5 DURATION=20s CONNS=100 bench/loadgen.sh
+#   K6=/path/to/k6 bench/loadgen.sh          # use this k6 instead of building one
+#
+# Part 1 prints requests/s per tool (closed model, same connection count),
+# the medians and the ratios (targets: ≥ 0.8× wrk, ≥ 1.5× k6, ≥ 5× Locust).
+# Part 2 runs scalelab's open model at half of wrk's median rate, then at a
+# rate the reference clients can hold (AGREE_RATE, default 10,000/s) beside
+# bench/openloop (an independent wrk2-style client on net/http) and k6's
+# constant-arrival-rate, and prints the p99 of each. Needs root for apt-get
+# when tools are missing; loopback only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+PORT=${PORT:-18400}
+K6_VERSION=${K6_VERSION:-v1.8.1}
+SECS=${DURATION%s}
+
+need_apt() { # command package
+	command -v "$1" >/dev/null && return 0
+	echo "== installing $2 (apt-get)"
+	apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }
+}
+need_apt wrk wrk
+need_apt nginx nginx-light
+need_apt locust python3-locust
+command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is missing"; exit 1; }
+
+WORK=$(mktemp -d)
+cleanup() {
+	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== build scalelab and openloop"
+(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/openloop" ./bench/openloop)
+
+K6=${K6:-}
+if [ -z "$K6" ]; then
+	if command -v k6 >/dev/null; then K6=$(command -v k6)
+	elif [ -x "$HOME/go/bin/k6" ]; then K6=$HOME/go/bin/k6
+	else
+		echo "== building k6 $K6_VERSION with go install (several minutes, once)"
+		if (cd "$WORK" && GOFLAGS=-buildvcs=false go install "go.k6.io/k6@$K6_VERSION" >"$WORK/k6build.log" 2>&1); then
+			K6=$(go env GOPATH)/bin/k6
+		else
+			echo "bench: could not build k6 (see below); k6 is skipped"; tail -5 "$WORK/k6build.log"
+		fi
+	fi
+fi
+
+mkdir -p "$WORK/tmp"
+cat >"$WORK/nginx.conf" <<NGX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+    uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+    server { listen 127.0.0.1:$PORT; location / { return 200 "ok\n"; } }
+}
+NGX
+taskset -c 0 nginx -p "$WORK" -c "$WORK/nginx.conf"
+sleep 0.5
+URL="http://127.0.0.1:$PORT/"
+curl -fs "$URL" >/dev/null
+
+cat >"$WORK/k6.js" <<K6JS
+import http from 'k6/http';
+export const options = { vus: $CONNS, duration: '$DURATION', discardResponseBodies: true };
+export default function () { http.get('$URL'); }
+K6JS
+cat >"$WORK/locustfile.py" <<PY
+from locust import task
+from locust.contrib.fasthttp import FastHttpUser
+class Bench(FastHttpUser):
+    @task
+    def root(self):
+        self.client.get("/")
+PY
+
+run_wrk()      { taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" "$URL" | awk '/^Requests\/sec:/ {print $2}'; }
+run_scalelab() { taskset -c 1 "$WORK/scalelab" load http --vus "$CONNS" --duration "$DURATION" --quiet --out "$WORK/sl" "$URL" >/dev/null
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rps"])' "$WORK/sl/summary.json"; }
+run_k6()       { [ -n "$K6" ] || { echo 0; return; }
+	taskset -c 1 "$K6" run --quiet --no-color --summary-export "$WORK/k6.json" "$WORK/k6.js" >/dev/null 2>&1
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metrics"]["http_reqs"]["rate"])' "$WORK/k6.json"; }
+run_locust()   { (cd "$WORK" && taskset -c 1 locust -f locustfile.py --headless -u "$CONNS" -r "$CONNS" -t "$DURATION" \
+		--host "http://127.0.0.1:$PORT" --only-summary --csv "$WORK/locust" >/dev/null 2>&1) || true
+	python3 -c 'import csv,sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["Name"] == "Aggregated": print(r["Requests/s"])' "$WORK/locust_stats.csv"; }
+
+median() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
+ratio()  { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo "== closed model, $CONNS connections, $DURATION per tool, $ROUNDS rounds (nginx on CPU 0, tools on CPU 1)"
+W=() S=() K=() L=()
+for r in $(seq 1 "$ROUNDS"); do
+	w=$(run_wrk); s=$(run_scalelab); k=$(run_k6); l=$(run_locust)
+	W+=("$w") S+=("$s") K+=("$k") L+=("${l:-0}")
+	printf "round %d  wrk %8.0f  scalelab %8.0f  k6 %8.0f  locust %8.0f  req/s\n" "$r" "$w" "$s" "$k" "${l:-0}"
+done
+read -r wm wmin wmax < <(median "${W[@]}")
+read -r sm smin smax < <(median "${S[@]}")
+read -r km kmin kmax < <(median "${K[@]}")
+read -r lm lmin lmax < <(median "${L[@]}")
+echo
+printf "%-10s median %8d req/s  (min %d, max %d)\n" wrk "$wm" "$wmin" "$wmax" scalelab "$sm" "$smin" "$smax" \
+	k6 "$km" "$kmin" "$kmax" locust "$lm" "$lmin" "$lmax"
+printf "scalelab / wrk = %s (target >= 0.8)   scalelab / k6 = %s (target >= 1.5)   scalelab / locust = %s (target >= 5)\n" \
+	"$(ratio "$sm" "$wm")" "$(ratio "$sm" "$km")" "$(ratio "$sm" "$lm")"
+
+RATE=${OPEN_RATE:-$((wm / 2))}
+AGREE_RATE=${AGREE_RATE:-10000}
+echo
+echo "== open model at $RATE req/s for $DURATION (half of wrk's median unless OPEN_RATE is set)"
+taskset -c 1 "$WORK/scalelab" load http --rate "$RATE/s" --duration "$DURATION" --connections "$CONNS" --quiet --out "$WORK/slo" "$URL" >/dev/null
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency_ms"]
+print("scalelab load  achieved %.0f req/s  p50 %.3f  p99 %.3f  p99.9 %.3f ms" % (d["rps"], l["p50"], l["p99"], l["p999"]))' "$WORK/slo/summary.json"
+
+echo
+echo "== the same open model at $AGREE_RATE req/s with reference clients (AGREE_RATE; they cannot hold the rate above)"
+taskset -c 1 "$WORK/scalelab" load http --rate "$AGREE_RATE/s" --duration "$DURATION" --connections "$CONNS" --quiet --out "$WORK/sla" "$URL" >/dev/null
+read -r s_p99 s_rps < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["latency_ms"]["p99"], d["rps"])' "$WORK/sla/summary.json")
+o_out=$(taskset -c 1 "$WORK/openloop" -rate "$AGREE_RATE" -duration "$DURATION" -conns "$CONNS" "$URL")
+o_p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$o_out"); o_rps=$(sed -n 's/.*achieved_rps=\([0-9.]*\).*/\1/p' <<<"$o_out")
+printf "scalelab load                 p99 %8.3f ms   (achieved %.0f req/s)\n" "$s_p99" "$s_rps"
+printf "openloop (net/http, wrk2-style) p99 %8.3f ms   (achieved %.0f req/s)\n" "$o_p99" "$o_rps"
+if [ -n "$K6" ]; then
+	cat >"$WORK/k6open.js" <<K6JS
+import http from 'k6/http';
+export const options = { discardResponseBodies: true, scenarios: { open: { executor: 'constant-arrival-rate',
+  rate: $AGREE_RATE, timeUnit: '1s', duration: '$DURATION', preAllocatedVUs: $CONNS, maxVUs: $((CONNS * 4)) } } };
+export default function () { http.get('$URL'); }
+K6JS
+	taskset -c 1 "$K6" run --quiet --no-color --summary-trend-stats "p(99)" --summary-export "$WORK/k6o.json" "$WORK/k6open.js" >/dev/null 2>&1 || true
+	python3 - "$WORK/k6o.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+print("k6 constant-arrival-rate      p99 %8.3f ms   (achieved %.0f req/s; dropped iterations %d; not CO-corrected)" % (
+    m["http_req_duration"]["p(99)"], m["http_reqs"]["rate"], m.get("dropped_iterations", {}).get("count", 0)))
+PY
+fi
+awk -v a="$s_p99" -v b="$o_p99" 'BEGIN { printf "scalelab / openloop p99 = %.2f (the issue asks 0.8–1.2 against wrk2, which Debian does not ship;\n  openloop adds its own net/http and scheduling overhead, so read this as a bound, not a verdict)\n", a / b }'
