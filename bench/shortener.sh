@@ -10,7 +10,8 @@
 #   ROUNDS=5 DURATION=20s CONNS=128 bench/shortener.sh
 #
 # Prints each round, the median and spread of requests/s, the ratio, and
-# the p99 of an open-loop run at half of scalelab's median peak rate.
+# the p99 of an open-model run (scalelab load) at half of scalelab's median
+# peak rate, with the same run against the floor and nginx for reference.
 # Needs wrk and nginx (apt-get install wrk nginx-light); loopback only.
 set -euo pipefail
 
@@ -39,8 +40,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== build"
-(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/openloop" ./bench/openloop &&
-	go build -o "$WORK/redirectfloor" ./bench/redirectfloor)
+(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/redirectfloor" ./bench/redirectfloor)
 
 echo "== start scalelab shortener on 127.0.0.1:$SL_PORT (embedded defaults)"
 "$WORK/scalelab" shortener serve --addr "127.0.0.1:$SL_PORT" --data "$WORK/data" \
@@ -55,7 +55,7 @@ port, n, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 conn = http.client.HTTPConnection("127.0.0.1", port)
 with open(f"{work}/paths.txt", "w") as paths, open(f"{work}/map.conf", "w") as nmap:
     for i in range(n):
-        code, url = f"b{i:05d}", f"https://example.com/page/{i}?ref=bench"
+        code, url = f"b{i}", f"https://example.com/page/{i}?ref=bench"
         conn.request("POST", "/api/v1/links", json.dumps({"url": url, "alias": code}),
                      {"Content-Type": "application/json"})
         r = conn.getresponse(); r.read()
@@ -97,7 +97,7 @@ FLOOR_PID=$!
 sleep 0.5
 
 for port in "$SL_PORT" "$NGX_PORT" "$FLOOR_PORT"; do
-	loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$port/b00042")
+	loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$port/b42")
 	[ "$loc" = "302 https://example.com/page/42?ref=bench" ] || { echo "bench: :$port answered '$loc'"; exit 1; }
 done
 
@@ -141,14 +141,20 @@ printf "ratio     net/http floor / nginx = %.2f,  scalelab / net/http floor = %.
 	"$(awk -v a="$f_med" -v b="$n_med" 'BEGIN {print a / b}')" "$(awk -v a="$s_med" -v b="$f_med" 'BEGIN {print a / b}')"
 
 HALF=$((s_med / 2))
+open_loop() { # port label
+	"$WORK/scalelab" load http --rate "$HALF/s" --duration "$DURATION" --connections "$CONNS" --quiet \
+		--out "$WORK/open-$2" "http://127.0.0.1:$1/b{{rand 0 $((LINKS - 1))}}" >/dev/null
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency_ms"]
+print("%-15s achieved %6.0f req/s  errors %d  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms" % (
+    sys.argv[2], d["rps"], d["errors"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$WORK/open-$2/summary.json" "$2"
+}
 echo
-echo "== open loop at half of scalelab's median peak: $HALF req/s for $DURATION, latency from intended start"
-"$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$SL_PORT" | tee "$WORK/open.out"
-p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$WORK/open.out")
+echo "== open model (scalelab load) at half of scalelab's median peak: $HALF req/s for $DURATION, random codes"
+open_loop "$SL_PORT" scalelab
+open_loop "$FLOOR_PORT" "net/http floor"
+open_loop "$NGX_PORT" nginx
+p99=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["latency_ms"]["p99"])' "$WORK/open-scalelab/summary.json")
 printf "p99 at half peak = %s ms   (target < 5 ms)\n" "$p99"
-echo "== the same open loop against the net/http floor and nginx (what the load client itself adds)"
-"$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$FLOOR_PORT" | sed 's/^/floor: /'
-"$WORK/openloop" -rate "$HALF" -duration "$DURATION" -conns "$CONNS" -paths "$WORK/paths.txt" "http://127.0.0.1:$NGX_PORT" | sed 's/^/nginx: /'
 
 echo
 echo "== where scalelab's redirects were answered from (Prometheus counters)"

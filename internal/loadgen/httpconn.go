@@ -73,8 +73,7 @@ func compileHTTP(t HTTPTarget) (*httpPlan, error) {
 	if u.RawQuery != "" {
 		target += "?" + u.RawQuery
 	}
-	// Braces are escaped in URLs; templates are written unescaped.
-	target = strings.NewReplacer("%7B", "{", "%7D", "}", "%7b", "{", "%7d", "}", "%20", " ").Replace(target)
+	target = unescapePlaceholders(target)
 	if p.pathTpl, err = ParseTemplate(target); err != nil {
 		return nil, fmt.Errorf("URL path: %w", err)
 	}
@@ -340,4 +339,28 @@ func truncate(b []byte) string {
 
 func insecureClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+}
+
+// unescapePlaceholders undoes the URL escaping of template placeholders:
+// url.URL escapes "{{rand 1 9}}" in a path as %7B%7Brand%201%209%7D%7D.
+// Spaces are unescaped only inside placeholders; a %20 elsewhere stays, as
+// a space would break the request line.
+func unescapePlaceholders(target string) string {
+	target = strings.NewReplacer("%7B", "{", "%7D", "}", "%7b", "{", "%7d", "}").Replace(target)
+	var b strings.Builder
+	for {
+		i := strings.Index(target, "{{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(target[i:], "}}")
+		if j < 0 {
+			break
+		}
+		b.WriteString(target[:i])
+		b.WriteString(strings.ReplaceAll(target[i:i+j+2], "%20", " "))
+		target = target[i+j+2:]
+	}
+	b.WriteString(target)
+	return b.String()
 }

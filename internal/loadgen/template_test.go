@@ -68,3 +68,17 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+func TestUnescapePlaceholders(t *testing.T) {
+	cases := map[string]string{
+		"/b%7B%7Brand%200%209%7D%7D":             "/b{{rand 0 9}}",
+		"/a%20b/%7B%7Bseq%7D%7D":                 "/a%20b/{{seq}}",
+		"/plain":                                 "/plain",
+		"/%7B%7Brand%201%202%7D%7D%20x%7B%7Bseq": "/{{rand 1 2}}%20x{{seq",
+	}
+	for in, want := range cases {
+		if got := unescapePlaceholders(in); got != want {
+			t.Errorf("unescapePlaceholders(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
