@@ -55,7 +55,7 @@ port, n, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 conn = http.client.HTTPConnection("127.0.0.1", port)
 with open(f"{work}/paths.txt", "w") as paths, open(f"{work}/map.conf", "w") as nmap:
     for i in range(n):
-        code, url = f"b{i}", f"https://example.com/page/{i}?ref=bench"
+        code, url = f"bch{i}", f"https://example.com/page/{i}?ref=bench"
         conn.request("POST", "/api/v1/links", json.dumps({"url": url, "alias": code}),
                      {"Content-Type": "application/json"})
         r = conn.getresponse(); r.read()
@@ -97,7 +97,7 @@ FLOOR_PID=$!
 sleep 0.5
 
 for port in "$SL_PORT" "$NGX_PORT" "$FLOOR_PORT"; do
-	loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$port/b42")
+	loc=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$port/bch42")
 	[ "$loc" = "302 https://example.com/page/42?ref=bench" ] || { echo "bench: :$port answered '$loc'"; exit 1; }
 done
 
@@ -143,7 +143,7 @@ printf "ratio     net/http floor / nginx = %.2f,  scalelab / net/http floor = %.
 HALF=$((s_med / 2))
 open_loop() { # port label
 	"$WORK/scalelab" load http --rate "$HALF/s" --duration "$DURATION" --connections "$CONNS" --quiet \
-		--out "$WORK/open-$2" "http://127.0.0.1:$1/b{{rand 0 $((LINKS - 1))}}" >/dev/null
+		--out "$WORK/open-$2" "http://127.0.0.1:$1/bch{{rand 0 $((LINKS - 1))}}" >/dev/null
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency_ms"]
 print("%-15s achieved %6.0f req/s  errors %d  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f ms" % (
     sys.argv[2], d["rps"], d["errors"], l["p50"], l["p90"], l["p99"], l["p999"], l["max"]))' "$WORK/open-$2/summary.json" "$2"
