@@ -153,12 +153,15 @@ func Run(ctx context.Context, p Plan) (*Result, error) {
 	// Once a second: harvest every worker's last second.
 	total := newHistogram()
 	var totals counts
-	harvest := func(now time.Time, last time.Time) {
+	harvest := func(now time.Time, last time.Time, final bool) {
 		h, c := newHistogram(), counts{}
 		for _, r := range recs {
 			r.harvest(h, &c)
 		}
 		totals.add(&c)
+		if final && c.requests == 0 && len(res.PerSecond) > 0 {
+			return // nothing happened after the last tick
+		}
 		sec := secondStats(int(now.Sub(start).Round(time.Second)/time.Second), now.Sub(last), h, &c)
 		res.PerSecond = append(res.PerSecond, sec)
 		if p.Progress != nil {
@@ -173,7 +176,7 @@ loop:
 	for {
 		select {
 		case now := <-tick.C:
-			harvest(now, last)
+			harvest(now, last, false)
 			last = now
 		case <-done:
 			break loop
@@ -181,9 +184,7 @@ loop:
 	}
 	tick.Stop()
 	end := time.Now()
-	if end.Sub(last) > 50*time.Millisecond || len(res.PerSecond) == 0 {
-		harvest(end, last)
-	}
+	harvest(end, last, true) // always: the totals are the sum of the harvests
 
 	for _, r := range recs {
 		total.Merge(r.all)
