@@ -1,0 +1,309 @@
+// Package vclock is the Dynamo store's versioning (section 4.4 of the
+// Dynamo paper): vector clocks, and the rule that decides which versions of
+// a key survive a write. It is pure and exhaustively tested.
+//
+// A Clock maps each node that coordinated a write of the value to a
+// counter. Clock a descends b when every counter of b is ≤ the same counter
+// in a: a's writer had seen b. When neither descends the other, the writes
+// were concurrent and both must be kept: they are siblings, returned
+// together to the reader, who resolves them and writes back with the
+// merged context, which then descends both and replaces them.
+//
+// Pruning. Clocks grow by one entry per coordinating node. Each entry
+// remembers when it was last incremented; Prune drops the oldest entries
+// beyond MaxEntries, but never one younger than MinAge. A pruned clock can
+// look concurrent with a version it actually descends, which only ever
+// produces an extra sibling, never a lost write: that is the documented
+// bound (Riak's small/big vclock does the same).
+package vclock
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Entry is one node's counter.
+type Entry struct {
+	Node    string
+	Counter uint64
+	At      int64 // unix ms of the last increment, for pruning
+}
+
+// Clock is a vector clock, entries sorted by node. The zero value is the
+// empty clock. Clocks are values: methods return new clocks.
+type Clock []Entry
+
+// Order is how two clocks relate.
+type Order int
+
+// The four relations.
+const (
+	Equal Order = iota
+	Before
+	After
+	Concurrent
+)
+
+func (o Order) String() string { return [...]string{"equal", "before", "after", "concurrent"}[o] }
+
+func (c Clock) find(node string) (int, bool) {
+	i := sort.Search(len(c), func(i int) bool { return c[i].Node >= node })
+	return i, i < len(c) && c[i].Node == node
+}
+
+// Get returns node's counter (0 if absent).
+func (c Clock) Get(node string) uint64 {
+	if i, ok := c.find(node); ok {
+		return c[i].Counter
+	}
+	return 0
+}
+
+// Increment returns c with node's counter raised by one, stamped at now.
+func (c Clock) Increment(node string, now time.Time) Clock {
+	out := append(Clock(nil), c...)
+	i, ok := out.find(node)
+	if ok {
+		out[i].Counter++
+		out[i].At = now.UnixMilli()
+		return out
+	}
+	out = append(out, Entry{})
+	copy(out[i+1:], out[i:])
+	out[i] = Entry{Node: node, Counter: 1, At: now.UnixMilli()}
+	return out
+}
+
+// Compare says how a relates to b.
+func Compare(a, b Clock) Order {
+	aBigger, bBigger := false, false
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i].Node < b[j].Node:
+			if a[i].Counter > 0 {
+				aBigger = true
+			}
+			i++
+		case i == len(a) || b[j].Node < a[i].Node:
+			if b[j].Counter > 0 {
+				bBigger = true
+			}
+			j++
+		default:
+			if a[i].Counter > b[j].Counter {
+				aBigger = true
+			} else if a[i].Counter < b[j].Counter {
+				bBigger = true
+			}
+			i++
+			j++
+		}
+	}
+	switch {
+	case aBigger && bBigger:
+		return Concurrent
+	case aBigger:
+		return After
+	case bBigger:
+		return Before
+	}
+	return Equal
+}
+
+// Descends reports whether a has seen everything b has (a ≥ b).
+func Descends(a, b Clock) bool {
+	o := Compare(a, b)
+	return o == After || o == Equal
+}
+
+// Merge returns the pointwise maximum: a clock that descends both.
+func Merge(clocks ...Clock) Clock {
+	m := map[string]Entry{}
+	for _, c := range clocks {
+		for _, e := range c {
+			if cur, ok := m[e.Node]; !ok || e.Counter > cur.Counter || e.Counter == cur.Counter && e.At > cur.At {
+				m[e.Node] = e
+			}
+		}
+	}
+	out := make(Clock, 0, len(m))
+	for _, e := range m {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// PruneLimits bound a clock's size.
+type PruneLimits struct {
+	MaxEntries int           // keep at most this many entries (default 50)
+	MinAge     time.Duration // never drop an entry younger than this (default 1 day)
+}
+
+// Prune drops the least recently incremented entries beyond MaxEntries,
+// sparing any younger than MinAge.
+func (c Clock) Prune(l PruneLimits, now time.Time) Clock {
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = 50
+	}
+	if l.MinAge <= 0 {
+		l.MinAge = 24 * time.Hour
+	}
+	if len(c) <= l.MaxEntries {
+		return c
+	}
+	byAge := append(Clock(nil), c...)
+	sort.SliceStable(byAge, func(i, j int) bool { return byAge[i].At < byAge[j].At })
+	drop := map[string]bool{}
+	excess := len(c) - l.MaxEntries
+	for _, e := range byAge {
+		if excess == 0 || now.Sub(time.UnixMilli(e.At)) < l.MinAge {
+			break
+		}
+		drop[e.Node] = true
+		excess--
+	}
+	out := make(Clock, 0, len(c)-len(drop))
+	for _, e := range c {
+		if !drop[e.Node] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Version is one stored version of a key.
+type Version struct {
+	Clock     Clock
+	Value     []byte
+	Tombstone bool // a delete: kept until reaped so it can win over older writes
+}
+
+// Reconcile folds incoming into the versions a replica holds and returns
+// what survives: every version incoming descends is replaced by it (the
+// writer had seen them), incoming is dropped if some existing version
+// descends it (it is old news, e.g. a late replica write), and concurrent
+// versions are kept side by side as siblings. The result holds no version
+// that another in it descends.
+func Reconcile(existing []Version, incoming Version) []Version {
+	out := make([]Version, 0, len(existing)+1)
+	for _, v := range existing {
+		switch Compare(incoming.Clock, v.Clock) {
+		case Before:
+			return existing // incoming adds nothing
+		case Equal:
+			if sameContent(v, incoming) {
+				return existing // a duplicate delivery
+			}
+			// Equal clocks, different content: a correct coordinator never
+			// issues one counter twice, but pruning can make two clocks
+			// equal. Keep both rather than pick one and lose a write.
+		case After:
+			continue // superseded by incoming
+		}
+		out = append(out, v)
+	}
+	return append(out, incoming)
+}
+
+func sameContent(a, b Version) bool {
+	return a.Tombstone == b.Tombstone && bytes.Equal(a.Value, b.Value)
+}
+
+// Context is the causal context handed to clients: the merge of the
+// clocks of every version they were shown.
+func Context(versions []Version) Clock {
+	clocks := make([]Clock, len(versions))
+	for i, v := range versions {
+		clocks[i] = v.Clock
+	}
+	return Merge(clocks...)
+}
+
+// Encoding: version byte, entry count, then per entry a length-prefixed
+// node name, counter and timestamp (uvarints); base64url for headers.
+const encodingVersion = 1
+
+// ErrMalformed is returned for a context that does not decode.
+var ErrMalformed = errors.New("vclock: malformed causal context")
+
+// String encodes c for the X-Causal-Context header; the empty clock is "".
+func (c Clock) String() string {
+	if len(c) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(c.MarshalBinary())
+}
+
+// MarshalBinary encodes c.
+func (c Clock) MarshalBinary() []byte {
+	b := []byte{encodingVersion}
+	b = binary.AppendUvarint(b, uint64(len(c)))
+	for _, e := range c {
+		b = binary.AppendUvarint(b, uint64(len(e.Node)))
+		b = append(b, e.Node...)
+		b = binary.AppendUvarint(b, e.Counter)
+		b = binary.AppendUvarint(b, uint64(e.At))
+	}
+	return b
+}
+
+// Parse decodes a header value; the empty string is the empty clock.
+func Parse(s string) (Clock, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) > 64<<10 {
+		return nil, fmt.Errorf("%w: longer than 64 KiB", ErrMalformed)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not base64url", ErrMalformed)
+	}
+	return Unmarshal(raw)
+}
+
+// Unmarshal decodes MarshalBinary's output, checking that entries are
+// sorted, distinct and non-empty.
+func Unmarshal(raw []byte) (Clock, error) {
+	r := bytes.NewReader(raw)
+	if v, err := r.ReadByte(); err != nil || v != encodingVersion {
+		return nil, fmt.Errorf("%w: unknown encoding", ErrMalformed)
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > 1024 {
+		return nil, fmt.Errorf("%w: entry count", ErrMalformed)
+	}
+	c := make(Clock, 0, n)
+	for i := uint64(0); i < n; i++ {
+		l, err := binary.ReadUvarint(r)
+		if err != nil || l == 0 || l > 256 || l > uint64(r.Len()) {
+			return nil, fmt.Errorf("%w: node name", ErrMalformed)
+		}
+		name := make([]byte, l)
+		_, _ = r.Read(name)
+		ctr, err1 := binary.ReadUvarint(r)
+		at, err2 := binary.ReadUvarint(r)
+		if err1 != nil || err2 != nil || at > 1<<62 {
+			return nil, fmt.Errorf("%w: entry", ErrMalformed)
+		}
+		e := Entry{Node: string(name), Counter: ctr, At: int64(at)}
+		if len(c) > 0 && c[len(c)-1].Node >= e.Node {
+			return nil, fmt.Errorf("%w: entries out of order", ErrMalformed)
+		}
+		c = append(c, e)
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes", ErrMalformed)
+	}
+	if len(c) == 0 {
+		return nil, nil
+	}
+	return c, nil
+}
