@@ -16,8 +16,9 @@
 //
 // Measurement. Each worker records into its own HDR histogram (1 µs to 1 h,
 // three significant digits) behind an uncontended mutex; once a second the
-// run harvests every worker's last-second histogram into the per-second
-// series, and at the end merges the totals. Histograms serialise losslessly
+// run harvests every worker's histogram into that second's entry of the
+// series and into the run's total, so the total is exactly the sum of the
+// seconds. Histograms serialise losslessly
 // (summary.json "histogram"), so runs of several generators Merge into
 // exact percentiles. Errors are classified by kind: timeout, refused,
 // reset, closed, protocol, other, and 4xx/5xx statuses.

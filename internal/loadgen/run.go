@@ -159,6 +159,7 @@ func Run(ctx context.Context, p Plan) (*Result, error) {
 			r.harvest(h, &c)
 		}
 		totals.add(&c)
+		total.Merge(h)
 		if final && c.requests == 0 && len(res.PerSecond) > 0 {
 			return // nothing happened after the last tick
 		}
@@ -186,10 +187,6 @@ loop:
 	end := time.Now()
 	harvest(end, last, true) // always: the totals are the sum of the harvests
 
-	for _, r := range recs {
-		total.Merge(r.all)
-		// per-worker totals were already summed second by second
-	}
 	res.Elapsed = end.Sub(start)
 	res.Latency = total
 	res.Requests, res.Errors, res.Bytes = totals.requests, totals.errors, totals.bytes

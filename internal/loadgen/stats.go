@@ -87,17 +87,16 @@ func (c *counts) add(o *counts) {
 	}
 }
 
-// recorder is one worker's tallies. The worker records without contention
-// (its own mutex, uncontended but for the once-a-second harvest).
+// recorder is one worker's tallies since the last harvest. The worker
+// records without contention (its own mutex, uncontended but for the
+// once-a-second harvest); the run's totals are the sum of the harvests.
 type recorder struct {
 	mu        sync.Mutex
-	all       *hdr.Histogram
 	sec       *hdr.Histogram
-	allCounts counts
 	secCounts counts
 }
 
-func newRecorder() *recorder { return &recorder{all: newHistogram(), sec: newHistogram()} }
+func newRecorder() *recorder { return &recorder{sec: newHistogram()} }
 
 // record one request: its latency, status (0 if none), response bytes and error.
 func (r *recorder) record(latency time.Duration, status int, bytes int64, err error) {
@@ -115,18 +114,16 @@ func (r *recorder) record(latency time.Duration, status int, bytes int64, err er
 		kind = ErrStatus4xx
 	}
 	r.mu.Lock()
-	_ = r.all.RecordValue(us)
 	_ = r.sec.RecordValue(us)
-	for _, c := range [2]*counts{&r.allCounts, &r.secCounts} {
-		c.requests++
-		c.bytes += bytes
-		if kind != ErrNone {
-			c.errors++
-			c.byKind[kind]++
-		}
-		if status >= 100 && status < 600 {
-			c.byClass[status/100]++
-		}
+	c := &r.secCounts
+	c.requests++
+	c.bytes += bytes
+	if kind != ErrNone {
+		c.errors++
+		c.byKind[kind]++
+	}
+	if status >= 100 && status < 600 {
+		c.byClass[status/100]++
 	}
 	r.mu.Unlock()
 }

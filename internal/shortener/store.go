@@ -32,10 +32,7 @@ func (l *Link) Expired(now time.Time) bool { return l.ExpiresAt != nil && !now.B
 var errDuplicate = errors.New("shortener: code taken")
 
 // store is the links and click aggregates in the SQL store.
-type store struct {
-	db   *sqldb.DB
-	pace bool // pace multi-chunk inserts (see insertRows)
-}
+type store struct{ db *sqldb.DB }
 
 func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
 	sub, err := fs.Sub(migrations, "migrations")
@@ -45,7 +42,7 @@ func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
 	if err := db.Migrate(ctx, sub, "shortener"); err != nil {
 		return nil, err
 	}
-	return &store{db: db, pace: true}, nil
+	return &store{db: db}, nil
 }
 
 func msOrNil(t *time.Time) any {
@@ -272,8 +269,8 @@ func (s *store) upsertCounts(ctx context.Context, tx *sql.Tx, counts map[ClickKe
 	return s.insertRows(ctx, tx, "INSERT INTO link_clicks (code, day, referrer, agent, clicks) VALUES", 5, rows, suffix)
 }
 
-// insertRows runs a multi-row INSERT in chunks of 500 rows. With pacing,
-// it pauses after each chunk for as long as the chunk took: background
+// insertRows runs a multi-row INSERT in chunks of 500 rows, pausing after
+// each chunk but the last for as long as the chunk took: background
 // work then uses at most about half a core in bursts, instead of a whole
 // core for tens of milliseconds, which is what redirects queued behind.
 func (s *store) insertRows(ctx context.Context, tx *sql.Tx, head string, width int, rows [][]any, suffix string) error {
@@ -296,7 +293,7 @@ func (s *store) insertRows(ctx context.Context, tx *sql.Tx, head string, width i
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(b.String()), args...); err != nil {
 			return err
 		}
-		if s.pace && end < len(rows) {
+		if end < len(rows) {
 			time.Sleep(time.Since(began))
 		}
 	}

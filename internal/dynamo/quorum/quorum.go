@@ -31,109 +31,111 @@ const (
 
 func (s State) String() string { return [...]string{"pending", "succeeded", "failed"}[s] }
 
-// Write tracks one write sent to n replicas needing w acknowledgements.
-type Write struct {
-	w, n     int
-	acked    map[string]bool
+// tally counts answers from n replicas until need of them have answered
+// (Succeeded) or too many have failed for that to happen (Failed). The
+// decision is sticky; a replica counts once, and an answer already counted
+// is not undone by a later failure report.
+type tally struct {
+	need, n  int
+	answered map[string]bool
 	failed   map[string]bool
 	decision State
 }
 
+func newTally(need, n int, name string) (tally, error) {
+	if n < 1 || need < 1 || need > n {
+		return tally{}, fmt.Errorf("quorum: %s=%d with N=%d; want 1 ≤ %s ≤ N", name, need, n, name)
+	}
+	return tally{need: need, n: n, answered: map[string]bool{}, failed: map[string]bool{}}, nil
+}
+
+// answer records node's answer and reports whether it was new.
+func (t *tally) answer(node string) bool {
+	if t.failed[node] || t.answered[node] {
+		return false
+	}
+	t.answered[node] = true
+	t.update()
+	return true
+}
+
+func (t *tally) fail(node string) {
+	if !t.answered[node] {
+		t.failed[node] = true
+	}
+	t.update()
+}
+
+func (t *tally) update() {
+	if t.decision == Pending {
+		switch {
+		case len(t.answered) >= t.need:
+			t.decision = Succeeded
+		case t.n-len(t.failed) < t.need:
+			t.decision = Failed
+		}
+	}
+}
+
+// Write tracks one write sent to n replicas needing w acknowledgements.
+type Write struct{ t tally }
+
 // NewWrite starts tracking; w must be 1..n.
 func NewWrite(w, n int) (*Write, error) {
-	if n < 1 || w < 1 || w > n {
-		return nil, fmt.Errorf("quorum: W=%d with N=%d; want 1 ≤ W ≤ N", w, n)
-	}
-	return &Write{w: w, n: n, acked: map[string]bool{}, failed: map[string]bool{}}, nil
+	t, err := newTally(w, n, "W")
+	return &Write{t}, err
 }
 
 // Ack records a replica's acknowledgement and returns the state.
 func (q *Write) Ack(node string) State {
-	if !q.failed[node] {
-		q.acked[node] = true
-	}
-	return q.update()
+	q.t.answer(node)
+	return q.t.decision
 }
 
 // Fail records that a replica did not (and will not) acknowledge.
 func (q *Write) Fail(node string) State {
-	if !q.acked[node] {
-		q.failed[node] = true
-	}
-	return q.update()
-}
-
-func (q *Write) update() State {
-	if q.decision == Pending {
-		switch {
-		case len(q.acked) >= q.w:
-			q.decision = Succeeded
-		case q.n-len(q.failed) < q.w:
-			q.decision = Failed
-		}
-	}
-	return q.decision
+	q.t.fail(node)
+	return q.t.decision
 }
 
 // State returns the decision so far. Once decided, it never changes.
-func (q *Write) State() State { return q.decision }
+func (q *Write) State() State { return q.t.decision }
 
 // Acks is how many replicas acknowledged.
-func (q *Write) Acks() int { return len(q.acked) }
+func (q *Write) Acks() int { return len(q.t.answered) }
 
 // Read tracks one read sent to n replicas needing r answers.
 type Read struct {
-	r, n     int
-	answers  map[string][]vclock.Version
-	failed   map[string]bool
-	merged   []vclock.Version
-	decision State
+	t       tally
+	answers map[string][]vclock.Version
+	merged  []vclock.Version
 }
 
 // NewRead starts tracking; r must be 1..n.
 func NewRead(r, n int) (*Read, error) {
-	if n < 1 || r < 1 || r > n {
-		return nil, fmt.Errorf("quorum: R=%d with N=%d; want 1 ≤ R ≤ N", r, n)
-	}
-	return &Read{r: r, n: n, answers: map[string][]vclock.Version{}, failed: map[string]bool{}}, nil
+	t, err := newTally(r, n, "R")
+	return &Read{t: t, answers: map[string][]vclock.Version{}}, err
 }
 
 // Answer records the versions a replica holds (none, when it has no copy).
 func (q *Read) Answer(node string, versions []vclock.Version) State {
-	if q.failed[node] {
-		return q.update()
-	}
-	if _, dup := q.answers[node]; !dup {
+	if q.t.answer(node) {
 		q.answers[node] = versions
 		for _, v := range versions {
 			q.merged = vclock.Reconcile(q.merged, v)
 		}
 	}
-	return q.update()
+	return q.t.decision
 }
 
 // Fail records that a replica did not answer.
 func (q *Read) Fail(node string) State {
-	if _, ok := q.answers[node]; !ok {
-		q.failed[node] = true
-	}
-	return q.update()
-}
-
-func (q *Read) update() State {
-	if q.decision == Pending {
-		switch {
-		case len(q.answers) >= q.r:
-			q.decision = Succeeded
-		case q.n-len(q.failed) < q.r:
-			q.decision = Failed
-		}
-	}
-	return q.decision
+	q.t.fail(node)
+	return q.t.decision
 }
 
 // State returns the decision so far.
-func (q *Read) State() State { return q.decision }
+func (q *Read) State() State { return q.t.decision }
 
 // Answers is how many replicas answered.
 func (q *Read) Answers() int { return len(q.answers) }
