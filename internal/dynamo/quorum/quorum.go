@@ -160,12 +160,12 @@ func (q *Read) Repairs() []string {
 }
 
 // covers reports whether have already holds every version of want (by
-// clock): then reconciling want into have changes nothing.
+// write event): then reconciling want into have changes nothing.
 func covers(have, want []vclock.Version) bool {
 	for _, w := range want {
 		found := false
 		for _, h := range have {
-			if vclock.Compare(h.Clock, w.Clock) == vclock.Equal {
+			if vclock.SameEvent(h, w) {
 				found = true
 				break
 			}

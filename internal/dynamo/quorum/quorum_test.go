@@ -77,15 +77,14 @@ func TestWriteIgnoresDuplicatesAndContradictions(t *testing.T) {
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func ver(value string, c vclock.Clock) vclock.Version {
-	return vclock.Version{Clock: c, Value: []byte(value)}
+func ver(value, node string, counter uint64, seen ...vclock.Version) vclock.Version {
+	return vclock.Version{Dot: vclock.Entry{Node: node, Counter: counter, At: t0.UnixMilli()}, Context: vclock.Context(seen), Value: []byte(value)}
 }
 
 func TestReadReconcilesAndRepairs(t *testing.T) {
-	var base vclock.Clock
-	v1 := ver("v1", base.Increment("a", t0))
-	v2 := ver("v2", v1.Clock.Increment("a", t0))   // descends v1
-	sib := ver("sib", v1.Clock.Increment("b", t0)) // concurrent with v2
+	v1 := ver("v1", "a", 1)
+	v2 := ver("v2", "a", 2, v1)   // descends v1
+	sib := ver("sib", "b", 1, v1) // concurrent with v2
 	q, _ := NewRead(2, 3)
 	if q.Answer("n1", []vclock.Version{v1}) != Pending {
 		t.Fatal("decided after one answer with R=2")

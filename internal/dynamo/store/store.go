@@ -1,25 +1,34 @@
 // Package store is one Dynamo node's durable storage: for each key, the set
 // of versions that survived reconciliation (vclock.Reconcile), in a bbolt
-// B-tree file. Every Put reads the stored versions, reconciles the incoming
-// one into them and writes the result in one transaction, so concurrent
-// writes to a key on one node serialise and never lose a version.
+// B-tree file. Every write reads the stored versions, reconciles the
+// incoming ones into them and writes the result in one transaction, so
+// concurrent writes to a key on one node serialise and never lose a version.
 //
 // Durability follows --sync:
 //
-//	always  each Put commits and fsyncs before it returns (an acknowledged write survives a crash)
-//	batch   Puts from concurrent callers share one commit and fsync (bbolt's Batch): the
+//	always  each write commits and fsyncs before it returns (an acknowledged write survives a crash)
+//	batch   writes from concurrent callers share one commit and fsync (bbolt's Batch): the
 //	        same guarantee per acknowledged write, with fewer fsyncs under load
 //	none    commits without fsync: fastest, a crash can lose recent writes
 //
 // Keys are stored under their ring hash (big-endian) followed by the key,
 // so that a key range of the ring is a contiguous cursor scan: the unit of
 // Merkle-tree anti-entropy and of range hand-off.
+//
+// Hinted writes (sloppy quorum: this node holds a replica for a node that
+// is down) live apart, in one bucket per intended owner, until hinted
+// hand-off delivers them. Reads see them too.
+//
+// Coordinate is where a node makes a new version: it gives the write the
+// node's next dot. Counters come from one per-node high-water mark that is
+// stored with every write and starts, after a restart, no lower than the
+// wall clock in microseconds, so a node never issues one dot twice even if
+// it lost its data.
 package store
 
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +38,7 @@ import (
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
 )
 
-// SyncMode is the durability of a Put.
+// SyncMode is the durability of a write.
 type SyncMode string
 
 // The sync modes.
@@ -48,12 +57,18 @@ func ParseSyncMode(s string) (SyncMode, error) {
 	return "", fmt.Errorf("store: --sync %q: want always, batch or none", s)
 }
 
-var bucketData = []byte("data")
+var (
+	bucketData  = []byte("data")
+	bucketHints = []byte("hints")
+	bucketMeta  = []byte("meta")
+	keyCounter  = []byte("counter")
+)
 
 // Store is a node's versions, by key.
 type Store struct {
 	db   *bolt.DB
 	sync SyncMode
+	hw   uint64 // highest dot counter issued; read and written only inside write transactions
 }
 
 // Open opens (creating) the store file at path.
@@ -65,14 +80,23 @@ func Open(path string, sync SyncMode) (*Store, error) {
 	if sync == SyncBatch {
 		db.MaxBatchDelay = 2 * time.Millisecond
 	}
+	s := &Store{db: db, sync: sync}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketData)
-		return err
+		for _, b := range [][]byte{bucketData, bucketHints, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if raw := tx.Bucket(bucketMeta).Get(keyCounter); len(raw) == 8 {
+			s.hw = binary.BigEndian.Uint64(raw)
+		}
+		s.hw = max(s.hw, uint64(time.Now().UnixMicro()))
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
-	return &Store{db: db, sync: sync}, nil
+	return s, nil
 }
 
 // Close closes the file.
@@ -85,52 +109,150 @@ func storageKey(key []byte) []byte {
 	return k
 }
 
-// Get returns the stored versions of key (nil when absent).
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	if s.sync == SyncBatch {
+		return s.db.Batch(fn)
+	}
+	return s.db.Update(fn)
+}
+
+// bucket returns the data bucket, or hintFor's hint bucket (created when
+// create is set; nil when it does not exist).
+func bucket(tx *bolt.Tx, hintFor string, create bool) (*bolt.Bucket, error) {
+	if hintFor == "" {
+		return tx.Bucket(bucketData), nil
+	}
+	hints := tx.Bucket(bucketHints)
+	if b := hints.Bucket([]byte(hintFor)); b != nil || !create {
+		return b, nil
+	}
+	return hints.CreateBucket([]byte(hintFor))
+}
+
+func read(b *bolt.Bucket, sk []byte) ([]vclock.Version, error) {
+	if b == nil {
+		return nil, nil
+	}
+	raw := b.Get(sk)
+	if raw == nil {
+		return nil, nil
+	}
+	vs, err := vclock.UnmarshalVersions(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: key %x: %w", sk[8:], err)
+	}
+	return vs, nil
+}
+
+// Get returns every version of key this node holds: its own replica and
+// any it holds as hints for other nodes, reconciled (nil when absent).
 func (s *Store) Get(key []byte) ([]vclock.Version, error) {
 	var out []vclock.Version
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketData).Get(storageKey(key))
-		if raw == nil {
-			return nil
-		}
+		sk := storageKey(key)
 		var err error
-		out, err = decodeVersions(raw)
-		return err
+		if out, err = read(tx.Bucket(bucketData), sk); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketHints).ForEachBucket(func(target []byte) error {
+			hinted, err := read(tx.Bucket(bucketHints).Bucket(target), sk)
+			for _, v := range hinted {
+				out = vclock.Reconcile(out, v)
+			}
+			return err
+		})
 	})
 	return out, err
 }
 
-// Put reconciles v into key's versions and returns what is stored after.
-func (s *Store) Put(key []byte, v vclock.Version) ([]vclock.Version, error) {
+// Write is a new write a coordinator makes.
+type Write struct {
+	Actor     string       // this node: the dot's node
+	Context   vclock.Clock // what the client had seen (already pruned)
+	Value     []byte
+	Tombstone bool
+	HintFor   string // set when this node holds the replica for a node that is down
+}
+
+// Coordinate makes w a new version of key: it gives it this node's next
+// dot, reconciles it into the local versions and returns the new version
+// and the full set now stored — which the coordinator ships to the other
+// replicas, so that any replica holding this dot also holds every earlier
+// write this node had for the key (what makes dots sound).
+func (s *Store) Coordinate(key []byte, w Write, now time.Time) (vclock.Version, []vclock.Version, error) {
+	var made vclock.Version
 	var after []vclock.Version
-	update := func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketData)
-		sk := storageKey(key)
-		var existing []vclock.Version
-		if raw := b.Get(sk); raw != nil {
-			var err error
-			if existing, err = decodeVersions(raw); err != nil {
-				return err
-			}
+	err := s.update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, w.HintFor, true)
+		if err != nil {
+			return err
 		}
-		after = vclock.Reconcile(existing, v)
-		return b.Put(sk, encodeVersions(after))
+		sk := storageKey(key)
+		existing, err := read(b, sk)
+		if err != nil {
+			return err
+		}
+		counter := max(s.hw, w.Context.Get(w.Actor))
+		for _, v := range existing {
+			counter = max(counter, v.Clock().Get(w.Actor))
+		}
+		counter++
+		made = vclock.Version{
+			Dot:     vclock.Entry{Node: w.Actor, Counter: counter, At: now.UnixMilli()},
+			Context: w.Context, Value: w.Value, Tombstone: w.Tombstone,
+		}
+		after = vclock.Reconcile(existing, made)
+		if err := b.Put(sk, vclock.AppendVersions(nil, after)); err != nil {
+			return err
+		}
+		var hw [8]byte
+		binary.BigEndian.PutUint64(hw[:], counter)
+		if err := tx.Bucket(bucketMeta).Put(keyCounter, hw[:]); err != nil {
+			return err
+		}
+		s.hw = counter
+		return nil
+	})
+	if err != nil {
+		return vclock.Version{}, nil, fmt.Errorf("store: coordinate: %w", err)
 	}
-	var err error
-	if s.sync == SyncBatch {
-		err = s.db.Batch(update)
-	} else {
-		err = s.db.Update(update)
-	}
+	return made, after, nil
+}
+
+// Put reconciles versions into key's replica (or into the hints held for
+// hintFor) and returns what is stored after.
+func (s *Store) Put(key []byte, hintFor string, versions ...vclock.Version) ([]vclock.Version, error) {
+	var after []vclock.Version
+	err := s.update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, hintFor, true)
+		if err != nil {
+			return err
+		}
+		sk := storageKey(key)
+		existing, err := read(b, sk)
+		if err != nil {
+			return err
+		}
+		after = existing
+		for _, v := range versions {
+			after = vclock.Reconcile(after, v)
+		}
+		if len(existing) == len(after) && bytes.Equal(vclock.AppendVersions(nil, existing), vclock.AppendVersions(nil, after)) {
+			return nil // nothing new: skip the write
+		}
+		return b.Put(sk, vclock.AppendVersions(nil, after))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: put: %w", err)
 	}
 	return after, nil
 }
 
-// Scan calls fn for every key whose ring hash is in (start, end], a range
-// that wraps past zero when start ≥ end, in ring order.
-func (s *Store) Scan(start, end uint64, fn func(key []byte, versions []vclock.Version) error) error {
+// Scan calls fn for every key of this node's replica whose ring hash is in
+// (start, end], a range that wraps past zero when start ≥ end, in ring
+// order. raw is the stored encoding, identical on replicas that hold the
+// same versions; it is only valid during the call.
+func (s *Store) Scan(start, end uint64, fn func(key, raw []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketData).Cursor()
 		if start < end {
@@ -146,75 +268,80 @@ func (s *Store) Scan(start, end uint64, fn func(key []byte, versions []vclock.Ve
 }
 
 // scan visits the keys with from ≤ hash ≤ to.
-func scan(c *bolt.Cursor, from, to uint64, fn func([]byte, []vclock.Version) error) error {
+func scan(c *bolt.Cursor, from, to uint64, fn func(key, raw []byte) error) error {
 	var seek [8]byte
 	binary.BigEndian.PutUint64(seek[:], from)
 	for k, raw := c.Seek(seek[:]); k != nil && binary.BigEndian.Uint64(k[:8]) <= to; k, raw = c.Next() {
-		vs, err := decodeVersions(raw)
-		if err != nil {
-			return err
-		}
-		if err := fn(append([]byte(nil), k[8:]...), vs); err != nil {
+		if err := fn(k[8:], raw); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Encoding of a version set: count, then per version the clock (length-
-// prefixed vclock binary), a tombstone flag and the length-prefixed value.
-func encodeVersions(vs []vclock.Version) []byte {
-	var b []byte
-	b = binary.AppendUvarint(b, uint64(len(vs)))
-	for _, v := range vs {
-		c := v.Clock.MarshalBinary()
-		b = binary.AppendUvarint(b, uint64(len(c)))
-		b = append(b, c...)
-		if v.Tombstone {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
-		}
-		b = binary.AppendUvarint(b, uint64(len(v.Value)))
-		b = append(b, v.Value...)
-	}
-	return b
+// HintTargets lists the nodes this node holds hints for.
+func (s *Store) HintTargets() ([]string, error) {
+	var out []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHints).ForEachBucket(func(k []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
 }
 
-var errCorrupt = errors.New("store: corrupt version record")
+// Hints calls fn for up to limit hinted keys held for target.
+func (s *Store) Hints(target string, limit int, fn func(key []byte, versions []vclock.Version) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHints).Bucket([]byte(target))
+		if b == nil {
+			return nil
+		}
+		n := 0
+		c := b.Cursor()
+		for k, raw := c.First(); k != nil && n < limit; k, raw = c.Next() {
+			vs, err := vclock.UnmarshalVersions(raw)
+			if err != nil {
+				return fmt.Errorf("store: hint %x: %w", k[8:], err)
+			}
+			if err := fn(append([]byte(nil), k[8:]...), vs); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+}
 
-func decodeVersions(raw []byte) ([]vclock.Version, error) {
-	r := bytes.NewReader(raw)
-	n, err := binary.ReadUvarint(r)
-	if err != nil || n > 1<<16 {
-		return nil, errCorrupt
+// Forget deletes key from the replica (hintFor "") or from hintFor's hints,
+// but only if what is stored is still exactly delivered: a write that
+// arrived meanwhile is kept for the next round. It reports whether it
+// deleted. Hinted hand-off and range hand-off call it once the data is
+// safely elsewhere; reaping calls it for old tombstones.
+func (s *Store) Forget(key []byte, hintFor string, delivered []vclock.Version) (bool, error) {
+	deleted := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := bucket(tx, hintFor, false)
+		if b == nil || err != nil {
+			return err
+		}
+		sk := storageKey(key)
+		raw := b.Get(sk)
+		if raw == nil || !bytes.Equal(raw, vclock.AppendVersions(nil, delivered)) {
+			return nil
+		}
+		if err := b.Delete(sk); err != nil {
+			return err
+		}
+		deleted = true
+		if k, _ := b.Cursor().First(); hintFor != "" && k == nil {
+			return tx.Bucket(bucketHints).DeleteBucket([]byte(hintFor))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: forget: %w", err)
 	}
-	out := make([]vclock.Version, 0, n)
-	for i := uint64(0); i < n; i++ {
-		cl, err := binary.ReadUvarint(r)
-		if err != nil || cl > uint64(r.Len()) {
-			return nil, errCorrupt
-		}
-		cb := make([]byte, cl)
-		_, _ = r.Read(cb)
-		clock, err := vclock.Unmarshal(cb)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errCorrupt, err)
-		}
-		flag, err := r.ReadByte()
-		if err != nil || flag > 1 {
-			return nil, errCorrupt
-		}
-		vl, err := binary.ReadUvarint(r)
-		if err != nil || vl > uint64(r.Len()) {
-			return nil, errCorrupt
-		}
-		val := make([]byte, vl)
-		_, _ = r.Read(val)
-		out = append(out, vclock.Version{Clock: clock, Value: val, Tombstone: flag == 1})
-	}
-	if r.Len() != 0 {
-		return nil, errCorrupt
-	}
-	return out, nil
+	return deleted, nil
 }

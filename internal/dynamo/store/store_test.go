@@ -23,36 +23,46 @@ func mustOpen(t *testing.T, path string, mode SyncMode) *Store {
 	return s
 }
 
-func TestPutGetSiblingsAndRestart(t *testing.T) {
+func coord(t *testing.T, s *Store, key, actor, value string, ctx vclock.Clock) (vclock.Version, []vclock.Version) {
+	t.Helper()
+	v, after, err := s.Coordinate([]byte(key), Write{Actor: actor, Context: ctx, Value: []byte(value)}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, after
+}
+
+func TestCoordinateSiblingsAndRestart(t *testing.T) {
 	for _, mode := range []SyncMode{SyncAlways, SyncBatch, SyncNone} {
 		t.Run(string(mode), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "node.db")
 			s := mustOpen(t, path, mode)
-			var base vclock.Clock
-			a := vclock.Version{Clock: base.Increment("n1", t0), Value: []byte("from n1")}
-			b := vclock.Version{Clock: base.Increment("n2", t0), Value: []byte{0, 1, 2, 255}} // binary-safe
-			if _, err := s.Put([]byte("k"), a); err != nil {
-				t.Fatal(err)
+			a, _ := coord(t, s, "k", "n1", "from n1", nil)
+			b, after := coord(t, s, "k", "n1", string([]byte{0, 1, 2, 255}), nil) // a blind write: a sibling
+			if len(after) != 2 || b.Dot.Counter <= a.Dot.Counter {
+				t.Fatalf("blind writes: %d versions, dots %v %v", len(after), a.Dot, b.Dot)
 			}
-			after, err := s.Put([]byte("k"), b)
-			if err != nil || len(after) != 2 {
-				t.Fatalf("concurrent writes: %d versions, %v", len(after), err)
+			// A replica write from another coordinator reconciles the same way.
+			other := vclock.Version{Dot: vclock.Entry{Node: "n2", Counter: 1}, Value: []byte("from n2")}
+			if after, _ = s.Put([]byte("k"), "", other); len(after) != 3 {
+				t.Fatalf("third sibling: %d versions", len(after))
 			}
-			merged := vclock.Version{Clock: vclock.Merge(a.Clock, b.Clock).Increment("n1", t0), Value: []byte("resolved")}
-			if after, _ = s.Put([]byte("k"), merged); len(after) != 1 {
+			resolved, after := coord(t, s, "k", "n1", "resolved", vclock.Context(after))
+			if len(after) != 1 {
 				t.Fatalf("resolving write left %d versions", len(after))
 			}
-			tomb := vclock.Version{Clock: merged.Clock.Increment("n3", t0), Tombstone: true}
-			if _, err := s.Put([]byte("gone"), tomb); err != nil {
+			tomb, _, err := s.Coordinate([]byte("gone"), Write{Actor: "n3", Tombstone: true}, t0)
+			if err != nil || !tomb.Tombstone {
 				t.Fatal(err)
 			}
+			hw := s.hw
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			s = mustOpen(t, path, mode) // a restarted node keeps its data
 			defer s.Close()
 			got, err := s.Get([]byte("k"))
-			if err != nil || len(got) != 1 || string(got[0].Value) != "resolved" || vclock.Compare(got[0].Clock, merged.Clock) != vclock.Equal {
+			if err != nil || len(got) != 1 || string(got[0].Value) != "resolved" || !vclock.SameEvent(got[0], resolved) {
 				t.Fatalf("after restart: %+v %v", got, err)
 			}
 			if g, _ := s.Get([]byte("gone")); len(g) != 1 || !g[0].Tombstone {
@@ -61,13 +71,54 @@ func TestPutGetSiblingsAndRestart(t *testing.T) {
 			if g, err := s.Get([]byte("absent")); g != nil || err != nil {
 				t.Fatalf("absent key: %v %v", g, err)
 			}
+			// Dots are never reused across a restart.
+			if next, _ := coord(t, s, "k2", "n1", "x", nil); next.Dot.Counter <= hw {
+				t.Fatalf("counter %d after restart, had issued %d", next.Dot.Counter, hw)
+			}
 		})
 	}
 }
 
-// Concurrent writers to one key on one node: every write that is
-// concurrent with the others survives as a sibling, none is lost.
-func TestConcurrentPutsLoseNothing(t *testing.T) {
+// Hinted writes are kept apart per intended owner, seen by reads, listed
+// for hand-off and forgotten only while unchanged.
+func TestHints(t *testing.T) {
+	s := mustOpen(t, filepath.Join(t.TempDir(), "n.db"), SyncAlways)
+	defer s.Close()
+	v, _, err := s.Coordinate([]byte("k"), Write{Actor: "n4", Value: []byte("hinted"), HintFor: "n2"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get([]byte("k")); len(got) != 1 || !vclock.SameEvent(got[0], v) {
+		t.Fatalf("read does not see the hint: %+v", got)
+	}
+	if targets, _ := s.HintTargets(); fmt.Sprint(targets) != "[n2]" {
+		t.Fatalf("targets %v", targets)
+	}
+	var held []vclock.Version
+	_ = s.Hints("n2", 10, func(key []byte, vs []vclock.Version) error { held = vs; return nil })
+	// A write arriving between delivery and deletion keeps the hint.
+	late := vclock.Version{Dot: vclock.Entry{Node: "n5", Counter: 1}, Value: []byte("late")}
+	if _, err := s.Put([]byte("k"), "n2", late); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Forget([]byte("k"), "n2", held); ok {
+		t.Fatal("forgot a hint that changed after delivery")
+	}
+	_ = s.Hints("n2", 10, func(key []byte, vs []vclock.Version) error { held = vs; return nil })
+	if ok, err := s.Forget([]byte("k"), "n2", held); !ok || err != nil {
+		t.Fatalf("forget: %v %v", ok, err)
+	}
+	if targets, _ := s.HintTargets(); len(targets) != 0 {
+		t.Fatalf("empty hint bucket kept: %v", targets)
+	}
+	if got, _ := s.Get([]byte("k")); len(got) != 0 {
+		t.Fatalf("after hand-off: %+v", got)
+	}
+}
+
+// Concurrent blind writers to one key on one node: every write survives
+// as a sibling, none is lost, and no two share a dot.
+func TestConcurrentWritesLoseNothing(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "n.db"), SyncBatch)
 	defer s.Close()
 	var wg sync.WaitGroup
@@ -75,8 +126,7 @@ func TestConcurrentPutsLoseNothing(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			var c vclock.Clock
-			if _, err := s.Put([]byte("hot"), vclock.Version{Clock: c.Increment(fmt.Sprint("w", i), t0), Value: []byte(fmt.Sprint(i))}); err != nil {
+			if _, _, err := s.Coordinate([]byte("hot"), Write{Actor: "n1", Value: []byte(fmt.Sprint(i))}, t0); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -93,19 +143,16 @@ func TestConcurrentPutsLoseNothing(t *testing.T) {
 func TestScanRanges(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "n.db"), SyncNone)
 	defer s.Close()
-	var c vclock.Clock
 	const n = 500
 	for i := 0; i < n; i++ {
-		if _, err := s.Put([]byte(fmt.Sprint("key-", i)), vclock.Version{Clock: c.Increment("n1", t0), Value: []byte("v")}); err != nil {
-			t.Fatal(err)
-		}
+		coord(t, s, fmt.Sprint("key-", i), "n1", "v", nil)
 	}
 	r, _ := ring.New([]string{"a", "b", "c"}, 8)
 	seen := map[string]int{}
 	for _, rg := range r.Ranges(1) {
 		var prev uint64
 		first := true
-		err := s.Scan(rg.Start, rg.End, func(key []byte, vs []vclock.Version) error {
+		err := s.Scan(rg.Start, rg.End, func(key, raw []byte) error {
 			h := ring.KeyHash(key)
 			in := rg.Start < rg.End && h > rg.Start && h <= rg.End || rg.Start >= rg.End && (h > rg.Start || h <= rg.End)
 			if !in {
@@ -141,9 +188,9 @@ func TestSyncModeAndCorruption(t *testing.T) {
 	if _, err := ParseSyncMode("sometimes"); err == nil {
 		t.Fatal("bad sync mode accepted")
 	}
-	for _, bad := range [][]byte{{}, {5}, {1, 200}, append(encodeVersions(nil), 9)} {
-		if _, err := decodeVersions(bad); err == nil {
-			t.Errorf("decodeVersions(%v) accepted", bad)
+	for _, bad := range [][]byte{{}, {5}, {1, 200}, append(vclock.AppendVersions(nil, nil), 9)} {
+		if _, err := vclock.UnmarshalVersions(bad); err == nil {
+			t.Errorf("UnmarshalVersions(%v) accepted", bad)
 		}
 	}
 }

@@ -7,14 +7,19 @@
 // in a: a's writer had seen b. When neither descends the other, the writes
 // were concurrent and both must be kept: they are siblings, returned
 // together to the reader, who resolves them and writes back with the
-// merged context, which then descends both and replaces them.
+// merged context, which then covers both and replaces them.
+//
+// Versions are dotted version vectors (see Version): each carries the one
+// write event that made it apart from the context its writer had seen, so
+// a version is replaced exactly by writes whose context includes its event
+// — never by a concurrent write that happened to go through the same node.
 //
 // Pruning. Clocks grow by one entry per coordinating node. Each entry
 // remembers when it was last incremented; Prune drops the oldest entries
-// beyond MaxEntries, but never one younger than MinAge. A pruned clock can
-// look concurrent with a version it actually descends, which only ever
-// produces an extra sibling, never a lost write: that is the documented
-// bound (Riak's small/big vclock does the same).
+// beyond MaxEntries, but never one younger than MinAge. Pruning only
+// shrinks contexts, and a smaller context covers fewer versions: the worst
+// it can do is keep an old version as an extra sibling, never lose a write.
+// That is the documented bound (Riak's small/big vclock does the same).
 package vclock
 
 import (
@@ -178,50 +183,83 @@ func (c Clock) Prune(l PruneLimits, now time.Time) Clock {
 	return out
 }
 
-// Version is one stored version of a key.
+// Version is one stored version of a key, as a dotted version vector
+// (Preguiça et al.; what Riak 2.0 adopted): Dot is the write event that
+// made it — the coordinating node and a counter that node never reuses —
+// and Context is the clock the writer had seen, i.e. what it replaces.
+//
+// Keeping the dot apart from the context is what makes a blind write (no
+// context) through the same node as an earlier write a sibling of it
+// rather than its successor. With plain vector clocks the coordinator's
+// counter would climb past the earlier write's and claim to have seen it:
+// "false causality", a silently lost write.
 type Version struct {
-	Clock     Clock
+	Dot       Entry
+	Context   Clock
 	Value     []byte
 	Tombstone bool // a delete: kept until reaped so it can win over older writes
 }
 
+// Clock is the version's full clock: its context with its own dot.
+func (v Version) Clock() Clock {
+	out := append(Clock(nil), v.Context...)
+	i, ok := out.find(v.Dot.Node)
+	if ok {
+		if out[i].Counter < v.Dot.Counter {
+			out[i] = v.Dot
+		}
+		return out
+	}
+	out = append(out, Entry{})
+	copy(out[i+1:], out[i:])
+	out[i] = v.Dot
+	return out
+}
+
+// SameEvent reports whether a and b were made by the same write.
+func SameEvent(a, b Version) bool {
+	return a.Dot.Node == b.Dot.Node && a.Dot.Counter == b.Dot.Counter
+}
+
+// CoveredBy reports whether w replaces v: w is v itself, or w's writer had
+// seen v (v's dot is within w's context).
+func (v Version) CoveredBy(w Version) bool {
+	return SameEvent(v, w) || w.Context.Get(v.Dot.Node) >= v.Dot.Counter
+}
+
 // Reconcile folds incoming into the versions a replica holds and returns
-// what survives: every version incoming descends is replaced by it (the
-// writer had seen them), incoming is dropped if some existing version
-// descends it (it is old news, e.g. a late replica write), and concurrent
-// versions are kept side by side as siblings. The result holds no version
-// that another in it descends.
+// what survives: incoming is dropped when some existing version covers it
+// (a duplicate delivery or old news), every existing version incoming
+// covers is replaced by it, and the rest stay side by side as siblings.
+// The result is sorted by dot, so replicas holding the same versions hold
+// the same bytes, and the outcome does not depend on the order in which
+// writes arrive.
 func Reconcile(existing []Version, incoming Version) []Version {
+	for _, v := range existing {
+		if incoming.CoveredBy(v) {
+			return existing
+		}
+	}
 	out := make([]Version, 0, len(existing)+1)
 	for _, v := range existing {
-		switch Compare(incoming.Clock, v.Clock) {
-		case Before:
-			return existing // incoming adds nothing
-		case Equal:
-			if sameContent(v, incoming) {
-				return existing // a duplicate delivery
-			}
-			// Equal clocks, different content: a correct coordinator never
-			// issues one counter twice, but pruning can make two clocks
-			// equal. Keep both rather than pick one and lose a write.
-		case After:
-			continue // superseded by incoming
+		if !v.CoveredBy(incoming) {
+			out = append(out, v)
 		}
-		out = append(out, v)
 	}
-	return append(out, incoming)
+	out = append(out, incoming)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Dot, out[j].Dot
+		return a.Node < b.Node || a.Node == b.Node && a.Counter < b.Counter
+	})
+	return out
 }
 
-func sameContent(a, b Version) bool {
-	return a.Tombstone == b.Tombstone && bytes.Equal(a.Value, b.Value)
-}
-
-// Context is the causal context handed to clients: the merge of the
+// Context is the causal context handed to clients: the merge of the full
 // clocks of every version they were shown.
 func Context(versions []Version) Clock {
 	clocks := make([]Clock, len(versions))
 	for i, v := range versions {
-		clocks[i] = v.Clock
+		clocks[i] = v.Clock()
 	}
 	return Merge(clocks...)
 }
