@@ -234,7 +234,6 @@ func TestVersionsEncoding(t *testing.T) {
 	}
 }
 
-
 func TestPrune(t *testing.T) {
 	var c Clock
 	for i := 0; i < 60; i++ {

@@ -1,0 +1,296 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/dynamo/quorum"
+	"github.com/scalelab/scalelab/internal/dynamo/ring"
+	"github.com/scalelab/scalelab/internal/dynamo/store"
+	"github.com/scalelab/scalelab/internal/dynamo/vclock"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+)
+
+// WriteRequest is a put or a delete as a client asks for it.
+type WriteRequest struct {
+	Context   vclock.Clock // from an earlier read: the versions this write replaces
+	Value     []byte
+	Tombstone bool // a delete
+	W         int  // 0: the node's default
+	forwarded bool // already forwarded once: coordinate here whatever the ring says
+}
+
+func (n *Node) unavailable(op string, answered, needed int) error {
+	n.metrics.quorumFailures.Add(1)
+	letter := "w"
+	if op == "read" {
+		letter = "r"
+	}
+	return apperr.E(apperr.Unavailable, "%s reached %d of the %d replicas it needs (N=%d); try again or lower ?%s=",
+		op, answered, needed, n.cfg.N, letter)
+}
+
+func (n *Node) checkKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return apperr.E(apperr.Invalid, "empty key")
+	case len(key) > n.cfg.MaxKey:
+		return apperr.E(apperr.Invalid, "key is %d bytes; the limit is %d", len(key), n.cfg.MaxKey)
+	}
+	return nil
+}
+
+// Put coordinates a write (or, with Tombstone, a delete) and returns the
+// new version's clock: the causal context for the client's next write.
+//
+// Any node accepts it. The write is coordinated by the first node of the
+// key's sloppy-quorum placements — normally the first of its preference
+// list — because the coordinator stamps the version from its own replica's
+// state; another node forwards it there (the Dynamo paper, section 4.5).
+func (n *Node) Put(ctx context.Context, key []byte, req WriteRequest) (vclock.Clock, error) {
+	if err := n.checkKey(key); err != nil {
+		return nil, err
+	}
+	if len(req.Value) > n.cfg.MaxValue {
+		return nil, apperr.E(apperr.Invalid, "value is %d bytes; the limit is %d", len(req.Value), n.cfg.MaxValue)
+	}
+	if req.W == 0 {
+		req.W = n.cfg.W
+	}
+	if req.W < 1 || req.W > n.cfg.N {
+		return nil, apperr.E(apperr.Invalid, "w=%d: want 1 ≤ w ≤ N=%d", req.W, n.cfg.N)
+	}
+	places := n.Ring().Placements(key, n.cfg.N, n.healthy)
+	if !req.forwarded {
+		for _, p := range places {
+			if p.Node == n.cfg.ID {
+				break
+			}
+			clock, err := n.forward(ctx, p.Node, key, req)
+			var unreachable bool
+			if err != nil {
+				unreachable = errors.Is(err, ErrUnreachable)
+			}
+			if !unreachable {
+				return clock, err
+			}
+			// That node did not answer: the next placement coordinates.
+		}
+	}
+	return n.coordinate(ctx, key, places, req)
+}
+
+func (n *Node) forward(ctx context.Context, to string, key []byte, req WriteRequest) (vclock.Clock, error) {
+	n.metrics.forwarded.Add(1)
+	e := newRequest(opCoordinate)
+	e.bytes(key)
+	e.bytes(req.Context.MarshalBinary())
+	e.bool(req.Tombstone)
+	e.bytes(req.Value)
+	e.uint(uint64(req.W))
+	d, err := n.call(ctx, to, e.b)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) {
+			return nil, remoteToApp(re)
+		}
+		return nil, err
+	}
+	clock, err := vclock.Unmarshal(d.bytes(1 << 20))
+	if err != nil || d.done() != nil {
+		return nil, fmt.Errorf("dynamo: forwarded write: bad answer from %s", to)
+	}
+	return clock, nil
+}
+
+// remoteToApp turns a peer's refusal back into the error it was.
+func remoteToApp(re *RemoteError) error {
+	code := apperr.Internal
+	switch re.Status {
+	case 400:
+		code = apperr.Invalid
+	case 503:
+		code = apperr.Unavailable
+	}
+	return apperr.E(code, "%s", re.Message)
+}
+
+type answer struct {
+	node     string
+	versions []vclock.Version
+	err      error
+}
+
+func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placement, req WriteRequest) (vclock.Clock, error) {
+	var hintFor string
+	inPlaces := false
+	for _, p := range places {
+		if p.Node == n.cfg.ID {
+			hintFor, inPlaces = p.HintFor, true
+		}
+	}
+	now := time.Now()
+	made, after, err := n.store.Coordinate(key, store.Write{
+		Actor: n.cfg.ID, Context: req.Context.Prune(n.cfg.Prune, now),
+		Value: req.Value, Tombstone: req.Tombstone, HintFor: hintFor,
+	}, now)
+	if err != nil {
+		return nil, err
+	}
+	if hintFor != "" {
+		n.metrics.hintsStored.Add(1)
+	}
+	q, err := quorum.NewWrite(req.W, n.cfg.N)
+	if err != nil {
+		return nil, apperr.E(apperr.Invalid, "%s", err.Error())
+	}
+	if inPlaces {
+		q.Ack(n.cfg.ID)
+	}
+	for i := len(places); i < n.cfg.N; i++ {
+		q.Fail(fmt.Sprint("\x00missing", i)) // fewer healthy nodes than N
+	}
+	answers := make(chan answer, n.cfg.N*2)
+	tried := map[string]bool{n.cfg.ID: true}
+	outstanding := 0
+	send := func(p ring.Placement) {
+		tried[p.Node] = true
+		if p.HintFor != "" {
+			n.metrics.hintsStored.Add(1)
+		}
+		outstanding++
+		msg := replicaPut(key, p.HintFor, after)
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			d, err := n.call(context.WithoutCancel(ctx), p.Node, msg)
+			if err == nil {
+				err = d.done()
+			}
+			answers <- answer{node: p.Node, err: err}
+		}()
+	}
+	for _, p := range places {
+		if !tried[p.Node] {
+			send(p)
+		}
+	}
+	for q.State() == quorum.Pending && outstanding > 0 {
+		a := <-answers
+		outstanding--
+		switch {
+		case a.err == nil:
+			q.Ack(a.node)
+		case !n.sendToStandIn(key, tried, send):
+			q.Fail(a.node)
+		}
+	}
+	if q.State() != quorum.Succeeded {
+		return nil, n.unavailable("write", q.Acks(), req.W)
+	}
+	return made.Clock(), nil
+}
+
+// sendToStandIn is sloppy quorum within one request: a replica failed to
+// answer (the failure detector now routes around it), so the request goes
+// to the first placement not yet tried — a stand-in carrying a hint for
+// the node it replaces. It reports whether there was one.
+func (n *Node) sendToStandIn(key []byte, tried map[string]bool, send func(ring.Placement)) bool {
+	for _, p := range n.Ring().Placements(key, n.cfg.N, n.healthy) {
+		if !tried[p.Node] {
+			send(p)
+			return true
+		}
+	}
+	return false
+}
+
+func replicaPut(key []byte, hintFor string, versions []vclock.Version) []byte {
+	e := newRequest(opReplicaPut)
+	e.bytes(key)
+	e.str(hintFor)
+	e.versions(versions)
+	return e.b
+}
+
+// Get reads key from R replicas (r=0: the node's default) and returns the
+// reconciled versions: one, siblings, or none. Tombstones are included; the
+// HTTP layer hides them. Replicas that answered with less than the result
+// are repaired in the background, including those that answer late.
+func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, error) {
+	if err := n.checkKey(key); err != nil {
+		return nil, err
+	}
+	if r == 0 {
+		r = n.cfg.R
+	}
+	q, err := quorum.NewRead(r, n.cfg.N)
+	if err != nil {
+		return nil, apperr.E(apperr.Invalid, "r=%d: want 1 ≤ r ≤ N=%d", r, n.cfg.N)
+	}
+	places := n.Ring().Placements(key, n.cfg.N, n.healthy)
+	for i := len(places); i < n.cfg.N; i++ {
+		q.Fail(fmt.Sprint("\x00missing", i))
+	}
+	hints := map[string]string{}
+	answers := make(chan answer, n.cfg.N*2)
+	msg := newRequest(opReplicaGet)
+	msg.bytes(key)
+	tried := map[string]bool{}
+	pending := 0
+	send := func(p ring.Placement) {
+		tried[p.Node] = true
+		hints[p.Node] = p.HintFor
+		pending++
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			d, err := n.call(context.WithoutCancel(ctx), p.Node, msg.b)
+			var vs []vclock.Version
+			if err == nil {
+				vs = d.versions()
+				err = d.done()
+			}
+			answers <- answer{node: p.Node, versions: vs, err: err}
+		}()
+	}
+	for _, p := range places {
+		send(p)
+	}
+	for q.State() == quorum.Pending && pending > 0 {
+		a := <-answers
+		pending--
+		switch {
+		case a.err == nil:
+			q.Answer(a.node, a.versions)
+		case !n.sendToStandIn(key, tried, send):
+			q.Fail(a.node)
+		}
+	}
+	if q.State() != quorum.Succeeded {
+		return nil, n.unavailable("read", q.Answers(), r)
+	}
+	result := q.Result()
+	// Read repair: wait for the stragglers in the background, then send
+	// the reconciled result to every replica that had less.
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		for ; pending > 0; pending-- {
+			a := <-answers
+			if a.err == nil {
+				q.Answer(a.node, a.versions)
+			}
+		}
+		merged := q.Result()
+		for _, node := range q.Repairs() {
+			n.metrics.readRepairs.Add(1)
+			if _, err := n.call(n.ctx, node, replicaPut(key, hints[node], merged)); err != nil {
+				n.log.Debug("read repair failed", "to", node, "err", err)
+			}
+		}
+	}()
+	return result, nil
+}

@@ -1,0 +1,122 @@
+package dynamo
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// MemberState is what the cluster believes about a node.
+type MemberState string
+
+// The states of a member, as in SWIM: a suspect is still in service but
+// has missed probes; a dead node keeps its place on the ring (its writes go
+// to stand-ins with hints) until it has been dead for Config.DeadAfter; a
+// node that left gracefully is off the ring at once.
+const (
+	Alive   MemberState = "alive"
+	Suspect MemberState = "suspect"
+	Dead    MemberState = "dead"
+	Left    MemberState = "left"
+)
+
+// Member is one node as membership sees it.
+type Member struct {
+	Name  string      `json:"name"`
+	Addr  string      `json:"addr,omitempty"` // HTTP host:port, for the HTTP transport and clients
+	State MemberState `json:"state"`
+	Since time.Time   `json:"since"` // when it entered State
+}
+
+// Membership tells a node who is in the cluster. Gossip (memberlist)
+// implements it between processes, Static in one process.
+type Membership interface {
+	Members() []Member
+	// Leave announces a graceful departure.
+	Leave(ctx context.Context) error
+	Close() error
+}
+
+// Static is a membership set by hand: every node starts alive and tests
+// (or `scalelab up`) change states explicitly. Failures are then seen only
+// by each node's own failure detector, as in the Dynamo paper's local
+// failure detection.
+type Static struct {
+	mu      sync.Mutex
+	members map[string]Member
+}
+
+// NewStatic returns a membership of the named nodes, all alive.
+func NewStatic(names ...string) *Static {
+	s := &Static{members: map[string]Member{}}
+	for _, n := range names {
+		s.Set(n, Alive)
+	}
+	return s
+}
+
+// Set puts node in state (adding it when new).
+func (s *Static) Set(node string, state MemberState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.members[node]; ok && m.State == state {
+		return
+	}
+	s.members[node] = Member{Name: node, State: state, Since: time.Now()}
+}
+
+// Members implements Membership.
+func (s *Static) Members() []Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Member, 0, len(s.members))
+	for _, m := range s.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Leave implements Membership: a static cluster is told by its owner.
+func (s *Static) Leave(context.Context) error { return nil }
+
+// Close implements Membership.
+func (s *Static) Close() error { return nil }
+
+// detector is a node's own failure detector: a peer that failed to answer
+// is treated as down for a while, then tried again (the next request is
+// the probe). It is what makes a coordinator route around a slow or
+// partitioned peer before gossip has an opinion.
+type detector struct {
+	mu      sync.Mutex
+	backoff time.Duration
+	down    map[string]time.Time // until when
+}
+
+func newDetector(backoff time.Duration) *detector {
+	return &detector{backoff: backoff, down: map[string]time.Time{}}
+}
+
+func (d *detector) failed(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.down[node] = time.Now().Add(d.backoff)
+}
+
+func (d *detector) succeeded(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.down, node)
+}
+
+func (d *detector) isDown(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.down[node]
+	if ok && time.Now().After(until) {
+		delete(d.down, node)
+		return false
+	}
+	return ok
+}

@@ -1,0 +1,71 @@
+package dynamo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Transport carries one request to a peer and brings back its response.
+// An error means the peer could not be reached or did not answer (the
+// failure detector counts it); a peer's own refusal comes back inside the
+// response. Defined here, where it is consumed; implemented by
+// HTTPTransport between processes and by Network in one process.
+type Transport interface {
+	Call(ctx context.Context, to string, req []byte) ([]byte, error)
+}
+
+// ErrUnreachable wraps every transport failure.
+var ErrUnreachable = errors.New("dynamo: peer unreachable")
+
+// maxRPC bounds a node-to-node message: a leaf of anti-entropy may carry
+// many values, a replica write carries at most a few siblings.
+const maxRPC = 256 << 20
+
+// HTTPTransport posts requests to http://ADDR/internal/rpc, finding a
+// peer's address through Resolve (membership).
+type HTTPTransport struct {
+	Resolve func(node string) (addr string, ok bool)
+	client  *http.Client
+}
+
+// NewHTTPTransport returns a transport with pooled keep-alive connections.
+func NewHTTPTransport(resolve func(string) (string, bool)) *HTTPTransport {
+	return &HTTPTransport{Resolve: resolve, client: &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}}}
+}
+
+// Call implements Transport.
+func (t *HTTPTransport) Call(ctx context.Context, to string, req []byte) ([]byte, error) {
+	addr, ok := t.Resolve(to)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no known address", ErrUnreachable, to)
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/rpc", bytes.NewReader(req))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	hr.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := t.client.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, to, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRPC))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s: status %d, %v", ErrUnreachable, to, resp.StatusCode, err)
+	}
+	return body, nil
+}
+
+// Close drops idle connections.
+func (t *HTTPTransport) Close() { t.client.CloseIdleConnections() }
