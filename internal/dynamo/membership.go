@@ -86,28 +86,34 @@ func (s *Static) Close() error { return nil }
 
 // detector is a node's own failure detector: a peer that failed to answer
 // is treated as down for a while, then tried again (the next request is
-// the probe). It is what makes a coordinator route around a slow or
-// partitioned peer before gossip has an opinion.
+// the probe). Each consecutive failure doubles the wait, up to 8× the
+// base, so a long partition costs a timed-out probe only now and then.
+// It is what makes a coordinator route around a slow or partitioned peer
+// before gossip has an opinion.
 type detector struct {
 	mu      sync.Mutex
 	backoff time.Duration
 	down    map[string]time.Time // until when
+	strikes map[string]int       // consecutive failures
 }
 
 func newDetector(backoff time.Duration) *detector {
-	return &detector{backoff: backoff, down: map[string]time.Time{}}
+	return &detector{backoff: backoff, down: map[string]time.Time{}, strikes: map[string]int{}}
 }
 
 func (d *detector) failed(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.down[node] = time.Now().Add(d.backoff)
+	s := min(d.strikes[node], 3)
+	d.strikes[node]++
+	d.down[node] = time.Now().Add(d.backoff << s)
 }
 
 func (d *detector) succeeded(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.down, node)
+	delete(d.strikes, node)
 }
 
 func (d *detector) isDown(node string) bool {

@@ -1,0 +1,230 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/scalelab/scalelab/internal/dynamo/client"
+	"github.com/scalelab/scalelab/internal/dynamo/store"
+	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+)
+
+// Command is `scalelab dynamo`.
+func Command() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dynamo",
+		Short: "A Dynamo-style key-value store: run a node, or be its client",
+	}
+	root.AddCommand(nodeCommand(), getCommand(), putCommand(), delCommand(), capCommand())
+	return root
+}
+
+type usageErr struct{ error }
+
+func (usageErr) UsageError() bool { return true }
+
+func nodeCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	var addr, gossipAddr, join, sync string
+	var leave, debug bool
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run one node: HTTP API on --addr, gossip on --gossip, data in --data",
+		Example: `  scalelab dynamo node --id n1 --addr 127.0.0.1:7101 --gossip 127.0.0.1:7201 --data /tmp/d1
+  scalelab dynamo node --id n2 --addr 127.0.0.1:7102 --gossip 127.0.0.1:7202 --join 127.0.0.1:7201 --data /tmp/d2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mode, err := store.ParseSyncMode(sync)
+			if err != nil {
+				return usageErr{err}
+			}
+			cfg.Sync = mode
+			logger := host.Logger(cmd.ErrOrStderr(), debug)
+			var seeds []string
+			if join != "" {
+				seeds = strings.Split(join, ",")
+			}
+			return RunNode(cmd.Context(), cfg, addr, gossipAddr, seeds, leave, logger)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ID, "id", "", "node name, unique in the cluster (required)")
+	f.StringVar(&addr, "addr", "127.0.0.1:7101", "HTTP listen address (clients and peers)")
+	f.StringVar(&gossipAddr, "gossip", "127.0.0.1:7201", "gossip listen address (UDP and TCP)")
+	f.StringVar(&join, "join", "", "comma-separated gossip addresses of existing members")
+	f.StringVar(&cfg.DataDir, "data", "./data/dynamo", "directory of the node's store")
+	f.StringVar(&sync, "sync", string(cfg.Sync), "durability: always (fsync per write), batch (group commit), none")
+	f.IntVar(&cfg.N, "n", cfg.N, "replicas per key (same on every node)")
+	f.IntVar(&cfg.R, "r", cfg.R, "default read quorum")
+	f.IntVar(&cfg.W, "w", cfg.W, "default write quorum")
+	f.IntVar(&cfg.VNodes, "vnodes", cfg.VNodes, "virtual nodes per node (same on every node)")
+	f.IntVar(&cfg.MaxValue, "max-value", cfg.MaxValue, "largest value in bytes")
+	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "timeout of one replica request")
+	f.DurationVar(&cfg.SyncInterval, "sync-interval", cfg.SyncInterval, "anti-entropy, range hand-off and reaping period")
+	f.DurationVar(&cfg.HintInterval, "hint-interval", cfg.HintInterval, "hinted hand-off period")
+	f.DurationVar(&cfg.TombstoneGrace, "tombstone-grace", cfg.TombstoneGrace, "age after which a tombstone is reaped")
+	f.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "how long a dead node stays on the ring before its ranges move")
+	f.BoolVar(&leave, "leave-on-shutdown", false, "on Ctrl-C, hand all data to the other nodes and leave the cluster (default: stop, as for a restart)")
+	f.BoolVar(&debug, "debug", false, "log every request and gossip event")
+	_ = cmd.MarkFlagRequired("id")
+	return cmd
+}
+
+// RunNode runs a node with gossip membership and the HTTP transport until
+// ctx ends. With leave set it hands its data off and leaves first.
+func RunNode(ctx context.Context, cfg Config, addr, gossipAddr string, join []string, leave bool, logger *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Logger, cfg.Registry = logger, reg
+	srv := httpx.NewServer(httpx.ServerConfig{Addr: addr}, nil, logger)
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	g, err := NewGossip(GossipConfig{Name: cfg.ID, Bind: gossipAddr, HTTPAddr: srv.Addr(), Join: join, Logger: logger})
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	tr := NewHTTPTransport(g.Resolve)
+	node, err := Open(cfg, g, tr)
+	if err != nil {
+		g.Close()
+		srv.Close()
+		return err
+	}
+	metrics := httpx.NewMetrics(reg)
+	app := httpx.Instrument("dynamo", metrics, node.MaxBody(), logger, node.Handler())
+	srv.SetHandler(httpx.Ops(httpx.JSONErrors(app), reg, nil))
+	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "gossip", gossipAddr, "join", join, "sync", cfg.Sync,
+		"n", cfg.N, "r", cfg.R, "w", cfg.W)
+	serveErr := make(chan error, 1)
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	go func() { serveErr <- srv.Serve(serveCtx) }()
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		node.Close()
+		g.Close()
+		return err
+	}
+	var errs []error
+	if leave {
+		leaveCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := node.Leave(leaveCtx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	stopServing()
+	errs = append(errs, <-serveErr, node.Close(), g.Close())
+	tr.Close()
+	return errors.Join(errs...)
+}
+
+type clientFlags struct {
+	server  string
+	quorum  int
+	context string
+}
+
+func (c *clientFlags) bind(cmd *cobra.Command, q string) {
+	cmd.Flags().StringVar(&c.server, "server", envOr("SCALELAB_DYNAMO", "http://127.0.0.1:7101"), "any node's URL ($SCALELAB_DYNAMO)")
+	cmd.Flags().IntVar(&c.quorum, q, 0, "replicas that must answer (default: the node's)")
+	if q == "w" {
+		cmd.Flags().StringVar(&c.context, "context", "", "causal context from a read (X-Causal-Context): the versions this write replaces")
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func getCommand() *cobra.Command {
+	var c clientFlags
+	cmd := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Read a key: the value on stdout, the causal context on stderr; siblings as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := client.New(c.server).Get(cmd.Context(), args[0], c.quorum)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "context: %s\n", res.Context)
+			switch {
+			case !res.Found():
+				return fmt.Errorf("%s: not found", args[0])
+			case res.Conflict():
+				s := Siblings{Context: res.Context}
+				for _, v := range res.Values {
+					s.Siblings = append(s.Siblings, base64.StdEncoding.EncodeToString(v))
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(s)
+			}
+			_, err = cmd.OutOrStdout().Write(res.Values[0])
+			return err
+		},
+	}
+	c.bind(cmd, "r")
+	return cmd
+}
+
+func putCommand() *cobra.Command {
+	var c clientFlags
+	cmd := &cobra.Command{
+		Use:   "put KEY VALUE",
+		Short: "Write a key (VALUE - reads stdin); prints the new causal context",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value := []byte(args[1])
+			if args[1] == "-" {
+				var err error
+				if value, err = io.ReadAll(cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			ctx, err := client.New(c.server).Put(cmd.Context(), args[0], value, c.context, c.quorum)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ctx)
+			return nil
+		},
+	}
+	c.bind(cmd, "w")
+	return cmd
+}
+
+func delCommand() *cobra.Command {
+	var c clientFlags
+	cmd := &cobra.Command{
+		Use:   "del KEY",
+		Short: "Delete a key (pass --context from a read to delete what you saw)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := client.New(c.server).Delete(cmd.Context(), args[0], c.context, c.quorum)
+			return err
+		},
+	}
+	c.bind(cmd, "w")
+	return cmd
+}

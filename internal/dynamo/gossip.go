@@ -1,0 +1,190 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// GossipConfig configures membership over hashicorp/memberlist (SWIM with
+// the Lifeguard extensions, as in Consul and Serf).
+type GossipConfig struct {
+	Name     string
+	Bind     string   // gossip host:port (UDP and TCP)
+	HTTPAddr string   // this node's HTTP host:port, shared in its metadata
+	Join     []string // gossip addresses of existing members
+	Fast     bool     // probe every 200ms: tests and demos on one machine
+	Logger   *slog.Logger
+}
+
+// Gossip is Membership over memberlist. Each node's metadata carries its
+// HTTP address and, when it is leaving, a flag: memberlist reports a
+// graceful leave and a death through the same callback, and the flag,
+// gossiped just before the leave, is how the others tell them apart.
+// memberlist keeps its suspicion state internal; a node shows a peer as
+// suspect when its own requests to that peer are failing (see Node).
+type Gossip struct {
+	ml      *memberlist.Memberlist
+	log     *slog.Logger
+	mu      sync.Mutex
+	members map[string]Member
+	leaving map[string]bool
+	meta    nodeMeta
+}
+
+type nodeMeta struct {
+	HTTP    string `json:"http"`
+	Leaving bool   `json:"leaving,omitempty"`
+}
+
+// NewGossip starts gossiping and joins the given members (retrying in the
+// background while none answers, so nodes may start in any order).
+func NewGossip(cfg GossipConfig) (*Gossip, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: --gossip %q: %w", cfg.Bind, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("dynamo: --gossip %q: bad port", cfg.Bind)
+	}
+	g := &Gossip{log: cfg.Logger, members: map[string]Member{}, leaving: map[string]bool{}, meta: nodeMeta{HTTP: cfg.HTTPAddr}}
+	c := memberlist.DefaultLANConfig()
+	if cfg.Fast {
+		c = memberlist.DefaultLocalConfig()
+		c.ProbeInterval = 200 * time.Millisecond
+		c.ProbeTimeout = 100 * time.Millisecond
+		c.GossipInterval = 50 * time.Millisecond
+		c.SuspicionMult = 2
+		c.PushPullInterval = 2 * time.Second
+	}
+	c.Name = cfg.Name
+	c.BindAddr, c.BindPort = host, port
+	c.AdvertiseAddr, c.AdvertisePort = host, port
+	c.Events = g
+	c.Delegate = g
+	c.Logger = slog.NewLogLogger(cfg.Logger.With("component", "memberlist").Handler(), slog.LevelDebug)
+	if g.ml, err = memberlist.Create(c); err != nil {
+		return nil, fmt.Errorf("dynamo: gossip on %s: %w", cfg.Bind, err)
+	}
+	if len(cfg.Join) > 0 {
+		if _, err := g.ml.Join(cfg.Join); err != nil {
+			g.log.Warn("no member answered yet; retrying", "join", cfg.Join, "err", err)
+			go g.retryJoin(cfg.Join)
+		}
+	}
+	return g, nil
+}
+
+func (g *Gossip) retryJoin(seeds []string) {
+	for i := 0; i < 600; i++ {
+		time.Sleep(time.Second)
+		if g.ml.NumMembers() > 1 {
+			return
+		}
+		if _, err := g.ml.Join(seeds); err == nil {
+			return
+		}
+	}
+}
+
+// NodeMeta implements memberlist.Delegate.
+func (g *Gossip) NodeMeta(limit int) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, _ := json.Marshal(g.meta)
+	return b
+}
+
+// NotifyMsg, GetBroadcasts, LocalState and MergeRemoteState: no
+// application messages ride on gossip.
+func (g *Gossip) NotifyMsg([]byte)                           {}
+func (g *Gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (g *Gossip) LocalState(join bool) []byte                { return nil }
+func (g *Gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+func (g *Gossip) update(n *memberlist.Node, state MemberState) {
+	var meta nodeMeta
+	_ = json.Unmarshal(n.Meta, &meta)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if meta.Leaving {
+		g.leaving[n.Name] = true
+	}
+	if state == Alive && !meta.Leaving {
+		delete(g.leaving, n.Name) // back after a leave: a new life
+	}
+	if state == Dead && g.leaving[n.Name] {
+		state = Left
+	}
+	m := g.members[n.Name]
+	if m.State != state {
+		m.Since = time.Now()
+		g.log.Info("member", "name", n.Name, "state", state)
+	}
+	m.Name, m.State = n.Name, state
+	if meta.HTTP != "" {
+		m.Addr = meta.HTTP
+	}
+	g.members[n.Name] = m
+}
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (g *Gossip) NotifyJoin(n *memberlist.Node) { g.update(n, Alive) }
+
+// NotifyUpdate implements memberlist.EventDelegate.
+func (g *Gossip) NotifyUpdate(n *memberlist.Node) { g.update(n, Alive) }
+
+// NotifyLeave implements memberlist.EventDelegate.
+func (g *Gossip) NotifyLeave(n *memberlist.Node) { g.update(n, Dead) }
+
+// Members implements Membership.
+func (g *Gossip) Members() []Member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Member, 0, len(g.members))
+	for _, m := range g.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Resolve returns a member's HTTP address (for HTTPTransport).
+func (g *Gossip) Resolve(name string) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.members[name]
+	return m.Addr, ok && m.Addr != ""
+}
+
+// Leave implements Membership: flag the departure in this node's
+// metadata, let it spread, then leave.
+func (g *Gossip) Leave(ctx context.Context) error {
+	g.mu.Lock()
+	g.meta.Leaving = true
+	g.mu.Unlock()
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d)/2, 100*time.Millisecond)
+	}
+	if err := g.ml.UpdateNode(timeout); err != nil {
+		return fmt.Errorf("dynamo: announcing leave: %w", err)
+	}
+	time.Sleep(min(timeout, time.Second)) // let the flag reach the others before the leave does
+	return g.ml.Leave(timeout)
+}
+
+// Close implements Membership: stop gossiping (without leaving).
+func (g *Gossip) Close() error { return g.ml.Shutdown() }
