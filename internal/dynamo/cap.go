@@ -134,10 +134,14 @@ func RunCAP(ctx context.Context, w io.Writer, opts CAPOptions) (CAPResult, error
 	wg.Wait()
 
 	// Let the repair mechanisms run: hinted hand-off, then anti-entropy.
-	time.Sleep(250 * time.Millisecond)
+	for _, name := range names {
+		nodes[name].bg.Wait() // requests sent before the heal have finished
+	}
+	for _, name := range names {
+		nodes[name].detector.forgive() // as if every detector's backoff had run out
+	}
 	for round := 0; round < 3; round++ {
 		for _, name := range names {
-			nodes[name].bg.Wait()
 			nodes[name].deliverHints(ctx)
 		}
 		for _, name := range names {

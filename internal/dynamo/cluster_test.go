@@ -100,11 +100,17 @@ func (c *testCluster) all() []*Node {
 func (c *testCluster) converge() {
 	c.t.Helper()
 	c.net.Heal()
-	time.Sleep(c.cfg.FailureBackoff + 10*time.Millisecond) // let detectors forgive
 	ctx := context.Background()
 	for round := 0; round < 4; round++ {
+		// Requests sent before the heal may still be failing: let them
+		// finish, then forgive, as if the detectors' backoff had run out.
 		for _, n := range c.all() {
 			n.bg.Wait()
+		}
+		for _, n := range c.all() {
+			n.detector.forgive()
+		}
+		for _, n := range c.all() {
 			n.deliverHints(ctx)
 		}
 		for _, n := range c.all() {
@@ -279,7 +285,7 @@ func TestAntiEntropyRepairsMissedWrites(t *testing.T) {
 		n.bg.Wait()
 	}
 	c.net.Heal()
-	time.Sleep(c.cfg.FailureBackoff + 10*time.Millisecond)
+	c.node("n3").detector.forgive()
 	_ = c.node("n3").SyncOnce(context.Background())
 	missing := 0
 	for i := 0; i < 200; i++ {

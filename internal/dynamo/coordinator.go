@@ -132,8 +132,8 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 		}
 	}
 	now := time.Now()
-	made, after, err := n.store.Coordinate(key, store.Write{
-		Actor: n.cfg.ID, Context: req.Context.Prune(n.cfg.Prune, now),
+	made, _, err := n.store.Coordinate(key, store.Write{
+		Actor: n.store.Actor(n.cfg.ID), Context: req.Context.Prune(n.cfg.Prune, now),
 		Value: req.Value, Tombstone: req.Tombstone, HintFor: hintFor,
 	}, now)
 	if err != nil {
@@ -161,7 +161,7 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 			n.metrics.hintsStored.Add(1)
 		}
 		outstanding++
-		msg := replicaPut(key, p.HintFor, after)
+		msg := replicaPut(key, p.HintFor, []vclock.Version{made})
 		n.bg.Add(1)
 		go func() {
 			defer n.bg.Done()

@@ -67,6 +67,7 @@ func (n *Node) deliverHints(ctx context.Context) {
 					err = n.pushToReplicas(ctx, r, h.key, h.versions)
 				}
 				if err != nil {
+					n.log.Debug("hinted hand-off", "target", target, "err", err)
 					break
 				}
 				if ok, ferr := n.store.Forget(h.key, target, h.versions); ferr == nil && ok {

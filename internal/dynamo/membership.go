@@ -126,3 +126,11 @@ func (d *detector) isDown(node string) bool {
 	}
 	return ok
 }
+
+// forgive forgets every failure: the next request to each peer probes it.
+func (d *detector) forgive() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.down = map[string]time.Time{}
+	d.strikes = map[string]int{}
+}

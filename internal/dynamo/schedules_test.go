@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"os"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -47,6 +49,9 @@ func runSchedule(t *testing.T, seed uint64) {
 	cfg.Sync = store.SyncAlways
 	cfg.RequestTimeout = 40 * time.Millisecond
 	cfg.FailureBackoff = 40 * time.Millisecond
+	if os.Getenv("DYNAMO_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	names := []string{"n1", "n2", "n3", "n4", "n5"}
 	c := newCluster(t, seed, cfg, names...)
 	keys := []string{"a", "b", "c", "d"}
@@ -161,6 +166,16 @@ func runSchedule(t *testing.T, seed uint64) {
 			}
 		}
 		if !replaced {
+			for _, n := range c.all() {
+				targets, _ := n.store.HintTargets()
+				t.Logf("%s: ring %v hints for %v stats %+v", n.ID(), n.Ring().PreferenceList([]byte(a.key), 3), targets, n.metrics.snapshot())
+				main, _ := n.store.Get([]byte(a.key))
+				_ = main
+				vs, _ := n.store.Get([]byte(a.key))
+				for _, v := range vs {
+					t.Logf("%s holds %s dot=%s:%d ctx=%v", n.ID(), v.Value, v.Dot.Node, v.Dot.Counter, v.Context)
+				}
+			}
 			fail("acknowledged write %s=%s is lost: final %v", a.key, a.value, final[a.key])
 		}
 	}

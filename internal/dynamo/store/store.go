@@ -20,14 +20,20 @@
 // hand-off delivers them. Reads see them too.
 //
 // Coordinate is where a node makes a new version: it gives the write the
-// node's next dot. Counters come from one per-node high-water mark that is
-// stored with every write and starts, after a restart, no lower than the
-// wall clock in microseconds, so a node never issues one dot twice even if
-// it lost its data.
+// node's next dot for that key. Dots are numbered densely per key (what
+// lets a causal context say "writes 1…n" in one number), from a counter
+// kept per key in its own bucket that hand-off and reaping never delete:
+// a node that handed a key away and coordinates it again continues its
+// numbering instead of reusing a dot. The dot's node is the store's actor
+// name, the node ID qualified by an incarnation drawn when the file is
+// created — and at every open with --sync none, where a crash may lose
+// recent counters — so a node never issues one dot twice.
 package store
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -60,15 +66,16 @@ func ParseSyncMode(s string) (SyncMode, error) {
 var (
 	bucketData  = []byte("data")
 	bucketHints = []byte("hints")
-	bucketMeta  = []byte("meta")
-	keyCounter  = []byte("counter")
+	bucketMeta     = []byte("meta")
+	bucketCounters = []byte("counters")
+	keyIncarnation = []byte("incarnation")
 )
 
 // Store is a node's versions, by key.
 type Store struct {
-	db   *bolt.DB
-	sync SyncMode
-	hw   uint64 // highest dot counter issued; read and written only inside write transactions
+	db          *bolt.DB
+	sync        SyncMode
+	incarnation string
 }
 
 // Open opens (creating) the store file at path.
@@ -82,22 +89,30 @@ func Open(path string, sync SyncMode) (*Store, error) {
 	}
 	s := &Store{db: db, sync: sync}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketData, bucketHints, bucketMeta} {
+		for _, b := range [][]byte{bucketData, bucketHints, bucketMeta, bucketCounters} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		if raw := tx.Bucket(bucketMeta).Get(keyCounter); len(raw) == 8 {
-			s.hw = binary.BigEndian.Uint64(raw)
+		meta := tx.Bucket(bucketMeta)
+		if raw := meta.Get(keyIncarnation); raw != nil && sync != SyncNone {
+			s.incarnation = string(raw)
+			return nil
 		}
-		s.hw = max(s.hw, uint64(time.Now().UnixMicro()))
-		return nil
+		var r [3]byte
+		_, _ = rand.Read(r[:])
+		s.incarnation = hex.EncodeToString(r[:])
+		return meta.Put(keyIncarnation, []byte(s.incarnation))
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
 	return s, nil
 }
+
+// Actor is the name this store's writes carry in their dots: the node ID
+// and the store's incarnation.
+func (s *Store) Actor(node string) string { return node + "." + s.incarnation }
 
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
@@ -167,18 +182,17 @@ func (s *Store) Get(key []byte) ([]vclock.Version, error) {
 
 // Write is a new write a coordinator makes.
 type Write struct {
-	Actor     string       // this node: the dot's node
+	Actor     string       // the dot's node: Store.Actor(node ID)
 	Context   vclock.Clock // what the client had seen (already pruned)
 	Value     []byte
 	Tombstone bool
 	HintFor   string // set when this node holds the replica for a node that is down
 }
 
-// Coordinate makes w a new version of key: it gives it this node's next
-// dot, reconciles it into the local versions and returns the new version
-// and the full set now stored — which the coordinator ships to the other
-// replicas, so that any replica holding this dot also holds every earlier
-// write this node had for the key (what makes dots sound).
+// Coordinate makes w a new version of key: it gives it the actor's next
+// dot for key, reconciles it into the local versions (the replica's, or
+// the hints for w.HintFor) and returns the new version and the set now
+// stored there.
 func (s *Store) Coordinate(key []byte, w Write, now time.Time) (vclock.Version, []vclock.Version, error) {
 	var made vclock.Version
 	var after []vclock.Version
@@ -192,11 +206,12 @@ func (s *Store) Coordinate(key []byte, w Write, now time.Time) (vclock.Version, 
 		if err != nil {
 			return err
 		}
-		counter := max(s.hw, w.Context.Get(w.Actor))
-		for _, v := range existing {
-			counter = max(counter, v.Clock().Get(w.Actor))
+		counters := tx.Bucket(bucketCounters)
+		var counter uint64
+		if raw := counters.Get(sk); len(raw) == 8 {
+			counter = binary.BigEndian.Uint64(raw)
 		}
-		counter++
+		counter = max(counter, w.Context.Get(w.Actor)) + 1
 		made = vclock.Version{
 			Dot:     vclock.Entry{Node: w.Actor, Counter: counter, At: now.UnixMilli()},
 			Context: w.Context, Value: w.Value, Tombstone: w.Tombstone,
@@ -205,13 +220,9 @@ func (s *Store) Coordinate(key []byte, w Write, now time.Time) (vclock.Version, 
 		if err := b.Put(sk, vclock.AppendVersions(nil, after)); err != nil {
 			return err
 		}
-		var hw [8]byte
-		binary.BigEndian.PutUint64(hw[:], counter)
-		if err := tx.Bucket(bucketMeta).Put(keyCounter, hw[:]); err != nil {
-			return err
-		}
-		s.hw = counter
-		return nil
+		var c [8]byte
+		binary.BigEndian.PutUint64(c[:], counter)
+		return counters.Put(sk, c[:])
 	})
 	if err != nil {
 		return vclock.Version{}, nil, fmt.Errorf("store: coordinate: %w", err)

@@ -32,16 +32,89 @@ import (
 	"time"
 )
 
-// Entry is one node's counter.
+// Entry is what a clock knows of one node's writes to a key: every write
+// numbered 1…Counter, plus the later ones listed in Extra (sorted, all
+// above Counter+1). Writes a coordinator numbers densely per key, so a
+// reader that saw write 7 but not write 6 holds {Counter: 5, Extra: [7]}
+// and covers exactly what it saw. As a dot (one write event) only Node,
+// Counter and At are used.
 type Entry struct {
 	Node    string
 	Counter uint64
-	At      int64 // unix ms of the last increment, for pruning
+	At      int64    // unix ms of the last increment, for pruning
+	Extra   []uint64 // writes seen beyond the contiguous prefix
 }
 
 // Clock is a vector clock, entries sorted by node. The zero value is the
 // empty clock. Clocks are values: methods return new clocks.
 type Clock []Entry
+
+// Covers reports whether the clock has seen node's write number counter.
+func (c Clock) Covers(node string, counter uint64) bool {
+	i, ok := c.find(node)
+	if !ok {
+		return false
+	}
+	e := c[i]
+	if counter <= e.Counter {
+		return true
+	}
+	j := sort.Search(len(e.Extra), func(j int) bool { return e.Extra[j] >= counter })
+	return j < len(e.Extra) && e.Extra[j] == counter
+}
+
+// Add returns c having also seen the write dot.
+func (c Clock) Add(dot Entry) Clock {
+	return Merge(c, Clock{{Node: dot.Node, Counter: 0, At: dot.At, Extra: []uint64{dot.Counter}}})
+}
+
+// normalize folds extras that continue the prefix into it and drops the
+// ones it already covers.
+func (e Entry) normalize() Entry {
+	sort.Slice(e.Extra, func(i, j int) bool { return e.Extra[i] < e.Extra[j] })
+	var rest []uint64
+	for _, x := range e.Extra {
+		switch {
+		case x <= e.Counter:
+		case x == e.Counter+1:
+			e.Counter = x
+		case len(rest) > 0 && rest[len(rest)-1] == x:
+		default:
+			rest = append(rest, x)
+		}
+	}
+	// A fold can make earlier leftovers contiguous only if they were
+	// below it, and they were visited first; one more pass settles it.
+	out := rest[:0:0]
+	for _, x := range rest {
+		if x == e.Counter+1 {
+			e.Counter = x
+		} else if x > e.Counter {
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	e.Extra = out
+	return e
+}
+
+// covers reports whether a has seen every write b has.
+func (a Entry) covers(b Entry) bool {
+	c := Clock{a}
+	for x := a.Counter + 1; x <= b.Counter; x++ {
+		if !c.Covers(a.Node, x) {
+			return false
+		}
+	}
+	for _, x := range b.Extra {
+		if !c.Covers(a.Node, x) {
+			return false
+		}
+	}
+	return true
+}
 
 // Order is how two clocks relate.
 type Order int
@@ -76,6 +149,7 @@ func (c Clock) Increment(node string, now time.Time) Clock {
 	if ok {
 		out[i].Counter++
 		out[i].At = now.UnixMilli()
+		out[i] = out[i].normalize()
 		return out
 	}
 	out = append(out, Entry{})
@@ -84,30 +158,30 @@ func (c Clock) Increment(node string, now time.Time) Clock {
 	return out
 }
 
-// Compare says how a relates to b.
+// Compare says how a relates to b: by the sets of writes they have seen.
 func Compare(a, b Clock) Order {
 	aBigger, bBigger := false, false
+	empty := func(node string) Entry { return Entry{Node: node} }
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
+		var x, y Entry
 		switch {
 		case j == len(b) || i < len(a) && a[i].Node < b[j].Node:
-			if a[i].Counter > 0 {
-				aBigger = true
-			}
+			x, y = a[i], empty(a[i].Node)
 			i++
 		case i == len(a) || b[j].Node < a[i].Node:
-			if b[j].Counter > 0 {
-				bBigger = true
-			}
+			x, y = empty(b[j].Node), b[j]
 			j++
 		default:
-			if a[i].Counter > b[j].Counter {
-				aBigger = true
-			} else if a[i].Counter < b[j].Counter {
-				bBigger = true
-			}
+			x, y = a[i], b[j]
 			i++
 			j++
+		}
+		if !x.covers(y) {
+			bBigger = true
+		}
+		if !y.covers(x) {
+			aBigger = true
 		}
 	}
 	switch {
@@ -127,19 +201,26 @@ func Descends(a, b Clock) bool {
 	return o == After || o == Equal
 }
 
-// Merge returns the pointwise maximum: a clock that descends both.
+// Merge returns a clock that has seen every write any of clocks has.
 func Merge(clocks ...Clock) Clock {
 	m := map[string]Entry{}
 	for _, c := range clocks {
 		for _, e := range c {
-			if cur, ok := m[e.Node]; !ok || e.Counter > cur.Counter || e.Counter == cur.Counter && e.At > cur.At {
-				m[e.Node] = e
+			cur, ok := m[e.Node]
+			if !ok {
+				cur = Entry{Node: e.Node}
 			}
+			cur.Counter = max(cur.Counter, e.Counter)
+			cur.At = max(cur.At, e.At)
+			cur.Extra = append(append([]uint64(nil), cur.Extra...), e.Extra...)
+			m[e.Node] = cur.normalize()
 		}
 	}
 	out := make(Clock, 0, len(m))
 	for _, e := range m {
-		out = append(out, e)
+		if e.Counter > 0 || len(e.Extra) > 0 {
+			out = append(out, e)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
@@ -201,20 +282,7 @@ type Version struct {
 }
 
 // Clock is the version's full clock: its context with its own dot.
-func (v Version) Clock() Clock {
-	out := append(Clock(nil), v.Context...)
-	i, ok := out.find(v.Dot.Node)
-	if ok {
-		if out[i].Counter < v.Dot.Counter {
-			out[i] = v.Dot
-		}
-		return out
-	}
-	out = append(out, Entry{})
-	copy(out[i+1:], out[i:])
-	out[i] = v.Dot
-	return out
-}
+func (v Version) Clock() Clock { return v.Context.Add(v.Dot) }
 
 // SameEvent reports whether a and b were made by the same write.
 func SameEvent(a, b Version) bool {
@@ -224,7 +292,7 @@ func SameEvent(a, b Version) bool {
 // CoveredBy reports whether w replaces v: w is v itself, or w's writer had
 // seen v (v's dot is within w's context).
 func (v Version) CoveredBy(w Version) bool {
-	return SameEvent(v, w) || w.Context.Get(v.Dot.Node) >= v.Dot.Counter
+	return SameEvent(v, w) || w.Context.Covers(v.Dot.Node, v.Dot.Counter)
 }
 
 // Reconcile folds incoming into the versions a replica holds and returns
@@ -266,7 +334,7 @@ func Context(versions []Version) Clock {
 
 // Encoding: version byte, entry count, then per entry a length-prefixed
 // node name, counter and timestamp (uvarints); base64url for headers.
-const encodingVersion = 1
+const encodingVersion = 2
 
 // ErrMalformed is returned for a context that does not decode.
 var ErrMalformed = errors.New("vclock: malformed causal context")
@@ -288,6 +356,12 @@ func (c Clock) MarshalBinary() []byte {
 		b = append(b, e.Node...)
 		b = binary.AppendUvarint(b, e.Counter)
 		b = binary.AppendUvarint(b, uint64(e.At))
+		b = binary.AppendUvarint(b, uint64(len(e.Extra)))
+		prev := e.Counter
+		for _, x := range e.Extra {
+			b = binary.AppendUvarint(b, x-prev) // deltas: small
+			prev = x
+		}
 	}
 	return b
 }
@@ -332,6 +406,21 @@ func Unmarshal(raw []byte) (Clock, error) {
 			return nil, fmt.Errorf("%w: entry", ErrMalformed)
 		}
 		e := Entry{Node: string(name), Counter: ctr, At: int64(at)}
+		nx, err := binary.ReadUvarint(r)
+		if err != nil || nx > 4096 {
+			return nil, fmt.Errorf("%w: extras", ErrMalformed)
+		}
+		prev := ctr
+		for k := uint64(0); k < nx; k++ {
+			d, err := binary.ReadUvarint(r)
+			// Each extra must be above the prefix by more than one and
+			// above the previous extra: the canonical form, nothing else.
+			if err != nil || d == 0 || k == 0 && d < 2 || prev+d < prev {
+				return nil, fmt.Errorf("%w: extras", ErrMalformed)
+			}
+			prev += d
+			e.Extra = append(e.Extra, prev)
+		}
 		if len(c) > 0 && c[len(c)-1].Node >= e.Node {
 			return nil, fmt.Errorf("%w: entries out of order", ErrMalformed)
 		}

@@ -163,6 +163,31 @@ func TestBlindWritesThroughOneNodeAreSiblings(t *testing.T) {
 	}
 }
 
+// A reader that saw a node's second write but not its first covers only
+// the second: the first stays as a sibling. (A plain version vector, which
+// can only say "everything up to 2", would silently drop it.)
+func TestGapsAreExact(t *testing.T) {
+	first := w("first", "n1", 1, nil)
+	second := w("second", "n1", 2, nil) // blind: a sibling of first
+	ctx := Context([]Version{second})
+	if ctx.Covers("n1", 1) || !ctx.Covers("n1", 2) {
+		t.Fatalf("context %+v", ctx)
+	}
+	third := w("third", "n2", 1, ctx)
+	if got := values(Reconcile([]Version{first, second}, third)); !reflect.DeepEqual(got, []string{"first", "third"}) {
+		t.Fatalf("after a write that saw only the second: %v", got)
+	}
+	// Once the gap is filled the extras fold into the prefix.
+	full := Merge(ctx, Context([]Version{first}))
+	if len(full) != 1 || full[0].Counter != 2 || full[0].Extra != nil {
+		t.Fatalf("merged %+v", full)
+	}
+	back, err := Parse(ctx.String())
+	if err != nil || !reflect.DeepEqual(back, ctx) {
+		t.Fatalf("round trip of a context with extras: %+v %v", back, err)
+	}
+}
+
 // Reconcile in any order of delivery yields the same set: replicas that
 // receive the same writes converge. The writes are made the way the store
 // makes them: a client reads some replica, a coordinator node gives the
