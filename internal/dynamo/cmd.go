@@ -39,7 +39,7 @@ func (usageErr) UsageError() bool { return true }
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
 	var addr, gossipAddr, join, sync string
-	var leave, debug bool
+	var leave, debug, fast bool
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one node: HTTP API on --addr, gossip on --gossip, data in --data",
@@ -57,7 +57,7 @@ func nodeCommand() *cobra.Command {
 			if join != "" {
 				seeds = strings.Split(join, ",")
 			}
-			return RunNode(cmd.Context(), cfg, addr, gossipAddr, seeds, leave, logger)
+			return RunNode(cmd.Context(), cfg, GossipConfig{Bind: gossipAddr, Join: seeds, Fast: fast}, addr, leave, logger)
 		},
 	}
 	f := cmd.Flags()
@@ -79,13 +79,14 @@ func nodeCommand() *cobra.Command {
 	f.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "how long a dead node stays on the ring before its ranges move")
 	f.BoolVar(&leave, "leave-on-shutdown", false, "on Ctrl-C, hand all data to the other nodes and leave the cluster (default: stop, as for a restart)")
 	f.BoolVar(&debug, "debug", false, "log every request and gossip event")
+	f.BoolVar(&fast, "gossip-fast", false, "probe peers every 200ms instead of every second (tests and demos on one machine)")
 	_ = cmd.MarkFlagRequired("id")
 	return cmd
 }
 
 // RunNode runs a node with gossip membership and the HTTP transport until
 // ctx ends. With leave set it hands its data off and leaves first.
-func RunNode(ctx context.Context, cfg Config, addr, gossipAddr string, join []string, leave bool, logger *slog.Logger) error {
+func RunNode(ctx context.Context, cfg Config, gc GossipConfig, addr string, leave bool, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Logger, cfg.Registry = logger, reg
@@ -93,7 +94,8 @@ func RunNode(ctx context.Context, cfg Config, addr, gossipAddr string, join []st
 	if err := srv.Listen(); err != nil {
 		return err
 	}
-	g, err := NewGossip(GossipConfig{Name: cfg.ID, Bind: gossipAddr, HTTPAddr: srv.Addr(), Join: join, Logger: logger})
+	gc.Name, gc.HTTPAddr, gc.Logger = cfg.ID, srv.Addr(), logger
+	g, err := NewGossip(gc)
 	if err != nil {
 		srv.Close()
 		return err
@@ -108,7 +110,7 @@ func RunNode(ctx context.Context, cfg Config, addr, gossipAddr string, join []st
 	metrics := httpx.NewMetrics(reg)
 	app := httpx.Instrument("dynamo", metrics, node.MaxBody(), logger, node.Handler())
 	srv.SetHandler(httpx.Ops(httpx.JSONErrors(app), reg, nil))
-	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "gossip", gossipAddr, "join", join, "sync", cfg.Sync,
+	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "gossip", gc.Bind, "join", gc.Join, "sync", cfg.Sync,
 		"n", cfg.N, "r", cfg.R, "w", cfg.W)
 	serveErr := make(chan error, 1)
 	serveCtx, stopServing := context.WithCancel(context.Background())
