@@ -1,22 +1,46 @@
-// Package dynamo will be the Dynamo-style key-value store (issue 4): always
-// writable, eventually consistent, conflicts kept as siblings rather than
-// silently lost. It is being built bottom-up, pure cores first, each in its
-// own package with exhaustive tests:
+// Package dynamo is a Dynamo-style key-value store (the design of Amazon's
+// Dynamo paper, Riak and Cassandra): always writable, eventually
+// consistent, and conflicts kept as siblings rather than silently lost.
+// `scalelab dynamo node` runs one node; `scalelab up` runs three in one
+// process; docs/dynamo.md has the design discussion and the measurements.
 //
-//	ring/    consistent hashing with virtual nodes; preference lists; sloppy-quorum
-//	         placements with hints; ownership shares; ring ranges (built)
-//	vclock/  vector clocks, pruning with a documented bound, sibling reconciliation,
-//	         causal-context encoding for X-Causal-Context (built)
-//	quorum/  the coordinator's W-of-N and R-of-N decisions and read-repair targets,
-//	         as a state machine with no IO (built)
-//	store/   one node's durable versions in bbolt, --sync always|batch|none, ring-range
-//	         scans for anti-entropy and hand-off (built)
+// The pure cores live in their own packages, each exhaustively tested:
 //
-// Still to come, in this order: the node (HTTP API /kv/{key} and /cluster,
-// coordinator over an injectable transport, hinted handoff), membership with
-// hashicorp/memberlist, Merkle-tree anti-entropy per ring range, range
-// hand-off on ring changes, tombstone reaping, the fault-injecting in-process
-// cluster and the randomized fault schedules, the real-process SIGKILL test,
-// `scalelab dynamo node|get|put|del`, the 3-node cluster in `scalelab up`,
-// docs/dynamo.md with the CAP experiment, and bench/dynamo.sh against etcd.
+//	ring/    consistent hashing with virtual nodes; preference lists; sloppy-quorum placements
+//	vclock/  vector clocks and dotted versions: which versions survive a write; causal contexts
+//	quorum/  the coordinator's W-of-N and R-of-N decisions and read-repair targets
+//	merkle/  fixed-shape hash trees over ring ranges, for anti-entropy
+//	store/   one node's versions in bbolt (--sync always|batch|none), hints, ring-range scans
+//
+// This package is the node, the IO around them:
+//
+//   - coordinator.go: a write is coordinated by the first healthy node of
+//     the key's preference list (others forward it there); it stamps the
+//     version with the next dot of its own, stores it, sends it to the
+//     other placements and answers once W acknowledged. A placement that
+//     does not answer is replaced within the same request by the next
+//     healthy node, which keeps the write as a hint (sloppy quorum). A read
+//     asks the placements, answers once R did, and repairs stale replicas
+//     in the background.
+//   - maintenance.go: hinted hand-off, Merkle-tree anti-entropy per ring
+//     range, range hand-off when the ring changes (a node deletes a key
+//     only after every new replica acknowledged it), tombstone reaping.
+//   - membership.go, gossip.go: who is in the cluster — hashicorp/memberlist
+//     between processes, a static list in one process — and each node's own
+//     failure detector, which routes around a peer that stopped answering.
+//   - wire.go, transport.go, network.go, rpc.go: node-to-node messages, over
+//     HTTP between processes or through an in-process Network that can
+//     partition (both ways or one way), delay, lose and crash — the fault
+//     tests and the CAP experiment run on it.
+//   - api.go, client/, cmd.go, system.go, cap.go: the HTTP API (Riak-like,
+//     with X-Causal-Context), the Go client, the CLI, the `up` cluster and
+//     `scalelab dynamo cap`.
+//
+// Trade-offs worth knowing before changing anything: versions are dotted
+// version vectors with exact contexts (see vclock), which is what makes
+// "a write replaces exactly what its reader saw" true even for blind
+// writes and through stand-ins; dead nodes stay on the ring for DeadAfter
+// so a crash and restart moves no data; a delete concurrent with an update
+// loses to it on read; reaped tombstones can be resurrected by a replica
+// that was away for longer than TombstoneGrace.
 package dynamo

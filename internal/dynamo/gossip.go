@@ -125,6 +125,9 @@ func (g *Gossip) update(n *memberlist.Node, state MemberState) {
 	if state == Alive && !meta.Leaving {
 		delete(g.leaving, n.Name) // back after a leave: a new life
 	}
+	if state == Alive && meta.Leaving {
+		state = Leaving
+	}
 	if state == Dead && g.leaving[n.Name] {
 		state = Left
 	}
@@ -169,21 +172,27 @@ func (g *Gossip) Resolve(name string) (string, bool) {
 	return m.Addr, ok && m.Addr != ""
 }
 
-// Leave implements Membership: flag the departure in this node's
-// metadata, let it spread, then leave.
-func (g *Gossip) Leave(ctx context.Context) error {
+// AnnounceLeave implements Membership: flag the departure in this node's
+// metadata and give the flag time to spread.
+func (g *Gossip) AnnounceLeave(ctx context.Context, _ string) error {
 	g.mu.Lock()
 	g.meta.Leaving = true
 	g.mu.Unlock()
-	timeout := 5 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(d)/2, 100*time.Millisecond)
-	}
-	if err := g.ml.UpdateNode(timeout); err != nil {
+	if err := g.ml.UpdateNode(timeoutOf(ctx)); err != nil {
 		return fmt.Errorf("dynamo: announcing leave: %w", err)
 	}
-	time.Sleep(min(timeout, time.Second)) // let the flag reach the others before the leave does
-	return g.ml.Leave(timeout)
+	time.Sleep(min(timeoutOf(ctx), time.Second))
+	return nil
+}
+
+// Leave implements Membership.
+func (g *Gossip) Leave(ctx context.Context) error { return g.ml.Leave(timeoutOf(ctx)) }
+
+func timeoutOf(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d)/2, 100*time.Millisecond)
+	}
+	return 5 * time.Second
 }
 
 // Close implements Membership: stop gossiping (without leaving).

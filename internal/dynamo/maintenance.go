@@ -316,11 +316,15 @@ func (n *Node) reap(cutoff time.Time) error {
 	return nil
 }
 
-// Leave hands everything this node holds to the nodes that replicate it
-// once this node is off the ring, then announces the departure. Writes
-// that arrive meanwhile are handed off too; Leave gives up when ctx ends.
+// Leave announces the departure (the others take this node off their
+// rings), hands everything it holds to the nodes that replicate it without
+// it, then leaves. Writes that arrive meanwhile are handed off too; Leave
+// gives up when ctx ends.
 func (n *Node) Leave(ctx context.Context) error {
 	n.leaving.Store(true)
+	if err := n.members.AnnounceLeave(ctx, n.cfg.ID); err != nil {
+		return err
+	}
 	for {
 		n.deliverHints(ctx)
 		if err := n.SyncOnce(ctx); err != nil && ctx.Err() != nil {

@@ -18,6 +18,7 @@ const (
 	Alive   MemberState = "alive"
 	Suspect MemberState = "suspect"
 	Dead    MemberState = "dead"
+	Leaving MemberState = "leaving" // handing its data off: off the ring, still answering
 	Left    MemberState = "left"
 )
 
@@ -33,7 +34,11 @@ type Member struct {
 // implements it between processes, Static in one process.
 type Membership interface {
 	Members() []Member
-	// Leave announces a graceful departure.
+	// AnnounceLeave tells the others that node is leaving, so that they
+	// take it off their rings (and stop sending it data) while it hands
+	// its data off.
+	AnnounceLeave(ctx context.Context, node string) error
+	// Leave completes a graceful departure.
 	Leave(ctx context.Context) error
 	Close() error
 }
@@ -78,7 +83,14 @@ func (s *Static) Members() []Member {
 	return out
 }
 
-// Leave implements Membership: a static cluster is told by its owner.
+// AnnounceLeave implements Membership.
+func (s *Static) AnnounceLeave(_ context.Context, node string) error {
+	s.Set(node, Leaving)
+	return nil
+}
+
+// Leave implements Membership: the owner of a static cluster marks the
+// node Left (or restarts it).
 func (s *Static) Leave(context.Context) error { return nil }
 
 // Close implements Membership.

@@ -169,7 +169,7 @@ func (n *Node) Ring() *ring.Ring {
 	for _, m := range n.members.Members() {
 		switch {
 		case m.Name == n.cfg.ID:
-		case m.State == Left:
+		case m.State == Left, m.State == Leaving:
 		case m.State == Dead && n.cfg.DeadAfter > 0 && now.Sub(m.Since) > n.cfg.DeadAfter:
 		default:
 			names = append(names, m.Name)

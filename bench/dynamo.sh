@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The Dynamo store next to etcd, in one run on this machine: a 3-process
+# scalelab dynamo cluster (N=3, R=2, W=2, --sync batch) and a 3-member etcd
+# cluster (Debian's etcd-server, default durability: WAL fsync per commit,
+# batched), both on loopback, driven by the same client — `scalelab load`
+# in the closed model (CONNS virtual users) — with 256-byte values:
+#
+#   puts  dynamo PUT /kv/k{{rand}}              etcd POST /v3/kv/put   (JSON gateway)
+#   gets  dynamo GET /kv/k{{rand}} (R=2)        etcd POST /v3/kv/range (linearizable)
+#
+# Each client targets the first node/member; both systems forward what that
+# node does not coordinate (dynamo: to the key's first replica; etcd: to
+# the leader). Rounds alternate the systems; the script prints every round,
+# then the median and spread of ops/s and p99, and the dynamo/etcd ratio.
+#
+#   bench/dynamo.sh                        # 3 rounds × 10 s per system and operation
+#   ROUNDS=5 DURATION=20s CONNS=64 bench/dynamo.sh
+#
+# Needs etcd (apt-get install etcd-server), python3 and go; loopback only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+KEYS=${KEYS:-100000}
+DYN_BASE=${DYN_BASE:-17100}
+ETCD_BASE=${ETCD_BASE:-23780}
+
+if ! command -v etcd >/dev/null; then
+	echo "== installing etcd-server (Debian)"
+	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+	$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
+fi
+for tool in etcd python3 go curl; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is missing"; exit 1; }
+done
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== build"
+(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab)
+SL="$WORK/scalelab"
+
+echo "== start 3 dynamo nodes (--sync batch) and 3 etcd members"
+for i in 1 2 3; do
+	join=""
+	[ "$i" != 1 ] && join="--join 127.0.0.1:$((DYN_BASE + 11))"
+	"$SL" dynamo node --id "n$i" --addr "127.0.0.1:$((DYN_BASE + i))" --gossip "127.0.0.1:$((DYN_BASE + 10 + i))" \
+		$join --data "$WORK/dyn$i" --sync batch >"$WORK/dyn$i.log" 2>&1 &
+	PIDS+=($!)
+done
+CLUSTER="e1=http://127.0.0.1:$((ETCD_BASE + 11)),e2=http://127.0.0.1:$((ETCD_BASE + 12)),e3=http://127.0.0.1:$((ETCD_BASE + 13))"
+for i in 1 2 3; do
+	etcd --name "e$i" --data-dir "$WORK/etcd$i" \
+		--listen-client-urls "http://127.0.0.1:$((ETCD_BASE + i))" --advertise-client-urls "http://127.0.0.1:$((ETCD_BASE + i))" \
+		--listen-peer-urls "http://127.0.0.1:$((ETCD_BASE + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_BASE + 10 + i))" \
+		--initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token scalelab-bench \
+		>"$WORK/etcd$i.log" 2>&1 &
+	PIDS+=($!)
+done
+DYN="http://127.0.0.1:$((DYN_BASE + 1))"
+ETCD="http://127.0.0.1:$((ETCD_BASE + 1))"
+for _ in $(seq 1 150); do
+	alive=$(curl -fs "$DYN/cluster" 2>/dev/null | grep -o '"state":"alive"' | wc -l || true)
+	healthy=$(curl -fs "$ETCD/health" 2>/dev/null | grep -c '"health":"true"' || true)
+	[ "$alive" = 3 ] && [ "$healthy" = 1 ] && break
+	sleep 0.2
+done
+[ "$alive" = 3 ] || { echo "dynamo cluster did not form"; tail -5 "$WORK"/dyn*.log; exit 1; }
+[ "$healthy" = 1 ] || { echo "etcd cluster did not become healthy"; tail -5 "$WORK"/etcd*.log; exit 1; }
+echo "   dynamo: 3 alive; etcd: $(etcd --version | head -1)"
+
+# 256-byte values: raw for dynamo, base64 in etcd's JSON (344 characters
+# that decode to 256 bytes). etcd keys: "key" + 6 bytes, written as base64
+# "a2V5" + 8 digits (digits are base64 characters), the same key space.
+head -c 256 /dev/zero | tr '\0' 'v' >"$WORK/value"
+B64=$(head -c 256 /dev/zero | tr '\0' 'v' | base64 -w0)
+HI=$((KEYS - 1))
+EKEY="a2V5{{rand 10000000 $((10000000 + HI))}}"
+
+load() { # out, then scalelab load http args
+	local out=$1; shift
+	"$SL" load http --quiet --vus "$CONNS" --duration "$DURATION" --out "$out" "$@" >/dev/null
+	python3 - "$out/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ok = sum(v for k, v in s["status"].items() if k.startswith("2") or k in ("300", "404"))
+print(f'{s["rps"]:.0f} {s["latency_ms"]["p99"]:.2f} {s["requests"]} {ok} {s["errors"]}')
+PY
+}
+
+echo "== preload: $KEYS keys each"
+"$SL" load http --quiet --vus 32 --requests "$KEYS" -X PUT --body-file "$WORK/value" "$DYN/kv/k{{seq}}" >/dev/null
+# etcd: the same number of puts over the key space (random: most keys exist)
+"$SL" load http --quiet --vus 32 --requests "$KEYS" -X POST --body "{\"key\":\"$EKEY\",\"value\":\"$B64\"}" "$ETCD/v3/kv/put" >/dev/null
+
+RES="$WORK/results"
+: >"$RES"
+for r in $(seq 1 "$ROUNDS"); do
+	for sys in dynamo etcd; do
+		if [ $sys = dynamo ]; then
+			put=$(load "$WORK/o" -X PUT --body-file "$WORK/value" "$DYN/kv/k{{rand 0 $HI}}")
+			get=$(load "$WORK/o" "$DYN/kv/k{{rand 0 $HI}}")
+		else
+			put=$(load "$WORK/o" -X POST --body "{\"key\":\"$EKEY\",\"value\":\"$B64\"}" "$ETCD/v3/kv/put")
+			get=$(load "$WORK/o" -X POST --body "{\"key\":\"$EKEY\"}" "$ETCD/v3/kv/range")
+		fi
+		echo "round $r $sys put $put" | tee -a "$RES"
+		echo "round $r $sys get $get" | tee -a "$RES"
+	done
+done
+
+python3 - "$RES" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+def col(sys_, op, i):
+    return [float(r[4 + i]) for r in rows if r[2] == sys_ and r[3] == op]
+print("\n== medians over rounds (ops/s [min–max], p99 ms [min–max])")
+for op in ("put", "get"):
+    for s in ("dynamo", "etcd"):
+        ops, p99 = col(s, op, 0), col(s, op, 1)
+        print(f"{s:7} {op}: {statistics.median(ops):9.0f} ops/s [{min(ops):.0f}–{max(ops):.0f}]   p99 {statistics.median(p99):7.2f} ms [{min(p99):.2f}–{max(p99):.2f}]")
+    d, e = statistics.median(col("dynamo", op, 0)), statistics.median(col("etcd", op, 0))
+    print(f"ratio dynamo/etcd {op}s: {d / e:.2f}×")
+bad = [r for r in rows if r[7] != r[6] or r[8] != "0"]
+if bad:
+    print("rounds with non-2xx answers or errors (requests ok errors):", *[" ".join(r) for r in bad], sep="\n  ")
+PY
