@@ -38,7 +38,7 @@ func (usageErr) UsageError() bool { return true }
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var addr, gossipAddr, join, sync string
+	var addr, gossipAddr, join, sync, pprofAddr string
 	var leave, debug, fast bool
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -53,6 +53,9 @@ func nodeCommand() *cobra.Command {
 			}
 			cfg.Sync = mode
 			logger := host.Logger(cmd.ErrOrStderr(), debug)
+			if pprofAddr != "" {
+				go host.ServePprof(cmd.Context(), pprofAddr, logger)
+			}
 			var seeds []string
 			if join != "" {
 				seeds = strings.Split(join, ",")
@@ -79,6 +82,7 @@ func nodeCommand() *cobra.Command {
 	f.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "how long a dead node stays on the ring before its ranges move")
 	f.BoolVar(&leave, "leave-on-shutdown", false, "on Ctrl-C, hand all data to the other nodes and leave the cluster (default: stop, as for a restart)")
 	f.BoolVar(&debug, "debug", false, "log every request and gossip event")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve /debug/pprof on this separate address, e.g. 127.0.0.1:6060")
 	f.BoolVar(&fast, "gossip-fast", false, "probe peers every 200ms instead of every second (tests and demos on one machine)")
 	_ = cmd.MarkFlagRequired("id")
 	return cmd

@@ -45,10 +45,11 @@ func (n *Node) checkKey(key []byte) error {
 // Put coordinates a write (or, with Tombstone, a delete) and returns the
 // new version's clock: the causal context for the client's next write.
 //
-// Any node accepts it. The write is coordinated by the first node of the
-// key's sloppy-quorum placements — normally the first of its preference
-// list — because the coordinator stamps the version from its own replica's
-// state; another node forwards it there (the Dynamo paper, section 4.5).
+// Any node accepts it. A node that holds a replica of the key (one of its
+// sloppy-quorum placements) coordinates it; another node forwards it to
+// the first placement, because the coordinator stamps the version from its
+// own replica's state (the Dynamo paper, section 4.5: "any of the top N
+// nodes in the preference list").
 func (n *Node) Put(ctx context.Context, key []byte, req WriteRequest) (vclock.Clock, error) {
 	if err := n.checkKey(key); err != nil {
 		return nil, err
@@ -63,23 +64,25 @@ func (n *Node) Put(ctx context.Context, key []byte, req WriteRequest) (vclock.Cl
 		return nil, apperr.E(apperr.Invalid, "w=%d: want 1 ≤ w ≤ N=%d", req.W, n.cfg.N)
 	}
 	places := n.Ring().Placements(key, n.cfg.N, n.healthy)
-	if !req.forwarded {
+	if !req.forwarded && !isPlacement(places, n.cfg.ID) {
 		for _, p := range places {
-			if p.Node == n.cfg.ID {
-				break
-			}
 			clock, err := n.forward(ctx, p.Node, key, req)
-			var unreachable bool
-			if err != nil {
-				unreachable = errors.Is(err, ErrUnreachable)
-			}
-			if !unreachable {
+			if err == nil || !errors.Is(err, ErrUnreachable) {
 				return clock, err
 			}
 			// That node did not answer: the next placement coordinates.
 		}
 	}
 	return n.coordinate(ctx, key, places, req)
+}
+
+func isPlacement(places []ring.Placement, node string) bool {
+	for _, p := range places {
+		if p.Node == node {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) forward(ctx context.Context, to string, key []byte, req WriteRequest) (vclock.Clock, error) {
@@ -155,21 +158,19 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 	answers := make(chan answer, n.cfg.N*2)
 	tried := map[string]bool{n.cfg.ID: true}
 	outstanding := 0
+	encoded := vclock.AppendVersions(nil, []vclock.Version{made})
 	send := func(p ring.Placement) {
 		tried[p.Node] = true
 		if p.HintFor != "" {
 			n.metrics.hintsStored.Add(1)
 		}
 		outstanding++
-		msg := replicaPut(key, p.HintFor, []vclock.Version{made})
 		n.bg.Add(1)
 		go func() {
 			defer n.bg.Done()
-			d, err := n.call(context.WithoutCancel(ctx), p.Node, msg)
-			if err == nil {
-				err = d.done()
-			}
-			answers <- answer{node: p.Node, err: err}
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.RequestTimeout)
+			defer cancel()
+			answers <- answer{node: p.Node, err: n.replicate(cctx, p.Node, key, p.HintFor, encoded)}
 		}()
 	}
 	for _, p := range places {
@@ -208,10 +209,14 @@ func (n *Node) sendToStandIn(key []byte, tried map[string]bool, send func(ring.P
 }
 
 func replicaPut(key []byte, hintFor string, versions []vclock.Version) []byte {
+	return replicaPutEncoded(key, hintFor, vclock.AppendVersions(nil, versions))
+}
+
+func replicaPutEncoded(key []byte, hintFor string, encoded []byte) []byte {
 	e := newRequest(opReplicaPut)
 	e.bytes(key)
 	e.str(hintFor)
-	e.versions(versions)
+	e.b = append(e.b, encoded...)
 	return e.b
 }
 

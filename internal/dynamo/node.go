@@ -97,6 +97,7 @@ type Node struct {
 	leaving atomic.Bool // set by Leave: the ring view drops this node
 
 	syncMu sync.Mutex // one maintenance pass at a time
+	pipe   pipeline   // batched replica writes, per peer
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -7,6 +7,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/dynamo/merkle"
 	"github.com/scalelab/scalelab/internal/dynamo/ring"
+	"github.com/scalelab/scalelab/internal/dynamo/store"
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -29,6 +30,29 @@ func (n *Node) Handle(ctx context.Context, req []byte) []byte {
 			hintFor = "" // a hint for this node is simply its own replica
 		}
 		if _, err := n.store.Put(key, hintFor, versions...); err != nil {
+			return n.internal(err)
+		}
+		return okResponse().b
+	case opReplicaPutMany:
+		count := d.uint()
+		if count > maxBatch {
+			return errorResponse(http.StatusBadRequest, "malformed replica batch")
+		}
+		items := make([]store.Item, 0, count)
+		for i := uint64(0); i < count && d.err == nil; i++ {
+			it := store.Item{Key: d.bytes(n.cfg.MaxKey), HintFor: d.str(64), Versions: d.versions()}
+			if it.HintFor == n.cfg.ID {
+				it.HintFor = ""
+			}
+			if len(it.Key) == 0 {
+				d.err = errBadMessage
+			}
+			items = append(items, it)
+		}
+		if err := d.done(); err != nil {
+			return errorResponse(http.StatusBadRequest, "malformed replica batch")
+		}
+		if err := n.store.PutMany(items); err != nil {
 			return n.internal(err)
 		}
 		return okResponse().b

@@ -27,6 +27,7 @@ const (
 	opCoordinate               // key, context, tombstone, value, w → clock of the new version
 	opTree                     // start, end, depth → leaf hashes
 	opLeaves                   // start, end, depth, leaf indices → (key, versions)…
+	opReplicaPutMany           // count, (key, hintFor, versions)… → nothing
 )
 
 // RemoteError is an error a peer answered with (not a transport failure).

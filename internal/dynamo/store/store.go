@@ -259,6 +259,44 @@ func (s *Store) Put(key []byte, hintFor string, versions ...vclock.Version) ([]v
 	return after, nil
 }
 
+// Item is one replica write of a PutMany.
+type Item struct {
+	Key      []byte
+	HintFor  string
+	Versions []vclock.Version
+}
+
+// PutMany applies several replica writes in one transaction (one commit,
+// one fsync): what a node does with a batch of replica writes a peer sent
+// together.
+func (s *Store) PutMany(items []Item) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		for _, it := range items {
+			b, err := bucket(tx, it.HintFor, true)
+			if err != nil {
+				return err
+			}
+			sk := storageKey(it.Key)
+			existing, err := read(b, sk)
+			if err != nil {
+				return err
+			}
+			after := existing
+			for _, v := range it.Versions {
+				after = vclock.Reconcile(after, v)
+			}
+			if err := b.Put(sk, vclock.AppendVersions(nil, after)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put many: %w", err)
+	}
+	return nil
+}
+
 // Scan calls fn for every key of this node's replica whose ring hash is in
 // (start, end], a range that wraps past zero when start ≥ end, in ring
 // order. raw is the stored encoding, identical on replicas that hold the

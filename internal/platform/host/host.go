@@ -217,7 +217,7 @@ func Run(ctx context.Context, d *Deps, srv *httpx.Server, systems []System, app 
 	}
 	srv.SetHandler(httpx.Ops(app, d.Registry, checks))
 	if d.Engines.PprofAddr != "" {
-		go servePprof(ctx, d.Engines.PprofAddr, d.Logger)
+		go ServePprof(ctx, d.Engines.PprofAddr, d.Logger)
 	}
 	serveErr := srv.Serve(ctx)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -277,8 +277,8 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 	return Run(ctx, d, srv, []System{sys}, d.Instrument(sys))
 }
 
-// servePprof serves the profiler on its own address until ctx ends.
-func servePprof(ctx context.Context, addr string, logger *slog.Logger) {
+// ServePprof serves the profiler on its own address until ctx ends.
+func ServePprof(ctx context.Context, addr string, logger *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
