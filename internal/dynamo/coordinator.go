@@ -8,7 +8,6 @@ import (
 
 	"github.com/scalelab/scalelab/internal/dynamo/quorum"
 	"github.com/scalelab/scalelab/internal/dynamo/ring"
-	"github.com/scalelab/scalelab/internal/dynamo/store"
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
@@ -76,6 +75,8 @@ func (n *Node) Put(ctx context.Context, key []byte, req WriteRequest) (vclock.Cl
 	return n.coordinate(ctx, key, places, req)
 }
 
+var errNotPlacement = errors.New("not a placement")
+
 func isPlacement(places []ring.Placement, node string) bool {
 	for _, p := range places {
 		if p.Node == node {
@@ -135,12 +136,10 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 		}
 	}
 	now := time.Now()
-	made, _, err := n.store.Coordinate(key, store.Write{
-		Actor: n.store.Actor(n.cfg.ID), Context: req.Context.Prune(n.cfg.Prune, now),
-		Value: req.Value, Tombstone: req.Tombstone, HintFor: hintFor,
-	}, now)
-	if err != nil {
-		return nil, err
+	ctxClock := req.Context.Prune(n.cfg.Prune, now)
+	made := vclock.Version{
+		Dot:     n.store.Stamp(key, n.store.Actor(n.cfg.ID), ctxClock, now),
+		Context: ctxClock, Value: req.Value, Tombstone: req.Tombstone,
 	}
 	if hintFor != "" {
 		n.metrics.hintsStored.Add(1)
@@ -149,15 +148,27 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 	if err != nil {
 		return nil, apperr.E(apperr.Invalid, "%s", err.Error())
 	}
-	if inPlaces {
-		q.Ack(n.cfg.ID)
-	}
 	for i := len(places); i < n.cfg.N; i++ {
 		q.Fail(fmt.Sprint("\x00missing", i)) // fewer healthy nodes than N
 	}
-	answers := make(chan answer, n.cfg.N*2)
+	answers := make(chan answer, n.cfg.N*2+1)
 	tried := map[string]bool{n.cfg.ID: true}
-	outstanding := 0
+	// This node's own copy is written while the others are sent theirs: it
+	// counts towards W like any replica's once committed (when this node
+	// is a placement), and is kept in any case.
+	outstanding, localDone := 1, false
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		_, err := n.store.Commit(key, hintFor, made)
+		if err != nil {
+			n.log.Error("local write failed", "err", err)
+		}
+		if !inPlaces && err == nil {
+			err = errNotPlacement
+		}
+		answers <- answer{node: n.cfg.ID, err: err}
+	}()
 	encoded := vclock.AppendVersions(nil, []vclock.Version{made})
 	send := func(p ring.Placement) {
 		tried[p.Node] = true
@@ -184,9 +195,24 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 		switch {
 		case a.err == nil:
 			q.Ack(a.node)
+		case a.node == n.cfg.ID:
+			if inPlaces {
+				q.Fail(a.node)
+			}
 		case !n.sendToStandIn(key, tried, send):
 			q.Fail(a.node)
 		}
+		localDone = localDone || a.node == n.cfg.ID
+	}
+	// A refusal says how many replicas took the write: wait for this
+	// node's own copy (a local commit) so that it is counted.
+	for q.State() == quorum.Failed && !localDone && outstanding > 0 {
+		a := <-answers
+		outstanding--
+		if a.err == nil {
+			q.Ack(a.node)
+		}
+		localDone = a.node == n.cfg.ID
 	}
 	if q.State() != quorum.Succeeded {
 		return nil, n.unavailable("write", q.Acks(), req.W)

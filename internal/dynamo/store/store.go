@@ -26,12 +26,15 @@
 // a node that handed a key away and coordinates it again continues its
 // numbering instead of reusing a dot. The dot's node is the store's actor
 // name, the node ID qualified by an incarnation drawn when the file is
-// created — and at every open with --sync none, where a crash may lose
-// recent counters — so a node never issues one dot twice.
+// created, and again after any unclean stop and at every open with
+// --sync none (where a crash may lose recent counters), so a node never
+// issues one dot twice.
 package store
 
 import (
 	"bytes"
+	"errors"
+	"sync"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/binary"
@@ -69,6 +72,7 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketCounters = []byte("counters")
 	keyIncarnation = []byte("incarnation")
+	keyRunning     = []byte("running") // present while open: absent after a clean Close
 )
 
 // Store is a node's versions, by key.
@@ -76,6 +80,9 @@ type Store struct {
 	db          *bolt.DB
 	sync        SyncMode
 	incarnation string
+
+	mu       sync.Mutex
+	inflight map[string]uint64 // per storage key: the highest dot stamped and not yet committed
 }
 
 // Open opens (creating) the store file at path.
@@ -87,7 +94,7 @@ func Open(path string, sync SyncMode) (*Store, error) {
 	if sync == SyncBatch {
 		db.MaxBatchDelay = 2 * time.Millisecond
 	}
-	s := &Store{db: db, sync: sync}
+	s := &Store{db: db, sync: sync, inflight: map[string]uint64{}}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketData, bucketHints, bucketMeta, bucketCounters} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -95,14 +102,21 @@ func Open(path string, sync SyncMode) (*Store, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if raw := meta.Get(keyIncarnation); raw != nil && sync != SyncNone {
+		// A store that was not closed cleanly (a crash: stamped dots may
+		// not all have been committed), or one that does not fsync, comes
+		// back as a new actor.
+		clean := meta.Get(keyRunning) == nil
+		if raw := meta.Get(keyIncarnation); raw != nil && clean && sync != SyncNone {
 			s.incarnation = string(raw)
-			return nil
+		} else {
+			var r [3]byte
+			_, _ = rand.Read(r[:])
+			s.incarnation = hex.EncodeToString(r[:])
+			if err := meta.Put(keyIncarnation, []byte(s.incarnation)); err != nil {
+				return err
+			}
 		}
-		var r [3]byte
-		_, _ = rand.Read(r[:])
-		s.incarnation = hex.EncodeToString(r[:])
-		return meta.Put(keyIncarnation, []byte(s.incarnation))
+		return meta.Put(keyRunning, []byte{1})
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
@@ -114,8 +128,11 @@ func Open(path string, sync SyncMode) (*Store, error) {
 // and the store's incarnation.
 func (s *Store) Actor(node string) string { return node + "." + s.incarnation }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close marks the store cleanly closed and closes the file.
+func (s *Store) Close() error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyRunning) })
+	return errors.Join(err, s.db.Close())
+}
 
 func storageKey(key []byte) []byte {
 	k := make([]byte, 8+len(key))
@@ -189,45 +206,70 @@ type Write struct {
 	HintFor   string // set when this node holds the replica for a node that is down
 }
 
-// Coordinate makes w a new version of key: it gives it the actor's next
-// dot for key, reconciles it into the local versions (the replica's, or
-// the hints for w.HintFor) and returns the new version and the set now
-// stored there.
+// Coordinate makes w a new version of key: Stamp, then Commit.
 func (s *Store) Coordinate(key []byte, w Write, now time.Time) (vclock.Version, []vclock.Version, error) {
-	var made vclock.Version
+	made := vclock.Version{Dot: s.Stamp(key, w.Actor, w.Context, now), Context: w.Context, Value: w.Value, Tombstone: w.Tombstone}
+	after, err := s.Commit(key, w.HintFor, made)
+	return made, after, err
+}
+
+// Stamp gives a new write of key its dot: the actor's next counter for
+// the key, above any committed or still in flight. It does not wait for a
+// commit, so that the coordinator can send the version to the other
+// replicas while its own copy is being written (Commit). A dot handed out
+// whose commit a crash prevented is never reused: after an unclean stop
+// the store comes back as a new actor.
+func (s *Store) Stamp(key []byte, actor string, ctx vclock.Clock, now time.Time) vclock.Entry {
+	sk := storageKey(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stored uint64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bucketCounters).Get(sk); len(raw) == 8 {
+			stored = binary.BigEndian.Uint64(raw)
+		}
+		return nil
+	})
+	c := max(stored, s.inflight[string(sk)], ctx.Get(actor)) + 1
+	s.inflight[string(sk)] = c
+	return vclock.Entry{Node: actor, Counter: c, At: now.UnixMilli()}
+}
+
+// Commit stores a version made with Stamp into key's replica (or the hints
+// for hintFor) and records its counter; it returns the versions stored.
+func (s *Store) Commit(key []byte, hintFor string, made vclock.Version) ([]vclock.Version, error) {
 	var after []vclock.Version
+	sk := storageKey(key)
 	err := s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, w.HintFor, true)
+		b, err := bucket(tx, hintFor, true)
 		if err != nil {
 			return err
 		}
-		sk := storageKey(key)
 		existing, err := read(b, sk)
 		if err != nil {
 			return err
-		}
-		counters := tx.Bucket(bucketCounters)
-		var counter uint64
-		if raw := counters.Get(sk); len(raw) == 8 {
-			counter = binary.BigEndian.Uint64(raw)
-		}
-		counter = max(counter, w.Context.Get(w.Actor)) + 1
-		made = vclock.Version{
-			Dot:     vclock.Entry{Node: w.Actor, Counter: counter, At: now.UnixMilli()},
-			Context: w.Context, Value: w.Value, Tombstone: w.Tombstone,
 		}
 		after = vclock.Reconcile(existing, made)
 		if err := b.Put(sk, vclock.AppendVersions(nil, after)); err != nil {
 			return err
 		}
-		var c [8]byte
-		binary.BigEndian.PutUint64(c[:], counter)
-		return counters.Put(sk, c[:])
+		counters := tx.Bucket(bucketCounters)
+		if raw := counters.Get(sk); len(raw) == 8 && binary.BigEndian.Uint64(raw) >= made.Dot.Counter {
+			return nil
+		}
+		c := make([]byte, 8)
+		binary.BigEndian.PutUint64(c, made.Dot.Counter)
+		return counters.Put(sk, c)
 	})
-	if err != nil {
-		return vclock.Version{}, nil, fmt.Errorf("store: coordinate: %w", err)
+	s.mu.Lock()
+	if s.inflight[string(sk)] == made.Dot.Counter {
+		delete(s.inflight, string(sk))
 	}
-	return made, after, nil
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("store: commit: %w", err)
+	}
+	return after, nil
 }
 
 // Put reconciles versions into key's replica (or into the hints held for
