@@ -13,9 +13,11 @@
 # load would measure sibling growth, not the store. Gets read the preloaded
 # keys (one version each).
 #
-# Each client targets the first node/member; both systems forward what that
-# node does not coordinate (dynamo: to the key's first replica; etcd: to
-# the leader). Rounds alternate the systems; the script prints every round,
+# The virtual users are split over the three nodes (members), as three
+# generators side by side whose summaries are merged (exact percentiles).
+# Dynamo is masterless: every node coordinates what it receives (it holds a
+# replica of every key with 3 nodes and N=3); etcd followers forward writes
+# to the leader. Rounds alternate the systems; the script prints every round,
 # then the median and spread of ops/s and p99, and the dynamo/etcd ratio.
 #
 #   bench/dynamo.sh                        # 3 rounds × 10 s per system and operation
@@ -29,8 +31,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-100000}
-DYN_BASE=${DYN_BASE:-17100}
-ETCD_BASE=${ETCD_BASE:-23780}
+DYN_BASE=${DYN_BASE:-1710}   # nodes: HTTP on 17101-17103, gossip on 17105-17107
+ETCD_BASE=${ETCD_BASE:-2378} # members: clients on 23781-23783, peers on 23785-23787
 
 if ! command -v etcd >/dev/null; then
 	echo "== installing etcd-server (Debian)"
@@ -57,22 +59,22 @@ SL="$WORK/scalelab"
 echo "== start 3 dynamo nodes (--sync batch) and 3 etcd members"
 for i in 1 2 3; do
 	join=""
-	[ "$i" != 1 ] && join="--join 127.0.0.1:$((DYN_BASE + 11))"
-	"$SL" dynamo node --id "n$i" --addr "127.0.0.1:$((DYN_BASE + i))" --gossip "127.0.0.1:$((DYN_BASE + 10 + i))" \
+	[ "$i" != 1 ] && join="--join 127.0.0.1:${DYN_BASE}5"
+	"$SL" dynamo node --id "n$i" --addr "127.0.0.1:${DYN_BASE}$i" --gossip "127.0.0.1:${DYN_BASE}$((i + 4))" \
 		$join --data "$WORK/dyn$i" --sync batch >"$WORK/dyn$i.log" 2>&1 &
 	PIDS+=($!)
 done
-CLUSTER="e1=http://127.0.0.1:$((ETCD_BASE + 11)),e2=http://127.0.0.1:$((ETCD_BASE + 12)),e3=http://127.0.0.1:$((ETCD_BASE + 13))"
+CLUSTER="e1=http://127.0.0.1:${ETCD_BASE}5,e2=http://127.0.0.1:${ETCD_BASE}6,e3=http://127.0.0.1:${ETCD_BASE}7"
 for i in 1 2 3; do
 	etcd --name "e$i" --data-dir "$WORK/etcd$i" \
-		--listen-client-urls "http://127.0.0.1:$((ETCD_BASE + i))" --advertise-client-urls "http://127.0.0.1:$((ETCD_BASE + i))" \
-		--listen-peer-urls "http://127.0.0.1:$((ETCD_BASE + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_BASE + 10 + i))" \
+		--listen-client-urls "http://127.0.0.1:${ETCD_BASE}$i" --advertise-client-urls "http://127.0.0.1:${ETCD_BASE}$i" \
+		--listen-peer-urls "http://127.0.0.1:${ETCD_BASE}$((i + 4))" --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_BASE}$((i + 4))" \
 		--initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token scalelab-bench \
 		>"$WORK/etcd$i.log" 2>&1 &
 	PIDS+=($!)
 done
-DYN="http://127.0.0.1:$((DYN_BASE + 1))"
-ETCD="http://127.0.0.1:$((ETCD_BASE + 1))"
+DYN="http://127.0.0.1:${DYN_BASE}1"
+ETCD="http://127.0.0.1:${ETCD_BASE}1"
 for _ in $(seq 1 150); do
 	alive=$(curl -fs "$DYN/cluster" 2>/dev/null | grep -o '"state":"alive"' | wc -l || true)
 	healthy=$(curl -fs "$ETCD/health" 2>/dev/null | grep -c '"health":"true"' || true)
@@ -92,10 +94,22 @@ HI=$((KEYS - 1))
 EKEY="a2V5{{rand 10000000 $((10000000 + HI))}}"
 NEWKEY="bmV3{{rand 10000000 99999999}}" # "new" + 6 bytes: fresh keys, like dynamo's r<round>-<seq>
 
-load() { # out, then scalelab load http args
-	local out=$1; shift
-	"$SL" load http --quiet --vus "$CONNS" --duration "$DURATION" --out "$out" "$@" >/dev/null
-	python3 - "$out/summary.json" <<'PY'
+# load OUT URL_TEMPLATE ARGS…: CONNS virtual users split over the three
+# nodes (or members) — {N} in the URL becomes each one's port — as three
+# generators side by side, merged into one summary with exact percentiles.
+load() {
+	local out=$1 url=$2; shift 2
+	local pids=() sums=()
+	rm -rf "$out"
+	for i in 1 2 3; do
+		local u=${url//\{N\}/$i}
+		"$SL" load http --quiet --vus $((CONNS / 3)) --duration "$DURATION" --out "$out/$i" "$@" "$u" >/dev/null &
+		pids+=($!)
+		sums+=("$out/$i/summary.json")
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	"$SL" load merge --out "$out/all" "${sums[@]}" >/dev/null
+	python3 - "$out/all/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 ok = sum(v for k, v in s["status"].items() if k.startswith("2"))
@@ -113,11 +127,11 @@ RES="$WORK/results"
 for r in $(seq 1 "$ROUNDS"); do
 	for sys in dynamo etcd; do
 		if [ $sys = dynamo ]; then
-			put=$(load "$WORK/o" -X PUT --body-file "$WORK/value" "$DYN/kv/r$r-{{seq}}")
-			get=$(load "$WORK/o" "$DYN/kv/k{{rand 0 $HI}}")
+			put=$(load "$WORK/o" "http://127.0.0.1:$DYN_BASE{N}/kv/r$r-{N}-{{seq}}" -X PUT --body-file "$WORK/value")
+			get=$(load "$WORK/o" "http://127.0.0.1:$DYN_BASE{N}/kv/k{{rand 0 $HI}}")
 		else
-			put=$(load "$WORK/o" -X POST --body "{\"key\":\"$NEWKEY\",\"value\":\"$B64\"}" "$ETCD/v3/kv/put")
-			get=$(load "$WORK/o" -X POST --body "{\"key\":\"$EKEY\"}" "$ETCD/v3/kv/range")
+			put=$(load "$WORK/o" "http://127.0.0.1:$ETCD_BASE{N}/v3/kv/put" -X POST --body "{\"key\":\"$NEWKEY\",\"value\":\"$B64\"}")
+			get=$(load "$WORK/o" "http://127.0.0.1:$ETCD_BASE{N}/v3/kv/range" -X POST --body "{\"key\":\"$EKEY\"}")
 		fi
 		echo "round $r $sys put $put" | tee -a "$RES"
 		echo "round $r $sys get $get" | tee -a "$RES"

@@ -87,7 +87,14 @@ type Store struct {
 
 // Open opens (creating) the store file at path.
 func Open(path string, sync SyncMode) (*Store, error) {
-	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: 5 * time.Second, NoSync: sync == SyncNone})
+	// As etcd does: the freelist is rebuilt at open instead of written at
+	// every commit (a commit writes only the pages it changed), kept as a
+	// map (fast with many free pages), and the file is mapped large enough
+	// up front that growth does not stall writers on a remap.
+	db, err := bolt.Open(path, 0o644, &bolt.Options{
+		Timeout: 5 * time.Second, NoSync: sync == SyncNone,
+		NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: 1 << 30,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
