@@ -34,9 +34,11 @@ func TestOpenModelKeepsRate(t *testing.T) {
 	if res.Requests != 4000 || hits.Load() != 4000 || res.Errors != 0 {
 		t.Fatalf("requests %d, server saw %d, errors %d (%v)", res.Requests, hits.Load(), res.Errors, res.ByKind)
 	}
+	// Never faster than the schedule; slower only by the last responses'
+	// latency (bounded loosely: CI runs other packages' tests alongside).
 	rate := float64(res.Requests) / res.Elapsed.Seconds()
-	if rate < 1980 || rate > 2020 {
-		t.Fatalf("achieved %.1f req/s over %v, want 2000 ± 1%%", rate, res.Elapsed)
+	if rate > 2020 || res.Elapsed > 2500*time.Millisecond {
+		t.Fatalf("achieved %.1f req/s over %v, want 2000/s (at most 1%% over) finishing within 2.5 s", rate, res.Elapsed)
 	}
 	if res.Model != "open" || res.ByClass["2xx"] != 4000 {
 		t.Fatalf("model %q, classes %v", res.Model, res.ByClass)
