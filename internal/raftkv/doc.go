@@ -8,12 +8,16 @@
 //
 // Built so far, bottom-up:
 //
-//	kv/  the replicated state machine: revisions, compare-and-set, deletes,
-//	     exactly-once retries through a session table, deterministic
-//	     snapshots (pure, tested by replaying random logs)
+//	kv/   the replicated state machine: revisions, compare-and-set, deletes,
+//	      exactly-once retries through a session table, deterministic
+//	      snapshots (pure, tested by replaying random logs)
+//	wal/  the durable log: segmented records with CRCs, torn tails cut on
+//	      recovery, snapshot files and compaction
+//	node.go     the Ready loop (persist, send, apply), proposals waiting for
+//	            their result, ReadIndex reads, snapshots every N entries
+//	network.go  an in-process transport that blocks, delays, reorders, loses
 //
-// To come: the durable log and snapshots, the node's Ready loop over an
-// injectable (fault-injecting) transport, the HTTP API with forwarding to
+// To come: the HTTP API with forwarding to
 // the leader, the client with leader discovery and deduplicated retries,
 // membership changes and leadership transfer, the Porcupine-checked fault
 // schedules, `scalelab raftkv node|member|check`, the cluster in `up`,

@@ -114,6 +114,14 @@ func (s *Store) Get(key []byte) (value []byte, modRev int64, ok bool) {
 	return e.value, e.modRev, ok
 }
 
+// Skip records that the entry at index (one that carries no command: a new
+// leader's empty entry, a membership change) has been applied.
+func (s *Store) Skip(index uint64) {
+	if index > s.applied {
+		s.applied = index
+	}
+}
+
 // Apply applies the command at log index; an index already applied (a
 // replay after restart) changes nothing and returns the zero Result.
 func (s *Store) Apply(index uint64, c Command) Result {
