@@ -1,0 +1,229 @@
+package raftkv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/raftkv/kv"
+)
+
+// The HTTP API of every node. A follower needs no HTTP forwarding: Raft
+// itself forwards a follower's proposals and ReadIndex requests to the
+// leader, so any node serves any request.
+//
+//	PUT    /v1/kv/{key}  body = value; ?if_revision=N  → 200 {"revision"} | 412 {"error","revision"}
+//	GET    /v1/kv/{key}  ?stale=true                   → 200 {"key","value","value_b64","revision"} | 404
+//	DELETE /v1/kv/{key}  ?if_revision=N                → 200 {"revision"} | 412
+//	GET    /v1/cluster                                 → leader, term, commit, applied, members
+//
+// Exactly-once: a client may send X-Client-ID and X-Request-Seq (what
+// client.Client does); retries of that request are then answered from the
+// session table instead of applied again. Without them the server gives
+// the request a number of its own, so that its own retries inside the
+// request are safe too.
+
+// API serves a node over HTTP.
+type API struct {
+	node     *Node
+	timeout  time.Duration
+	maxKey   int
+	maxValue int
+	session  uint64 // this server's own client ID for requests without one
+	seq      atomic.Uint64
+}
+
+// NewAPI returns the HTTP API of node; requests give up with 503 after timeout.
+func NewAPI(node *Node, timeout time.Duration, maxValue int) *API {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &API{node: node, timeout: timeout, maxKey: 1024, maxValue: maxValue, session: binary.BigEndian.Uint64(b[:]) | 1<<63}
+}
+
+// Handler returns the routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/kv/{key...}", func(w http.ResponseWriter, r *http.Request) { a.write(w, r, kv.OpPut) })
+	mux.HandleFunc("DELETE /v1/kv/{key...}", func(w http.ResponseWriter, r *http.Request) { a.write(w, r, kv.OpDelete) })
+	mux.HandleFunc("GET /v1/kv/{key...}", a.get)
+	mux.HandleFunc("GET /v1/cluster", a.cluster)
+	return mux
+}
+
+type revisionBody struct {
+	Revision int64 `json:"revision"`
+}
+
+type conflictBody struct {
+	Error    string `json:"error"`
+	Revision int64  `json:"revision"`
+}
+
+type getBody struct {
+	Key      string  `json:"key"`
+	Value    *string `json:"value,omitempty"`
+	ValueB64 string  `json:"value_b64"`
+	Revision int64   `json:"revision"`
+}
+
+func (a *API) key(r *http.Request) ([]byte, error) {
+	k := r.PathValue("key")
+	switch {
+	case k == "":
+		return nil, apperr.E(apperr.Invalid, "empty key")
+	case len(k) > a.maxKey:
+		return nil, apperr.E(apperr.Invalid, "key is %d bytes; the limit is %d", len(k), a.maxKey)
+	}
+	return []byte(k), nil
+}
+
+func (a *API) write(w http.ResponseWriter, r *http.Request, op kv.Op) {
+	key, err := a.key(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	cmd := kv.Command{Op: op, Key: key, IfRevision: kv.Unconditional}
+	if s := r.URL.Query().Get("if_revision"); s != "" {
+		if cmd.IfRevision, err = strconv.ParseInt(s, 10, 64); err != nil || cmd.IfRevision < 0 {
+			httpx.WriteError(w, r, apperr.E(apperr.Invalid, "?if_revision=%s: want an integer ≥ 0 (0: only if absent)", s))
+			return
+		}
+	}
+	if cmd.Client, cmd.Seq, err = a.identity(r); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if op == kv.OpPut {
+		if cmd.Value, err = io.ReadAll(io.LimitReader(r.Body, int64(a.maxValue)+1)); err != nil || len(cmd.Value) > a.maxValue {
+			httpx.WriteError(w, r, apperr.E(apperr.Invalid, "value is over the limit of %d bytes", a.maxValue))
+			return
+		}
+	}
+	res, err := a.propose(r.Context(), cmd)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	switch res.Status {
+	case kv.Applied:
+		httpx.WriteJSON(w, http.StatusOK, revisionBody{Revision: res.Revision})
+	case kv.Failed:
+		httpx.WriteJSON(w, http.StatusPreconditionFailed, conflictBody{Error: "revision does not match", Revision: res.Current})
+	default:
+		httpx.WriteError(w, r, apperr.E(apperr.Conflict, "request %d of client %d is older than one already applied", cmd.Seq, cmd.Client))
+	}
+}
+
+func (a *API) identity(r *http.Request) (client, seq uint64, err error) {
+	c, s := r.Header.Get("X-Client-ID"), r.Header.Get("X-Request-Seq")
+	if c == "" && s == "" {
+		return a.session, a.seq.Add(1), nil
+	}
+	client, err1 := strconv.ParseUint(c, 10, 64)
+	seq, err2 := strconv.ParseUint(s, 10, 64)
+	if err1 != nil || err2 != nil || client == 0 || seq == 0 || client>>63 == 1 {
+		return 0, 0, apperr.E(apperr.Invalid, "X-Client-ID and X-Request-Seq must both be positive integers (client IDs below 2^63)")
+	}
+	return client, seq, nil
+}
+
+// propose retries within the request's time budget while there is no
+// leader or the proposal was dropped; the request number makes retries
+// safe. Out of time: 503.
+func (a *API) propose(ctx context.Context, cmd kv.Command) (kv.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, max(a.timeout/5, 100*time.Millisecond))
+		res, err := a.node.Propose(actx, cmd)
+		acancel()
+		if err == nil {
+			return res, nil
+		}
+		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
+			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v (it may still be applied; retry with the same X-Request-Seq)", a.timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	key, err := a.key(r)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	stale := r.URL.Query().Get("stale") == "true"
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, max(a.timeout/5, 100*time.Millisecond))
+		v, mod, _, ok, err := a.node.Read(actx, key, !stale)
+		acancel()
+		if err == nil {
+			if !ok {
+				httpx.WriteJSON(w, http.StatusNotFound, httpx.ErrorBody{Error: "key not found"})
+				return
+			}
+			body := getBody{Key: string(key), ValueB64: base64.StdEncoding.EncodeToString(v), Revision: mod}
+			if utf8.Valid(v) {
+				s := string(v)
+				body.Value = &s
+			}
+			httpx.WriteJSON(w, http.StatusOK, body)
+			return
+		}
+		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
+			httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "no quorum: the read could not be confirmed by a leader within %v (?stale=true reads this node's state)", a.timeout))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ClusterInfo is GET /v1/cluster.
+type ClusterInfo struct {
+	ID       uint64           `json:"id"`
+	Leader   uint64           `json:"leader"`
+	Term     uint64           `json:"term"`
+	Commit   uint64           `json:"commit_index"`
+	Applied  uint64           `json:"applied_index"`
+	Revision int64            `json:"revision"`
+	State    string           `json:"state"`
+	Members  []MemberProgress `json:"members"`
+}
+
+// MemberProgress is one voter as the leader tracks it.
+type MemberProgress struct {
+	ID    uint64 `json:"id"`
+	Match uint64 `json:"match_index,omitempty"`
+	State string `json:"replication_state,omitempty"`
+}
+
+func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
+	st := a.node.Status()
+	a.node.mu.Lock()
+	info := ClusterInfo{ID: a.node.ID(), Leader: st.Lead, Term: st.Term, Commit: st.Commit, Applied: a.node.kv.Applied(),
+		Revision: a.node.kv.Revision(), State: st.RaftState.String()}
+	voters := append([]uint64(nil), a.node.confState.Voters...)
+	a.node.mu.Unlock()
+	for _, id := range voters {
+		m := MemberProgress{ID: id}
+		if p, ok := st.Progress[id]; ok {
+			m.Match, m.State = p.Match, p.State.String()
+		}
+		info.Members = append(info.Members, m)
+	}
+	httpx.WriteJSON(w, http.StatusOK, info)
+}
