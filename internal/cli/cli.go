@@ -16,6 +16,7 @@ import (
 	"github.com/scalelab/scalelab/internal/idgen"
 	"github.com/scalelab/scalelab/internal/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/raftkv"
 	"github.com/scalelab/scalelab/internal/shortener"
 )
 
@@ -45,7 +46,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	// Subcommands inherit the flag error function: every flag error exits 2.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), loadgen.Command())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), loadgen.Command())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -90,4 +90,3 @@ func (c *LocalCluster) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-

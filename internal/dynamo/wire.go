@@ -22,12 +22,12 @@ import (
 type op byte
 
 const (
-	opReplicaPut op = iota + 1 // key, hintFor, versions → nothing
-	opReplicaGet               // key → versions
-	opCoordinate               // key, context, tombstone, value, w → clock of the new version
-	opTree                     // start, end, depth → leaf hashes
-	opLeaves                   // start, end, depth, leaf indices → (key, versions)…
-	opReplicaPutMany           // count, (key, hintFor, versions)… → nothing
+	opReplicaPut     op = iota + 1 // key, hintFor, versions → nothing
+	opReplicaGet                   // key → versions
+	opCoordinate                   // key, context, tombstone, value, w → clock of the new version
+	opTree                         // start, end, depth → leaf hashes
+	opLeaves                       // start, end, depth, leaf indices → (key, versions)…
+	opReplicaPutMany               // count, (key, hintFor, versions)… → nothing
 )
 
 // RemoteError is an error a peer answered with (not a transport failure).

@@ -36,7 +36,11 @@ func (n *Network) Attach(node *Node) { n.mu.Lock(); n.nodes[node.ID()] = node; n
 func (n *Network) Detach(id uint64) { n.mu.Lock(); delete(n.nodes, id); n.mu.Unlock() }
 
 // Block drops every message from → to.
-func (n *Network) Block(from, to uint64) { n.mu.Lock(); n.blocked[[2]uint64{from, to}] = true; n.mu.Unlock() }
+func (n *Network) Block(from, to uint64) {
+	n.mu.Lock()
+	n.blocked[[2]uint64{from, to}] = true
+	n.mu.Unlock()
+}
 
 // Isolate cuts a node off from every other, both ways.
 func (n *Network) Isolate(id uint64, all []uint64) {

@@ -33,12 +33,12 @@ package store
 
 import (
 	"bytes"
-	"errors"
-	"sync"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -67,8 +67,8 @@ func ParseSyncMode(s string) (SyncMode, error) {
 }
 
 var (
-	bucketData  = []byte("data")
-	bucketHints = []byte("hints")
+	bucketData     = []byte("data")
+	bucketHints    = []byte("hints")
 	bucketMeta     = []byte("meta")
 	bucketCounters = []byte("counters")
 	keyIncarnation = []byte("incarnation")

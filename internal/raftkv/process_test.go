@@ -1,0 +1,169 @@
+package raftkv
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Three `scalelab raftkv node` processes with fsync on; the leader is
+// killed with SIGKILL in the middle of a write load and restarted on its
+// data. Every acknowledged write must be readable (linearizably) from
+// every node afterwards, and the restarted node must catch up.
+func TestRealProcessesLeaderKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "scalelab")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/scalelab")
+	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	var addrs, peerAddrs [4]string
+	var peers []string
+	for i := 1; i <= 3; i++ {
+		addrs[i], peerAddrs[i] = freeAddr(t), freeAddr(t)
+		peers = append(peers, fmt.Sprintf("%d=%s", i, peerAddrs[i]))
+	}
+	procs := map[int]*exec.Cmd{}
+	start := func(i int) {
+		log, _ := os.OpenFile(filepath.Join(dir, fmt.Sprint(i, ".log")), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		cmd := exec.Command(bin, "raftkv", "node", "--id", fmt.Sprint(i), "--addr", addrs[i], "--peer-addr", peerAddrs[i],
+			"--peers", strings.Join(peers, ","), "--data", filepath.Join(dir, fmt.Sprint(i)), "--tick", "20ms", "--snapshot-every", "100",
+			"--request-timeout", "1s")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[i] = cmd
+	}
+	kill := func(i int) {
+		_ = procs[i].Process.Signal(syscall.SIGKILL)
+		_ = procs[i].Wait()
+		delete(procs, i)
+	}
+	t.Cleanup(func() {
+		for i := range procs {
+			kill(i)
+		}
+		if t.Failed() {
+			for i := 1; i <= 3; i++ {
+				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprint(i, ".log")))
+				lines := strings.Split(string(b), "\n")
+				t.Logf("--- node %d\n%s", i, strings.Join(lines[max(0, len(lines)-10):], "\n"))
+			}
+		}
+	})
+	for i := 1; i <= 3; i++ {
+		start(i)
+	}
+	cluster := func(i int) (ClusterInfo, error) {
+		var info ClusterInfo
+		resp, err := http.Get("http://" + addrs[i] + "/v1/cluster")
+		if err != nil {
+			return info, err
+		}
+		defer resp.Body.Close()
+		return info, json.NewDecoder(resp.Body).Decode(&info)
+	}
+	leader := func() int {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for i := range procs {
+				if info, err := cluster(i); err == nil && info.Leader != 0 && int(info.Leader) == i {
+					return i
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("no leader")
+		return 0
+	}
+	seq := 0
+	put := func(key, value string) {
+		seq++
+		deadline := time.Now().Add(15 * time.Second)
+		for attempt := 0; ; attempt++ {
+			for i := range procs {
+				req, _ := http.NewRequest("PUT", "http://"+addrs[i]+"/v1/kv/"+key, strings.NewReader(value))
+				req.Header.Set("X-Client-ID", "1")
+				req.Header.Set("X-Request-Seq", fmt.Sprint(seq))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						return
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("put %s=%s never acknowledged", key, value)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	get := func(i int, key, query string) (string, int) {
+		resp, err := http.Get("http://" + addrs[i] + "/v1/kv/" + key + query)
+		if err != nil {
+			return "", 0
+		}
+		defer resp.Body.Close()
+		var b getBody
+		_ = json.NewDecoder(resp.Body).Decode(&b)
+		if b.Value == nil {
+			return "", resp.StatusCode
+		}
+		return *b.Value, resp.StatusCode
+	}
+	lead := leader()
+	for i := 0; i < 150; i++ {
+		put(fmt.Sprint("k", i%20), fmt.Sprint(i))
+	}
+	kill(lead)
+	for i := 150; i < 300; i++ {
+		put(fmt.Sprint("k", i%20), fmt.Sprint(i))
+	}
+	start(lead)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if v, st := get(lead, "k19", "?stale=true"); st == 200 && v == "299" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted node did not catch up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := 1; i <= 3; i++ {
+		for k := 0; k < 20; k++ {
+			want := fmt.Sprint(280 + k)
+			if v, st := get(i, fmt.Sprint("k", k), ""); st != 200 || v != want {
+				t.Fatalf("node %d: k%d = %q (%d), want %s", i, k, v, st, want)
+			}
+		}
+	}
+}

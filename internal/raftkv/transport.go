@@ -1,0 +1,188 @@
+package raftkv
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// HTTPTransport carries Raft messages between processes: one sender
+// goroutine per peer drains a queue into one POST /raft/messages per batch
+// (length-prefixed marshalled messages), so a busy leader sends many
+// appends and heartbeats per request. A full queue drops messages (Raft
+// resends); a failed send reports the peer unreachable to Raft, which then
+// probes it gently instead of streaming appends into the void.
+type HTTPTransport struct {
+	self   uint64
+	node   atomic.Pointer[Node]
+	client *http.Client
+	mu     sync.Mutex
+	peers  map[uint64]*peerSender
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type peerSender struct {
+	url   string
+	queue chan raftpb.Message
+}
+
+// NewHTTPTransport sends to the given peer addresses (id → host:port).
+func NewHTTPTransport(self uint64, peers map[uint64]string) *HTTPTransport {
+	t := &HTTPTransport{self: self, peers: map[uint64]*peerSender{}, stop: make(chan struct{}),
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+			MaxIdleConnsPerHost: 16,
+		}}}
+	for id, addr := range peers {
+		t.AddPeer(id, addr)
+	}
+	return t
+}
+
+// Bind tells the transport which node to report failures to.
+func (t *HTTPTransport) Bind(n *Node) { t.node.Store(n) }
+
+// AddPeer starts sending to a (new) member.
+func (t *HTTPTransport) AddPeer(id uint64, addr string) {
+	if id == t.self {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.peers[id]; ok {
+		return
+	}
+	p := &peerSender{url: "http://" + addr + "/raft/messages", queue: make(chan raftpb.Message, 4096)}
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.sendLoop(id, p)
+}
+
+// Send implements Transport.
+func (t *HTTPTransport) Send(msgs []raftpb.Message) {
+	for _, m := range msgs {
+		t.mu.Lock()
+		p := t.peers[m.To]
+		t.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		select {
+		case p.queue <- m:
+		default: // full: drop, Raft will resend
+		}
+	}
+}
+
+func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
+	defer t.wg.Done()
+	var buf []byte
+	for {
+		var first raftpb.Message
+		select {
+		case <-t.stop:
+			return
+		case first = <-p.queue:
+		}
+		batch := []raftpb.Message{first}
+	more:
+		for len(batch) < 512 {
+			select {
+			case m := <-p.queue:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		buf = buf[:0]
+		for i := range batch {
+			b, err := batch[i].Marshal()
+			if err != nil {
+				continue
+			}
+			buf = binary.AppendUvarint(buf, uint64(len(b)))
+			buf = append(buf, b...)
+		}
+		err := t.post(p.url, buf)
+		n := t.node.Load()
+		if n == nil {
+			continue
+		}
+		for _, m := range batch {
+			if m.Type == raftpb.MsgSnap {
+				status := raft.SnapshotFinish
+				if err != nil {
+					status = raft.SnapshotFailure
+				}
+				n.rn.ReportSnapshot(id, status)
+			}
+		}
+		if err != nil {
+			n.rn.ReportUnreachable(id)
+		}
+	}
+}
+
+func (t *HTTPTransport) post(url string, body []byte) error {
+	resp, err := t.client.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("raftkv: peer answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Close stops the senders.
+func (t *HTTPTransport) Close() {
+	close(t.stop)
+	t.wg.Wait()
+	t.client.CloseIdleConnections()
+}
+
+// PeerHandler receives Raft messages for node: POST /raft/messages.
+func PeerHandler(n *Node) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /raft/messages", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 512<<20))
+		if err != nil {
+			http.Error(w, "read", http.StatusBadRequest)
+			return
+		}
+		rd := bytes.NewReader(body)
+		for rd.Len() > 0 {
+			l, err := binary.ReadUvarint(rd)
+			if err != nil || l > uint64(rd.Len()) {
+				http.Error(w, "malformed batch", http.StatusBadRequest)
+				return
+			}
+			b := make([]byte, l)
+			_, _ = rd.Read(b)
+			var m raftpb.Message
+			if err := m.Unmarshal(b); err != nil {
+				http.Error(w, "malformed message", http.StatusBadRequest)
+				return
+			}
+			if err := n.Step(context.Background(), m); err != nil {
+				http.Error(w, "stopped", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
