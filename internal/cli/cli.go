@@ -27,6 +27,7 @@ func systems() []host.Factory {
 		idgen.Factory(idgen.DefaultConfig()),
 		shortener.Factory(shortener.DefaultConfig()),
 		dynamo.Factory(),
+		raftkv.Factory(),
 	}
 }
 
