@@ -2,16 +2,15 @@ package raftkv
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"go.etcd.io/raft/v3"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -29,9 +28,10 @@ import (
 //
 // Exactly-once: a client may send X-Client-ID and X-Request-Seq (what
 // client.Client does); retries of that request are then answered from the
-// session table instead of applied again. Without them the server gives
-// the request a number of its own, so that its own retries inside the
-// request are safe too.
+// session table instead of applied again, so the server itself retries it
+// until its time runs out. Without them the server retries only what Raft
+// certainly did not take (no leader, a dropped proposal); a request that
+// timed out after being proposed is a 503 saying its outcome is unknown.
 
 // API serves a node over HTTP.
 type API struct {
@@ -39,15 +39,11 @@ type API struct {
 	timeout  time.Duration
 	maxKey   int
 	maxValue int
-	session  uint64 // this server's own client ID for requests without one
-	seq      atomic.Uint64
 }
 
 // NewAPI returns the HTTP API of node; requests give up with 503 after timeout.
 func NewAPI(node *Node, timeout time.Duration, maxValue int) *API {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return &API{node: node, timeout: timeout, maxKey: 1024, maxValue: maxValue, session: binary.BigEndian.Uint64(b[:]) | 1<<63}
+	return &API{node: node, timeout: timeout, maxKey: 1024, maxValue: maxValue}
 }
 
 // Handler returns the routes.
@@ -128,19 +124,19 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, op kv.Op) {
 func (a *API) identity(r *http.Request) (client, seq uint64, err error) {
 	c, s := r.Header.Get("X-Client-ID"), r.Header.Get("X-Request-Seq")
 	if c == "" && s == "" {
-		return a.session, a.seq.Add(1), nil
+		return 0, 0, nil // no deduplication
 	}
 	client, err1 := strconv.ParseUint(c, 10, 64)
 	seq, err2 := strconv.ParseUint(s, 10, 64)
-	if err1 != nil || err2 != nil || client == 0 || seq == 0 || client>>63 == 1 {
-		return 0, 0, apperr.E(apperr.Invalid, "X-Client-ID and X-Request-Seq must both be positive integers (client IDs below 2^63)")
+	if err1 != nil || err2 != nil || client == 0 || seq == 0 {
+		return 0, 0, apperr.E(apperr.Invalid, "X-Client-ID and X-Request-Seq must both be positive integers")
 	}
 	return client, seq, nil
 }
 
-// propose retries within the request's time budget while there is no
-// leader or the proposal was dropped; the request number makes retries
-// safe. Out of time: 503.
+// propose retries within the request's time budget: always when the
+// request is numbered (retries are deduplicated), otherwise only when Raft
+// certainly did not take it. Out of time: 503.
 func (a *API) propose(ctx context.Context, cmd kv.Command) (kv.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
@@ -151,8 +147,12 @@ func (a *API) propose(ctx context.Context, cmd kv.Command) (kv.Result, error) {
 		if err == nil {
 			return res, nil
 		}
-		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
-			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v (it may still be applied; retry with the same X-Request-Seq)", a.timeout)
+		notTaken := errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrProposalDropped)
+		switch {
+		case errors.Is(err, ErrStopped) || ctx.Err() != nil && notTaken:
+			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: no leader accepted the write within %v; it was not applied", a.timeout)
+		case ctx.Err() != nil || !notTaken && cmd.Client == 0:
+			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied (send X-Client-ID and X-Request-Seq to retry it safely)", a.timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

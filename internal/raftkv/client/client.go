@@ -4,8 +4,9 @@
 // a write twice: each write carries the client's ID and a request number
 // (X-Client-ID, X-Request-Seq) that stays the same across retries, and the
 // state machine answers a retry from its session table instead of
-// applying it again. A client must not be used for two writes at once
-// with the same number; Client hands out numbers itself.
+// applying it again. The table keeps one number per client, so a Client
+// sends one write at a time (concurrent calls queue); use several Clients
+// for concurrent writes.
 package client
 
 import (
@@ -31,7 +32,8 @@ type Client struct {
 	endpoints []string
 	http      *http.Client
 	id        uint64
-	mu        sync.Mutex // orders request numbers: one write in flight at a time
+	writeMu   sync.Mutex // one write in flight: numbers must reach the log in order
+	mu        sync.Mutex
 	seq       uint64
 	preferred int
 }
@@ -131,6 +133,8 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 }
 
 func (c *Client) write(ctx context.Context, method, key string, value []byte, ifRevision *int64) (int64, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	c.mu.Lock()
 	c.seq++
 	seq := c.seq
