@@ -17,9 +17,11 @@
 //	            their result, ReadIndex reads, snapshots every N entries
 //	network.go  an in-process transport that blocks, delays, reorders, loses
 //
-// To come: the HTTP API with forwarding to
-// the leader, the client with leader discovery and deduplicated retries,
-// membership changes and leadership transfer, the Porcupine-checked fault
-// schedules, `scalelab raftkv node|member|check`, the cluster in `up`,
-// docs/raftkv.md and bench/raftkv.sh against etcd.
+//	api.go, transport.go, cmd.go, system.go, client/  the HTTP API, the
+//	            node-to-node transport, `scalelab raftkv node`, the `up`
+//	            cluster and the Go client
+//	checker.go  the Porcupine model the fault schedules are checked against
+//
+// To come: membership changes (--join, `scalelab raftkv member`),
+// `scalelab raftkv check` against real processes, docs/raftkv.md.
 package raftkv
