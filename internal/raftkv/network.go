@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -78,7 +79,7 @@ type netTransport struct {
 func (t netTransport) Send(msgs []raftpb.Message) {
 	for _, m := range msgs {
 		t.net.mu.Lock()
-		to := t.net.nodes[m.To]
+		to, from := t.net.nodes[m.To], t.net.nodes[t.from]
 		lost := t.net.blocked[[2]uint64{t.from, m.To}] || t.net.loss > 0 && t.net.rng.Float64() < t.net.loss
 		d := t.net.delay
 		if t.net.jitter > 0 {
@@ -86,6 +87,9 @@ func (t netTransport) Send(msgs []raftpb.Message) {
 		}
 		t.net.mu.Unlock()
 		if to == nil || lost {
+			if m.Type == raftpb.MsgSnap && from != nil {
+				from.rn.ReportSnapshot(m.To, raft.SnapshotFailure) // else Raft waits for it forever
+			}
 			continue
 		}
 		b, err := m.Marshal() // a copy, as on the wire
@@ -98,7 +102,14 @@ func (t netTransport) Send(msgs []raftpb.Message) {
 			}
 			var c raftpb.Message
 			if c.Unmarshal(b) == nil {
-				_ = to.Step(context.Background(), c)
+				err := to.Step(context.Background(), c)
+				if c.Type == raftpb.MsgSnap && from != nil {
+					status := raft.SnapshotFinish
+					if err != nil {
+						status = raft.SnapshotFailure
+					}
+					from.rn.ReportSnapshot(c.To, status)
+				}
 			}
 		}()
 	}

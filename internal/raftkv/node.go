@@ -28,6 +28,9 @@ type Config struct {
 	ElectionTicks int
 	SnapshotEvery uint64 // applied entries between snapshots
 	Logger        *slog.Logger
+	// OnConfChange, if set, is told of every applied membership change
+	// (the transport adds or drops the peer; context carries its address).
+	OnConfChange func(t raftpb.ConfChangeType, id uint64, context []byte)
 }
 
 // DefaultConfig: 100 ms ticks, elections after 1 s, snapshots every 10,000 entries.
@@ -55,6 +58,9 @@ type Node struct {
 	kv        *kv.Store
 	confState raftpb.ConfState
 	snapIndex uint64
+	// confChanged forces a snapshot after a membership change: a node that
+	// joins can only install a snapshot whose membership includes it.
+	confChanged bool
 	waiters   map[uint64]chan kv.Result // proposal ID → its result, on the proposing node
 	reads     map[uint64]chan uint64    // ReadIndex request ID → the read index
 	applied   *sync.Cond
@@ -111,7 +117,7 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: n.storage,
 		Applied:       n.kv.Applied(),
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
-		CheckQuorum: true, PreVote: true, Logger: raftLogger{n.log},
+		CheckQuorum: true, PreVote: true, StepDownOnRemoval: true, Logger: raftLogger{n.log},
 	}
 	switch {
 	case restart || cfg.Join:
@@ -267,11 +273,56 @@ func (n *Node) apply(e raftpb.Entry) {
 			cc = c
 		}
 		cs := n.rn.ApplyConfChange(cc)
+		if n.cfg.OnConfChange != nil {
+			for _, c := range cc.AsV2().Changes {
+				n.cfg.OnConfChange(c.Type, c.NodeID, cc.AsV2().Context)
+			}
+		}
 		n.mu.Lock()
 		n.confState = *cs
+		n.confChanged = true
 		n.kv.Skip(e.Index)
 		n.applied.Broadcast()
 		n.mu.Unlock()
+	}
+}
+
+// Members returns the current voters.
+func (n *Node) Members() []uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]uint64(nil), n.confState.Voters...)
+}
+
+// ChangeMembership adds (with the peer address in context) or removes a
+// voter, one at a time as Raft's single-server changes require, and waits
+// until the change is applied here.
+func (n *Node) ChangeMembership(ctx context.Context, add bool, id uint64, peerAddr string) error {
+	if n.Leader() == 0 {
+		return ErrNoLeader
+	}
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id, Context: []byte(peerAddr)}
+	if !add {
+		cc.Type = raftpb.ConfChangeRemoveNode
+	}
+	if err := n.rn.ProposeConfChange(ctx, cc); err != nil {
+		return err
+	}
+	for {
+		present := false
+		for _, v := range n.Members() {
+			present = present || v == id
+		}
+		if present == add {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopped:
+			return ErrStopped
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
@@ -280,10 +331,12 @@ func (n *Node) apply(e raftpb.Entry) {
 func (n *Node) maybeSnapshot() error {
 	n.mu.Lock()
 	applied := n.kv.Applied()
-	if n.cfg.SnapshotEvery == 0 || applied < n.snapIndex+n.cfg.SnapshotEvery {
+	due := n.cfg.SnapshotEvery > 0 && applied >= n.snapIndex+n.cfg.SnapshotEvery
+	if !due && !n.confChanged || applied <= n.snapIndex {
 		n.mu.Unlock()
 		return nil
 	}
+	n.confChanged = false
 	data, cs := n.kv.Snapshot(), n.confState
 	n.mu.Unlock()
 	snap, err := n.storage.CreateSnapshot(applied, &cs, data)
