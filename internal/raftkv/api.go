@@ -39,6 +39,7 @@ type API struct {
 	timeout  time.Duration
 	maxKey   int
 	maxValue int
+	book     *AddressBook // nil in one process: membership is not served
 }
 
 // NewAPI returns the HTTP API of node; requests give up with 503 after timeout.
@@ -53,7 +54,65 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/kv/{key...}", func(w http.ResponseWriter, r *http.Request) { a.write(w, r, kv.OpDelete) })
 	mux.HandleFunc("GET /v1/kv/{key...}", a.get)
 	mux.HandleFunc("GET /v1/cluster", a.cluster)
+	if a.book != nil {
+		mux.HandleFunc("POST /v1/members", a.addMember)
+		mux.HandleFunc("DELETE /v1/members/{id}", a.removeMember)
+	}
 	return mux
+}
+
+// WithAddressBook serves membership changes (POST /v1/members {"id",
+// "peer_addr"}, DELETE /v1/members/{id}), answering with the members and
+// their peer addresses — what a joining node needs to reach them.
+func (a *API) WithAddressBook(b *AddressBook) *API { a.book = b; return a }
+
+func (a *API) members() []MemberAddr { return sortedMembers(a.node.Members(), a.book.Addrs()) }
+
+func (a *API) addMember(w http.ResponseWriter, r *http.Request) {
+	var m MemberAddr
+	if err := httpx.DecodeJSON(r, &m); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if m.ID == 0 || m.PeerAddr == "" {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "want {\"id\": N ≥ 1, \"peer_addr\": \"host:port\"}"))
+		return
+	}
+	for _, v := range a.node.Members() {
+		if v == m.ID {
+			httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": a.members()}) // already in: a retried join
+			return
+		}
+	}
+	a.change(w, r, true, m.ID, m.PeerAddr)
+}
+
+func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "member ID %q: want an integer ≥ 1", r.PathValue("id")))
+		return
+	}
+	a.change(w, r, false, id, "")
+}
+
+func (a *API) change(w http.ResponseWriter, r *http.Request, add bool, id uint64, addr string) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, max(a.timeout/3, 200*time.Millisecond))
+		err := a.node.ChangeMembership(actx, add, id, addr)
+		acancel()
+		if err == nil {
+			httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": a.members()})
+			return
+		}
+		if ctx.Err() != nil {
+			httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "membership change not confirmed within %v: %v", a.timeout, err))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 type revisionBody struct {

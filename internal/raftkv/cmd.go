@@ -1,10 +1,14 @@
 package raftkv
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/raftkv/wal"
 )
 
 // Command is `scalelab raftkv`.
@@ -24,7 +29,7 @@ func Command() *cobra.Command {
 		Use:   "raftkv",
 		Short: "A Raft-replicated, linearizable key-value store (etcd raft)",
 	}
-	root.AddCommand(nodeCommand())
+	root.AddCommand(nodeCommand(), memberCommand())
 	return root
 }
 
@@ -51,7 +56,7 @@ func ParsePeers(s string) (map[uint64]string, error) {
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var addr, peerAddr, peers string
+	var addr, peerAddr, peers, join string
 	var timeout time.Duration
 	var maxValue int
 	var debug bool
@@ -62,18 +67,34 @@ func nodeCommand() *cobra.Command {
       --peers 1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403 --data /tmp/r1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pm, err := ParsePeers(peers)
-			if err != nil {
-				return usageErr{err}
-			}
-			if _, ok := pm[cfg.ID]; !ok {
-				return usageErr{fmt.Errorf("--peers does not list this node's --id %d", cfg.ID)}
-			}
-			cfg.Peers = cfg.Peers[:0]
-			for id := range pm {
-				cfg.Peers = append(cfg.Peers, id)
-			}
 			cfg.Logger = host.Logger(cmd.ErrOrStderr(), debug)
+			pm := map[uint64]string{}
+			switch {
+			case peers != "" && join != "":
+				return usageErr{fmt.Errorf("--peers bootstraps a new cluster, --join enters a running one: give one")}
+			case peers != "":
+				var err error
+				if pm, err = ParsePeers(peers); err != nil {
+					return usageErr{err}
+				}
+				if _, ok := pm[cfg.ID]; !ok {
+					return usageErr{fmt.Errorf("--peers does not list this node's --id %d", cfg.ID)}
+				}
+				for id := range pm {
+					cfg.Peers = append(cfg.Peers, id)
+				}
+			case join != "":
+				members, err := joinCluster(cmd.Context(), join, cfg.ID, peerAddr)
+				if err != nil {
+					return err
+				}
+				for _, m := range members {
+					pm[m.ID] = m.PeerAddr
+				}
+				cfg.Join = true
+			case !wal.Exists(cfg.DataDir):
+				return usageErr{fmt.Errorf("a new node needs --peers (bootstrap) or --join URL")}
+			}
 			return RunNode(cmd.Context(), cfg, addr, peerAddr, pm, timeout, maxValue)
 		},
 	}
@@ -81,7 +102,8 @@ func nodeCommand() *cobra.Command {
 	f.Uint64Var(&cfg.ID, "id", 0, "node ID, ≥ 1 (required)")
 	f.StringVar(&addr, "addr", "127.0.0.1:7301", "client HTTP address")
 	f.StringVar(&peerAddr, "peer-addr", "127.0.0.1:7401", "Raft peer address")
-	f.StringVar(&peers, "peers", "", "initial members: ID=PEER-ADDR,… (this node included)")
+	f.StringVar(&peers, "peers", "", "bootstrap a new cluster with these members: ID=PEER-ADDR,… (this node included)")
+	f.StringVar(&join, "join", "", "enter a running cluster through any member's client URL (http://host:port)")
 	f.StringVar(&cfg.DataDir, "data", "./data/raftkv", "directory of the log and snapshots")
 	f.BoolVar(&cfg.Sync, "fsync", true, "fsync the log before acknowledging")
 	f.DurationVar(&cfg.TickInterval, "tick", cfg.TickInterval, "Raft tick (heartbeat); elections after 10 ticks")
@@ -90,7 +112,6 @@ func nodeCommand() *cobra.Command {
 	f.IntVar(&maxValue, "max-value", 1<<20, "largest value in bytes")
 	f.BoolVar(&debug, "debug", false, "log every request")
 	_ = cmd.MarkFlagRequired("id")
-	_ = cmd.MarkFlagRequired("peers")
 	return cmd
 }
 
@@ -98,7 +119,13 @@ func nodeCommand() *cobra.Command {
 // most up-to-date follower before it stops.
 func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[uint64]string, timeout time.Duration, maxValue int) error {
 	logger := cfg.Logger
-	tr := NewHTTPTransport(cfg.ID, peers)
+	book, err := LoadAddressBook(cfg.DataDir, peers)
+	if err != nil {
+		return err
+	}
+	tr := NewHTTPTransport(cfg.ID, book.Addrs())
+	book.tr = tr
+	cfg.OnConfChange = book.OnConfChange
 	node, err := Start(cfg, tr)
 	if err != nil {
 		tr.Close()
@@ -107,7 +134,7 @@ func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[u
 	tr.Bind(node)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := NewAPI(node, timeout, maxValue)
+	api := NewAPI(node, timeout, maxValue).WithAddressBook(book)
 	app := httpx.Instrument("raftkv", httpx.NewMetrics(reg), int64(maxValue)+1<<20, logger, api.Handler())
 	client := httpx.NewServer(httpx.ServerConfig{Addr: addr}, httpx.Ops(httpx.JSONErrors(app), reg, nil), logger)
 	peer := httpx.NewServer(httpx.ServerConfig{Addr: peerAddr, WriteTimeout: time.Minute, ReadTimeout: time.Minute}, PeerHandler(node), logger)
@@ -134,6 +161,77 @@ func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[u
 	err = errors.Join(e1, e2, node.Stop())
 	tr.Close()
 	return err
+}
+
+// joinCluster asks a member to add this node and returns the members with
+// their peer addresses.
+func joinCluster(ctx context.Context, url string, id uint64, peerAddr string) ([]MemberAddr, error) {
+	body, _ := json.Marshal(MemberAddr{ID: id, PeerAddr: peerAddr})
+	var out struct {
+		Members []MemberAddr `json:"members"`
+		Error   string       `json:"error"`
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(url, "/")+"/v1/members", bytes.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				return out.Members, nil
+			}
+			err = fmt.Errorf("%d %s", resp.StatusCode, out.Error)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		time.Sleep(500 * time.Millisecond)
+		if attempt == 9 {
+			return nil, fmt.Errorf("raftkv: joining through %s: %w", url, err)
+		}
+	}
+	return nil, nil
+}
+
+func memberCommand() *cobra.Command {
+	root := &cobra.Command{Use: "member", Short: "Change the cluster's membership (one voter at a time)"}
+	var server, peerAddr string
+	var id uint64
+	call := func(cmd *cobra.Command, method, path string, body []byte) error {
+		req, _ := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(server, "/")+path, bytes.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("raftkv: %d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
+		}
+		_, err = cmd.OutOrStdout().Write(raw)
+		return err
+	}
+	add := &cobra.Command{
+		Use: "add", Short: "Add a voter (start it with --join, or add it first and then start it with --join)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, _ := json.Marshal(MemberAddr{ID: id, PeerAddr: peerAddr})
+			return call(cmd, http.MethodPost, "/v1/members", body)
+		},
+	}
+	add.Flags().StringVar(&peerAddr, "peer-addr", "", "the new member's Raft peer address")
+	remove := &cobra.Command{
+		Use: "remove", Short: "Remove a voter", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return call(cmd, http.MethodDelete, fmt.Sprintf("/v1/members/%d", id), nil)
+		},
+	}
+	for _, c := range []*cobra.Command{add, remove} {
+		c.Flags().StringVar(&server, "server", "http://127.0.0.1:7301", "any member's client URL")
+		c.Flags().Uint64Var(&id, "id", 0, "the member's ID")
+		_ = c.MarkFlagRequired("id")
+	}
+	root.AddCommand(add, remove)
+	return root
 }
 
 func transferLeadership(n *Node, logger *slog.Logger) {

@@ -61,9 +61,9 @@ type Node struct {
 	// confChanged forces a snapshot after a membership change: a node that
 	// joins can only install a snapshot whose membership includes it.
 	confChanged bool
-	waiters   map[uint64]chan kv.Result // proposal ID → its result, on the proposing node
-	reads     map[uint64]chan uint64    // ReadIndex request ID → the read index
-	applied   *sync.Cond
+	waiters     map[uint64]chan kv.Result // proposal ID → its result, on the proposing node
+	reads       map[uint64]chan uint64    // ReadIndex request ID → the read index
+	applied     *sync.Cond
 
 	nextID  atomic.Uint64
 	stopped chan struct{}

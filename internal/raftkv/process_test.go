@@ -42,18 +42,22 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	var addrs, peerAddrs [4]string
+	var addrs, peerAddrs [5]string
 	var peers []string
 	for i := 1; i <= 3; i++ {
 		addrs[i], peerAddrs[i] = freeAddr(t), freeAddr(t)
 		peers = append(peers, fmt.Sprintf("%d=%s", i, peerAddrs[i]))
 	}
 	procs := map[int]*exec.Cmd{}
-	start := func(i int) {
+	addrs[4], peerAddrs[4] = freeAddr(t), freeAddr(t)
+	start := func(i int, extra ...string) {
 		log, _ := os.OpenFile(filepath.Join(dir, fmt.Sprint(i, ".log")), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		cmd := exec.Command(bin, "raftkv", "node", "--id", fmt.Sprint(i), "--addr", addrs[i], "--peer-addr", peerAddrs[i],
-			"--peers", strings.Join(peers, ","), "--data", filepath.Join(dir, fmt.Sprint(i)), "--tick", "20ms", "--snapshot-every", "100",
-			"--request-timeout", "1s")
+		args := []string{"raftkv", "node", "--id", fmt.Sprint(i), "--addr", addrs[i], "--peer-addr", peerAddrs[i],
+			"--data", filepath.Join(dir, fmt.Sprint(i)), "--tick", "20ms", "--snapshot-every", "100", "--request-timeout", "1s"}
+		if len(extra) == 0 {
+			extra = []string{"--peers", strings.Join(peers, ",")}
+		}
+		cmd := exec.Command(bin, append(args, extra...)...)
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -70,7 +74,7 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 			kill(i)
 		}
 		if t.Failed() {
-			for i := 1; i <= 3; i++ {
+			for i := 1; i <= 4; i++ {
 				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprint(i, ".log")))
 				lines := strings.Split(string(b), "\n")
 				t.Logf("--- node %d\n%s", i, strings.Join(lines[max(0, len(lines)-10):], "\n"))
@@ -165,5 +169,31 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 				t.Fatalf("node %d: k%d = %q (%d), want %s", i, k, v, st, want)
 			}
 		}
+	}
+
+	// A fourth node joins through node 2; then node 1 is removed with the CLI.
+	start(4, "--join", "http://"+addrs[2])
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		if v, st := get(4, "k19", "?stale=true"); st == 200 && v == "299" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the joining node did not receive the data")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err := exec.Command(bin, "raftkv", "member", "remove", "--server", "http://"+addrs[3], "--id", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("member remove: %v %s", err, out)
+	}
+	kill(1)
+	put("k0", "after-membership-change")
+	info, err := cluster(4)
+	if err != nil || fmt.Sprint(info.Members) == "" || len(info.Members) != 3 || info.Members[0].ID != 2 {
+		t.Fatalf("members after the change: %+v %v", info.Members, err)
+	}
+	if v, st := get(4, "k0", ""); st != 200 || v != "after-membership-change" {
+		t.Fatalf("node 4 reads k0 = %q (%d)", v, st)
 	}
 }

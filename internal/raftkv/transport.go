@@ -69,6 +69,13 @@ func (t *HTTPTransport) AddPeer(id uint64, addr string) {
 	go t.sendLoop(id, p)
 }
 
+// RemovePeer stops sending to a removed member.
+func (t *HTTPTransport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.peers, id) // its sender exits with the transport; queued messages are dropped
+}
+
 // Send implements Transport.
 func (t *HTTPTransport) Send(msgs []raftpb.Message) {
 	for _, m := range msgs {

@@ -1,0 +1,102 @@
+package raftkv
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// AddressBook is where each member's Raft peer address is known: the
+// --peers of a bootstrap, the answer to a join, and every applied
+// membership change (whose context carries the new member's address). It
+// is kept in DATA/peers.json so that a restarted node can reach members
+// that joined after the bootstrap, even once the log entries that added
+// them are compacted away.
+type AddressBook struct {
+	mu    sync.Mutex
+	path  string
+	addrs map[uint64]string
+	tr    *HTTPTransport
+}
+
+// LoadAddressBook reads DATA/peers.json (if any) merged with initial.
+func LoadAddressBook(dir string, initial map[uint64]string) (*AddressBook, error) {
+	b := &AddressBook{path: filepath.Join(dir, "peers.json"), addrs: map[uint64]string{}}
+	if raw, err := os.ReadFile(b.path); err == nil {
+		var saved map[uint64]string
+		if err := json.Unmarshal(raw, &saved); err != nil {
+			return nil, fmt.Errorf("raftkv: %s: %w", b.path, err)
+		}
+		for id, a := range saved {
+			b.addrs[id] = a
+		}
+	}
+	for id, a := range initial {
+		b.addrs[id] = a
+	}
+	return b, b.save()
+}
+
+// Addrs returns a copy of the book.
+func (b *AddressBook) Addrs() map[uint64]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[uint64]string, len(b.addrs))
+	for id, a := range b.addrs {
+		out[id] = a
+	}
+	return out
+}
+
+func (b *AddressBook) save() error {
+	if err := os.MkdirAll(filepath.Dir(b.path), 0o755); err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(b.addrs)
+	tmp := b.path + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, b.path)
+}
+
+// OnConfChange keeps the book and the transport in step with membership.
+func (b *AddressBook) OnConfChange(t raftpb.ConfChangeType, id uint64, context []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch t {
+	case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+		if len(context) > 0 {
+			b.addrs[id] = string(context)
+			if b.tr != nil {
+				b.tr.AddPeer(id, string(context))
+			}
+		}
+	case raftpb.ConfChangeRemoveNode:
+		delete(b.addrs, id)
+		if b.tr != nil {
+			b.tr.RemovePeer(id)
+		}
+	}
+	_ = b.save()
+}
+
+// MemberAddr is one member in a membership answer.
+type MemberAddr struct {
+	ID       uint64 `json:"id"`
+	PeerAddr string `json:"peer_addr,omitempty"`
+}
+
+func sortedMembers(voters []uint64, addrs map[uint64]string) []MemberAddr {
+	out := make([]MemberAddr, 0, len(voters))
+	for _, id := range voters {
+		out = append(out, MemberAddr{ID: id, PeerAddr: addrs[id]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
