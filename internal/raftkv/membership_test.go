@@ -3,16 +3,11 @@ package raftkv
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
-
-	"github.com/scalelab/scalelab/internal/raftkv/kv"
 )
 
 // Membership changes under load: while clients read and write, node 4
@@ -36,47 +31,15 @@ func TestMembershipChangeUnderLoad(t *testing.T) {
 		return ns[r.IntN(len(ns))]
 	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for client := 1; client <= 3; client++ {
-		wg.Add(1)
-		go func(client int) {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(21, uint64(client)))
-			var seq uint64
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				call := rec.now()
-				if r.IntN(2) == 0 {
-					actx, acancel := context.WithTimeout(ctx, 200*time.Millisecond)
-					v, mod, _, ok, err := live(r).Read(actx, []byte("x"), true)
-					acancel()
-					if err == nil {
-						rec.add(client, CheckInput{Kind: OpGet}, CheckOutput{Found: ok, Value: string(v), Revision: mod}, call, rec.now())
-					}
-					continue
-				}
-				seq++
-				in := CheckInput{Kind: OpPut, Value: fmt.Sprintf("c%d-%d", client, i)}
-				cmd := kv.Command{Op: kv.OpPut, Key: []byte("x"), Value: []byte(in.Value), IfRevision: kv.Unconditional, Client: uint64(client), Seq: seq}
-				out, ret := CheckOutput{Unknown: true}, int64(math.MaxInt64)
-				for attempt := 0; attempt < 10; attempt++ {
-					actx, acancel := context.WithTimeout(ctx, 200*time.Millisecond)
-					res, err := live(r).Propose(actx, cmd)
-					acancel()
-					if err == nil {
-						out, ret = CheckOutput{Revision: res.Revision, Applied: true}, rec.now()
-						break
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				rec.add(client, in, out, call, ret)
-			}
-		}(client)
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
 	}
+	wg := workload(ctx, t, rec, 21, 3, []OpKind{OpGet, OpPut}, live, stopped)
 	change := func(add bool, id uint64) {
 		t.Helper()
 		for attempt := 0; ; attempt++ {
@@ -114,11 +77,7 @@ func TestMembershipChangeUnderLoad(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	if res, info := porcupine.CheckOperationsVerbose(RegisterModel, rec.ops, 10*time.Second); res == porcupine.Illegal {
-		path := filepath.Join(t.TempDir(), "membership.html")
-		_ = porcupine.VisualizePath(RegisterModel, info, path)
-		t.Fatalf("history of %d operations is NOT linearizable (%s)", len(rec.ops), path)
-	}
+	checkHistory(t, rec, filepath.Join(t.TempDir(), "membership.html"))
 	if got := fmt.Sprint(n4.Members()); got != "[2 3 4]" {
 		t.Fatalf("members seen by node 4: %s", got)
 	}
