@@ -29,7 +29,7 @@ func Command() *cobra.Command {
 		Use:   "raftkv",
 		Short: "A Raft-replicated, linearizable key-value store (etcd raft)",
 	}
-	root.AddCommand(nodeCommand(), memberCommand())
+	root.AddCommand(nodeCommand(), memberCommand(), checkCommand())
 	return root
 }
 
@@ -59,7 +59,7 @@ func nodeCommand() *cobra.Command {
 	var addr, peerAddr, peers, join string
 	var timeout time.Duration
 	var maxValue int
-	var debug bool
+	var debug, faults bool
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one node: client API on --addr, Raft traffic on --peer-addr",
@@ -95,7 +95,7 @@ func nodeCommand() *cobra.Command {
 			case !wal.Exists(cfg.DataDir):
 				return usageErr{fmt.Errorf("a new node needs --peers (bootstrap) or --join URL")}
 			}
-			return RunNode(cmd.Context(), cfg, addr, peerAddr, pm, timeout, maxValue)
+			return RunNode(cmd.Context(), cfg, addr, peerAddr, pm, timeout, maxValue, faults)
 		},
 	}
 	f := cmd.Flags()
@@ -111,19 +111,24 @@ func nodeCommand() *cobra.Command {
 	f.DurationVar(&timeout, "request-timeout", 3*time.Second, "how long a request waits for a quorum before 503")
 	f.IntVar(&maxValue, "max-value", 1<<20, "largest value in bytes")
 	f.BoolVar(&debug, "debug", false, "log every request")
+	f.BoolVar(&faults, "fault-injection", false, "serve PUT /debug/cut on the peer address (partitions for `raftkv check`); never in production")
+	_ = f.MarkHidden("fault-injection")
 	_ = cmd.MarkFlagRequired("id")
 	return cmd
 }
 
 // RunNode runs a node until ctx ends; a leader hands leadership to the
 // most up-to-date follower before it stops.
-func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[uint64]string, timeout time.Duration, maxValue int) error {
+func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[uint64]string, timeout time.Duration, maxValue int, faults bool) error {
 	logger := cfg.Logger
 	book, err := LoadAddressBook(cfg.DataDir, peers)
 	if err != nil {
 		return err
 	}
 	tr := NewHTTPTransport(cfg.ID, book.Addrs())
+	if faults {
+		tr.Cut = &Cut{}
+	}
 	book.tr = tr
 	cfg.OnConfChange = book.OnConfChange
 	node, err := Start(cfg, tr)
@@ -137,7 +142,7 @@ func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[u
 	api := NewAPI(node, timeout, maxValue).WithAddressBook(book)
 	app := httpx.Instrument("raftkv", httpx.NewMetrics(reg), int64(maxValue)+1<<20, logger, api.Handler())
 	client := httpx.NewServer(httpx.ServerConfig{Addr: addr}, httpx.Ops(httpx.JSONErrors(app), reg, nil), logger)
-	peer := httpx.NewServer(httpx.ServerConfig{Addr: peerAddr, WriteTimeout: time.Minute, ReadTimeout: time.Minute}, PeerHandler(node), logger)
+	peer := httpx.NewServer(httpx.ServerConfig{Addr: peerAddr, WriteTimeout: time.Minute, ReadTimeout: time.Minute}, PeerHandler(node, tr.Cut), logger)
 	if err := errors.Join(client.Listen(), peer.Listen()); err != nil {
 		client.Close()
 		peer.Close()

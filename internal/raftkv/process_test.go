@@ -1,6 +1,7 @@
 package raftkv
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -195,5 +196,34 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 	}
 	if v, st := get(4, "k0", ""); st != 200 || v != "after-membership-change" {
 		t.Fatalf("node 4 reads k0 = %q (%d)", v, st)
+	}
+}
+
+// `scalelab raftkv check` end to end: real processes, all three kinds of
+// fault, a Porcupine verdict and the report files.
+func TestCheckCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "scalelab")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/scalelab")
+	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out := t.TempDir()
+	var buf strings.Builder
+	ok, err := RunCheck(context.Background(), &buf, CheckOptions{Nodes: 3, Duration: 7 * time.Second, Clients: 3,
+		Faults: []string{"partition", "kill", "pause"}, Out: out, Seed: 5, Binary: bin})
+	if err != nil || !ok {
+		t.Fatalf("check: ok=%v err=%v\n%s", ok, err, buf.String())
+	}
+	report, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !strings.Contains(string(report), "**linearizable**") || !strings.Contains(string(report), " s: ") {
+		t.Fatalf("report:\n%s", report)
+	}
+	if st, err := os.Stat(filepath.Join(out, "history.html")); err != nil || st.Size() == 0 {
+		t.Fatalf("no visualisation: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,11 @@ import (
 // resends); a failed send reports the peer unreachable to Raft, which then
 // probes it gently instead of streaming appends into the void.
 type HTTPTransport struct {
+	// Cut, when set, holds the peers this node is partitioned from:
+	// messages to and from them are dropped (`scalelab raftkv check`
+	// injects partitions between real processes this way).
+	Cut *Cut
+
 	self   uint64
 	node   atomic.Pointer[Node]
 	client *http.Client
@@ -82,7 +88,7 @@ func (t *HTTPTransport) Send(msgs []raftpb.Message) {
 		t.mu.Lock()
 		p := t.peers[m.To]
 		t.mu.Unlock()
-		if p == nil {
+		if p == nil || t.Cut.Has(m.To) {
 			continue
 		}
 		select {
@@ -161,9 +167,48 @@ func (t *HTTPTransport) Close() {
 	t.client.CloseIdleConnections()
 }
 
-// PeerHandler receives Raft messages for node: POST /raft/messages.
-func PeerHandler(n *Node) http.Handler {
+// Cut is a set of peers this node is partitioned from.
+type Cut struct {
+	mu  sync.Mutex
+	ids map[uint64]bool
+}
+
+// Has reports whether id is cut off (false for a nil Cut).
+func (c *Cut) Has(id uint64) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[id]
+}
+
+// Set replaces the set.
+func (c *Cut) Set(ids []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ids = map[uint64]bool{}
+	for _, id := range ids {
+		c.ids[id] = true
+	}
+}
+
+// PeerHandler receives Raft messages for node: POST /raft/messages. With
+// cut set it also serves PUT /debug/cut (a JSON list of peer IDs to cut
+// off; [] heals) and drops messages from cut peers.
+func PeerHandler(n *Node, cut *Cut) http.Handler {
 	mux := http.NewServeMux()
+	if cut != nil {
+		mux.HandleFunc("PUT /debug/cut", func(w http.ResponseWriter, r *http.Request) {
+			var ids []uint64
+			if err := json.NewDecoder(r.Body).Decode(&ids); err != nil {
+				http.Error(w, "want a JSON list of peer IDs", http.StatusBadRequest)
+				return
+			}
+			cut.Set(ids)
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}
 	mux.HandleFunc("POST /raft/messages", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 512<<20))
 		if err != nil {
@@ -183,6 +228,9 @@ func PeerHandler(n *Node) http.Handler {
 			if err := m.Unmarshal(b); err != nil {
 				http.Error(w, "malformed message", http.StatusBadRequest)
 				return
+			}
+			if cut.Has(m.From) {
+				continue
 			}
 			if err := n.Step(context.Background(), m); err != nil {
 				http.Error(w, "stopped", http.StatusServiceUnavailable)
