@@ -81,6 +81,9 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 ok = sum(v for k, v in s["status"].items() if k.startswith("2"))
 print(f'{s["rps"]:.0f} {s["latency_ms"]["p99"]:.2f} {s["requests"]} {ok} {s["errors"]}')
+other = {k: v for k, v in s["status"].items() if not k.startswith("2")}
+if other or s["errors"]:
+    print(f'   not 2xx: {other} {s.get("errors_by_kind", {})}', file=sys.stderr)
 PY
 }
 
