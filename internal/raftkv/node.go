@@ -67,6 +67,9 @@ type Node struct {
 	reads       map[uint64]chan uint64    // ReadIndex request ID → the read index
 	applied     *sync.Cond
 
+	snapping   bool // a snapshot file is being written (Ready loop only)
+	snapResult chan snapResult
+
 	nextID  atomic.Uint64
 	stopped chan struct{}
 	done    chan struct{}
@@ -97,7 +100,7 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), storage: raft.NewMemoryStorage(), wal: w, transport: transport,
 		kv: kv.New(), waiters: map[uint64]chan kv.Result{}, reads: map[uint64]chan uint64{},
-		stopped: make(chan struct{}), done: make(chan struct{})}
+		stopped: make(chan struct{}), done: make(chan struct{}), snapResult: make(chan snapResult, 1)}
 	n.applied = sync.NewCond(&n.mu)
 	n.nextID.Store(uint64(time.Now().UnixNano()))
 	if !raft.IsEmptySnap(st.Snapshot) {
@@ -156,6 +159,9 @@ func (n *Node) Stop() error {
 	}
 	close(n.stopped)
 	<-n.done
+	if n.snapping {
+		<-n.snapResult // the file write must not outlive the log it belongs to
+	}
 	n.rn.Stop()
 	n.mu.Lock()
 	n.applied.Broadcast()
@@ -173,6 +179,11 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			n.rn.Tick()
+		case r := <-n.snapResult:
+			if err := n.snapshotDone(r); err != nil {
+				n.log.Error("ready loop stopped: snapshot", "err", err)
+				return
+			}
 		case rd := <-n.rn.Ready():
 			if err := n.handle(rd); err != nil {
 				// A node that cannot persist must not go on: it would
@@ -221,6 +232,11 @@ func (n *Node) handle(rd raft.Ready) error {
 }
 
 func (n *Node) installSnapshot(s raftpb.Snapshot) error {
+	if n.snapping { // one snapshot file at a time: finish ours first
+		if err := n.snapshotDone(<-n.snapResult); err != nil {
+			return err
+		}
+	}
 	store, err := kv.Restore(s.Data)
 	if err != nil {
 		return err
@@ -328,9 +344,15 @@ func (n *Node) ChangeMembership(ctx context.Context, add bool, id uint64, peerAd
 	}
 }
 
-// maybeSnapshot compacts the log every SnapshotEvery applied entries,
-// keeping a tail so that slightly lagging followers catch up from the log.
+// maybeSnapshot starts a snapshot every SnapshotEvery applied entries (and
+// after a membership change). The state is serialised here, at a known
+// applied index, and handed to Raft's storage at once (followers that need
+// it can have it); writing the file — the slow part — happens in the
+// background, and the log is compacted when it is done (snapshotDone).
 func (n *Node) maybeSnapshot() error {
+	if n.snapping {
+		return nil
+	}
 	n.mu.Lock()
 	applied := n.kv.Applied()
 	due := n.cfg.SnapshotEvery > 0 && applied >= n.snapIndex+n.cfg.SnapshotEvery
@@ -345,15 +367,35 @@ func (n *Node) maybeSnapshot() error {
 	if err != nil {
 		return err
 	}
+	n.snapping = true
+	go func() { n.snapResult <- snapResult{snap: snap, err: n.wal.WriteSnapshot(snap)} }()
+	return nil
+}
+
+type snapResult struct {
+	snap raftpb.Snapshot
+	err  error
+}
+
+// snapshotDone compacts the log once a snapshot file is durable: a new
+// segment holds the hard state and the entries after the snapshot, older
+// segments go, and Raft's in-memory log keeps a tail for slow followers.
+func (n *Node) snapshotDone(r snapResult) error {
+	n.snapping = false
+	if r.err != nil {
+		return r.err
+	}
+	applied := r.snap.Metadata.Index
 	last, _ := n.storage.LastIndex()
 	var tail []raftpb.Entry
 	if last > applied {
-		if tail, err = n.storage.Entries(applied+1, last+1, 1<<62); err != nil {
+		var err error
+		if tail, err = n.storage.Entries(applied+1, last+1, 1<<62); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return err
 		}
 	}
 	hs, _, _ := n.storage.InitialState()
-	if err := n.wal.SaveSnapshot(snap, hs, tail); err != nil {
+	if err := n.wal.Compact(hs, tail); err != nil {
 		return err
 	}
 	keep := n.cfg.SnapshotEvery / 10
@@ -363,7 +405,7 @@ func (n *Node) maybeSnapshot() error {
 		}
 	}
 	n.mu.Lock()
-	n.snapIndex = applied
+	n.snapIndex = max(n.snapIndex, applied)
 	n.mu.Unlock()
 	return nil
 }

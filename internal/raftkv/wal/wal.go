@@ -276,24 +276,36 @@ func (w *WAL) Save(hs raftpb.HardState, entries []raftpb.Entry) error {
 func raftEmpty(hs raftpb.HardState) bool { return hs.Term == 0 && hs.Vote == 0 && hs.Commit == 0 }
 
 // SaveSnapshot makes snap the recovery point and deletes every older
-// segment. The new segment starts with hs, the current hard state, and
-// tail, the log's entries after the snapshot, so nothing but what the
-// snapshot covers is dropped.
+// segment: WriteSnapshot, then Compact.
 func (w *WAL) SaveSnapshot(snap raftpb.Snapshot, hs raftpb.HardState, tail []raftpb.Entry) error {
+	if err := w.WriteSnapshot(snap); err != nil {
+		return err
+	}
+	return w.Compact(hs, tail)
+}
+
+// WriteSnapshot writes the snapshot file durably (temporary file, fsync,
+// rename, directory fsync). It touches no segment, so it may run while
+// Save appends — the slow part of a snapshot, off the Ready loop.
+func (w *WAL) WriteSnapshot(snap raftpb.Snapshot) error {
 	b, err := snap.Marshal()
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	tmp := filepath.Join(w.dir, snapName+".tmp")
+	tmp := filepath.Join(w.dir, fmt.Sprintf("%s.%d.tmp", snapName, snap.Metadata.Index))
 	if err := writeFileSync(tmp, b); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(w.dir, snapName)); err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
-		return err
-	}
+	return syncDir(w.dir)
+}
+
+// Compact starts a new segment with hs, the current hard state, and tail,
+// the log's entries after the snapshot just written, then deletes every
+// older segment: nothing but what the snapshot covers is dropped.
+func (w *WAL) Compact(hs raftpb.HardState, tail []raftpb.Entry) error {
 	old := w.seq
 	if err := w.rotate(); err != nil {
 		return err
