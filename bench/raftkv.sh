@@ -15,6 +15,7 @@
 #
 #   bench/raftkv.sh                        # 3 rounds × 10 s per system and operation
 #   ROUNDS=5 DURATION=20s CONNS=63 bench/raftkv.sh   (also KEYS, RAFT_BASE, ETCD_BASE)
+#   RAFT_ARGS="--max-inflight 1" bench/raftkv.sh     (extra node flags: pipelining off)
 #
 # Needs etcd (apt-get install etcd-server), python3 and go; loopback only.
 set -euo pipefail
@@ -25,7 +26,7 @@ echo "== start 3 raftkv nodes (fsync on)"
 PEERS="1=127.0.0.1:${BASE}5,2=127.0.0.1:${BASE}6,3=127.0.0.1:${BASE}7"
 for i in 1 2 3; do
 	"$SL" raftkv node --id "$i" --addr "127.0.0.1:${BASE}$i" --peer-addr "127.0.0.1:${BASE}$((i + 4))" \
-		--peers "$PEERS" --data "$WORK/raft$i" >"$WORK/raft$i.log" 2>&1 &
+		--peers "$PEERS" --data "$WORK/raft$i" ${RAFT_ARGS:-} >"$WORK/raft$i.log" 2>&1 &
 	PIDS+=($!)
 done
 for _ in $(seq 1 150); do

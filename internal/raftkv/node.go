@@ -27,6 +27,7 @@ type Config struct {
 	TickInterval  time.Duration // one Raft tick (heartbeat = 1 tick, election = ElectionTicks)
 	ElectionTicks int
 	SnapshotEvery uint64 // applied entries between snapshots
+	MaxInflight   int    // append messages in flight per follower (pipelining); 1 turns it off
 	Logger        *slog.Logger
 	// OnConfChange, if set, is told of every applied membership change
 	// (the transport adds or drops the peer; context carries its address).
@@ -37,7 +38,7 @@ type Config struct {
 // entries (etcd's default): a snapshot serialises the whole store inside the
 // Ready loop, so taking one too often stalls the cluster on big stores.
 func DefaultConfig() Config {
-	return Config{Sync: true, TickInterval: 100 * time.Millisecond, ElectionTicks: 10, SnapshotEvery: 100000}
+	return Config{Sync: true, TickInterval: 100 * time.Millisecond, ElectionTicks: 10, SnapshotEvery: 100000, MaxInflight: 256}
 }
 
 // Transport delivers Raft messages to peers, asynchronously and without
@@ -121,7 +122,7 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 	rc := &raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: n.storage,
 		Applied:       n.kv.Applied(),
-		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: max(cfg.MaxInflight, 1), MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum: true, PreVote: true, StepDownOnRemoval: true, Logger: raftLogger{n.log},
 	}
 	switch {
