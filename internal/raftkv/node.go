@@ -346,10 +346,10 @@ func (n *Node) ChangeMembership(ctx context.Context, add bool, id uint64, peerAd
 }
 
 // maybeSnapshot starts a snapshot every SnapshotEvery applied entries (and
-// after a membership change). The state is serialised here, at a known
-// applied index, and handed to Raft's storage at once (followers that need
-// it can have it); writing the file — the slow part — happens in the
-// background, and the log is compacted when it is done (snapshotDone).
+// after a membership change). The state is cloned here, at a known applied
+// index (a copy of the maps, values shared); serialising it, handing it to
+// Raft's storage and writing the file happen in the background, and the
+// log is compacted when the file is durable (snapshotDone).
 func (n *Node) maybeSnapshot() error {
 	if n.snapping {
 		return nil
@@ -362,14 +362,16 @@ func (n *Node) maybeSnapshot() error {
 		return nil
 	}
 	n.confChanged = false
-	data, cs := n.kv.Snapshot(), n.confState
+	state, cs := n.kv.Clone(), n.confState
 	n.mu.Unlock()
-	snap, err := n.storage.CreateSnapshot(applied, &cs, data)
-	if err != nil {
-		return err
-	}
 	n.snapping = true
-	go func() { n.snapResult <- snapResult{snap: snap, err: n.wal.WriteSnapshot(snap)} }()
+	go func() {
+		snap, err := n.storage.CreateSnapshot(applied, &cs, state.Snapshot())
+		if err == nil {
+			err = n.wal.WriteSnapshot(snap)
+		}
+		n.snapResult <- snapResult{snap: snap, err: err}
+	}()
 	return nil
 }
 
@@ -383,6 +385,9 @@ type snapResult struct {
 // segments go, and Raft's in-memory log keeps a tail for slow followers.
 func (n *Node) snapshotDone(r snapResult) error {
 	n.snapping = false
+	if errors.Is(r.err, raft.ErrSnapOutOfDate) {
+		return nil // a newer snapshot came from the leader meanwhile
+	}
 	if r.err != nil {
 		return r.err
 	}

@@ -188,6 +188,20 @@ func (s *Store) evict() {
 	delete(s.sessions, oldest)
 }
 
+// Clone returns a copy that Apply on s does not change: the maps are
+// copied, the values shared (they are never modified in place). It is what
+// lets a snapshot be serialised off the apply path.
+func (s *Store) Clone() *Store {
+	c := &Store{data: make(map[string]entry, len(s.data)), sessions: make(map[uint64]session, len(s.sessions)), rev: s.rev, applied: s.applied}
+	for k, e := range s.data {
+		c.data[k] = e
+	}
+	for id, x := range s.sessions {
+		c.sessions[id] = x
+	}
+	return c
+}
+
 // ErrMalformed is returned for bytes that are not a command or snapshot.
 var ErrMalformed = errors.New("kv: malformed")
 

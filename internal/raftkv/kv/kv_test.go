@@ -131,6 +131,11 @@ func TestDeterminismAndSnapshots(t *testing.T) {
 		if !bytes.Equal(a.Snapshot(), b.Snapshot()) {
 			t.Fatalf("round %d: replicas differ", round)
 		}
+		clone := a.Clone()
+		a.Apply(uint64(len(log)+1), put("after-clone", "x", Unconditional))
+		if !bytes.Equal(clone.Snapshot(), b.Snapshot()) {
+			t.Fatalf("round %d: a clone changed with its original", round)
+		}
 		c, err := Restore(snap)
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +143,7 @@ func TestDeterminismAndSnapshots(t *testing.T) {
 		for i := cut + 1; i < len(log); i++ {
 			c.Apply(uint64(i+1), log[i])
 		}
-		if !bytes.Equal(c.Snapshot(), a.Snapshot()) {
+		if !bytes.Equal(c.Snapshot(), b.Snapshot()) {
 			t.Fatalf("round %d: restored at %d and replayed, the state differs", round, cut)
 		}
 	}
