@@ -133,3 +133,22 @@ func TestReplicateCrashRestartCatchUp(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A leader that shuts down gracefully hands leadership over first, so the
+// cluster does not sit through an election timeout.
+func TestLeadershipTransferOnShutdown(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	lead := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c.write(ctx, 1, "k", "v")
+	transferLeadership(c.nodes[lead], c.nodes[lead].log)
+	next := c.nodes[lead].Leader()
+	if next == lead || next == 0 {
+		t.Fatalf("leader still %d (sees %d) after the transfer", lead, next)
+	}
+	c.crash(lead)
+	if r := c.write(ctx, 2, "k", "w"); r.Status != kv.Applied {
+		t.Fatalf("write after the transfer: %+v", r)
+	}
+}
