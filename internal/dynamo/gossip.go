@@ -119,13 +119,17 @@ func (g *Gossip) update(n *memberlist.Node, state MemberState) {
 	_ = json.Unmarshal(n.Meta, &meta)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	prev := g.members[n.Name].State
 	if meta.Leaving {
 		g.leaving[n.Name] = true
 	}
-	if state == Alive && !meta.Leaving {
-		delete(g.leaving, n.Name) // back after a leave: a new life
+	// The flag is sticky: gossip can still carry an older "alive" without
+	// it after the node announced its leave. Only a node that has gone and
+	// comes back alive starts a new life.
+	if state == Alive && !meta.Leaving && (prev == Dead || prev == Left) {
+		delete(g.leaving, n.Name)
 	}
-	if state == Alive && meta.Leaving {
+	if state == Alive && g.leaving[n.Name] {
 		state = Leaving
 	}
 	if state == Dead && g.leaving[n.Name] {
@@ -185,8 +189,15 @@ func (g *Gossip) AnnounceLeave(ctx context.Context, _ string) error {
 	return nil
 }
 
-// Leave implements Membership.
-func (g *Gossip) Leave(ctx context.Context) error { return g.ml.Leave(timeoutOf(ctx)) }
+// Leave implements Membership: the leaving flag is gossiped once more (a
+// member that missed the first announcement must not take the departure
+// for a death), then the leave itself.
+func (g *Gossip) Leave(ctx context.Context) error {
+	if err := g.ml.UpdateNode(timeoutOf(ctx)); err != nil {
+		return fmt.Errorf("dynamo: announcing leave: %w", err)
+	}
+	return g.ml.Leave(timeoutOf(ctx))
+}
 
 func timeoutOf(ctx context.Context) time.Duration {
 	if d, ok := ctx.Deadline(); ok {
