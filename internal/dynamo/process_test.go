@@ -4,42 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/dynamo/client"
+
+	"github.com/scalelab/scalelab/internal/platform/proctest"
 )
-
-// buildBinary compiles cmd/scalelab once for the real-process tests.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(t.TempDir(), "scalelab")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/scalelab")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 type proc struct {
 	name, http, gossip, data string
@@ -119,12 +95,12 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes")
 	}
-	bin := buildBinary(t)
+	bin := proctest.Binary(t)
 	dir := t.TempDir()
 	nodes := make([]*proc, 4)
 	for i := range nodes {
 		name := fmt.Sprint("p", i+1)
-		nodes[i] = &proc{name: name, http: freePort(t), gossip: freePort(t), data: filepath.Join(dir, name)}
+		nodes[i] = &proc{name: name, http: proctest.FreeAddr(t), gossip: proctest.FreeAddr(t), data: filepath.Join(dir, name)}
 	}
 	t.Cleanup(func() {
 		for _, p := range nodes {

@@ -5,27 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/scalelab/scalelab/internal/platform/proctest"
+)
 
 // Three `scalelab raftkv node` processes with fsync on; the leader is
 // killed with SIGKILL in the middle of a write load and restarted on its
@@ -35,22 +25,16 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	bin := filepath.Join(t.TempDir(), "scalelab")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/scalelab")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proctest.Binary(t)
 	dir := t.TempDir()
 	var addrs, peerAddrs [5]string
 	var peers []string
 	for i := 1; i <= 3; i++ {
-		addrs[i], peerAddrs[i] = freeAddr(t), freeAddr(t)
+		addrs[i], peerAddrs[i] = proctest.FreeAddr(t), proctest.FreeAddr(t)
 		peers = append(peers, fmt.Sprintf("%d=%s", i, peerAddrs[i]))
 	}
 	procs := map[int]*exec.Cmd{}
-	addrs[4], peerAddrs[4] = freeAddr(t), freeAddr(t)
+	addrs[4], peerAddrs[4] = proctest.FreeAddr(t), proctest.FreeAddr(t)
 	start := func(i int, extra ...string) {
 		log, _ := os.OpenFile(filepath.Join(dir, fmt.Sprint(i, ".log")), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		args := []string{"raftkv", "node", "--id", fmt.Sprint(i), "--addr", addrs[i], "--peer-addr", peerAddrs[i],
@@ -205,13 +189,7 @@ func TestCheckCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs processes")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	bin := filepath.Join(t.TempDir(), "scalelab")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/scalelab")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proctest.Binary(t)
 	out := t.TempDir()
 	var buf strings.Builder
 	ok, err := RunCheck(context.Background(), &buf, CheckOptions{Nodes: 3, Duration: 7 * time.Second, Clients: 3,
