@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/dynamo/client"
-
 	"github.com/scalelab/scalelab/internal/platform/proctest"
 )
 
