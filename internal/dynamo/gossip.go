@@ -168,6 +168,14 @@ func (g *Gossip) Members() []Member {
 	return out
 }
 
+// Member implements Membership.
+func (g *Gossip) Member(name string) (Member, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, ok := g.members[name]
+	return m, ok
+}
+
 // Resolve returns a member's HTTP address (for HTTPTransport).
 func (g *Gossip) Resolve(name string) (string, bool) {
 	g.mu.Lock()

@@ -34,6 +34,8 @@ type Member struct {
 // implements it between processes, Static in one process.
 type Membership interface {
 	Members() []Member
+	// Member looks one node up (on every request's path: no copying).
+	Member(name string) (Member, bool)
 	// AnnounceLeave tells the others that node is leaving, so that they
 	// take it off their rings (and stop sending it data) while it hands
 	// its data off.
@@ -69,6 +71,14 @@ func (s *Static) Set(node string, state MemberState) {
 		return
 	}
 	s.members[node] = Member{Name: node, State: state, Since: time.Now()}
+}
+
+// Member implements Membership.
+func (s *Static) Member(name string) (Member, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.members[name]
+	return m, ok
 }
 
 // Members implements Membership.

@@ -212,12 +212,8 @@ func (n *Node) healthy(node string) bool {
 	if n.detector.isDown(node) {
 		return false
 	}
-	for _, m := range n.members.Members() {
-		if m.Name == node {
-			return m.State == Alive
-		}
-	}
-	return false
+	m, ok := n.members.Member(node)
+	return ok && m.State == Alive
 }
 
 // call sends one request to node (or handles it here when node is this
