@@ -12,6 +12,19 @@ import (
 type Broker interface {
 	Publish(ctx context.Context, topic string, data []byte) error
 	Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error)
+	// PublishAsync sends data without waiting for the broker's ack and
+	// returns the publish in flight; its Wait gives Publish's outcome.
+	// Messages one goroutine publishes this way are stored in call order,
+	// so a sender can pipeline without reordering. data must not be
+	// modified afterwards.
+	PublishAsync(ctx context.Context, topic string, data []byte) (Pending, error)
+	// Subscribe hands h every message published to topic after the
+	// subscription started, one at a time, in the topic's order, which is
+	// the same for every subscriber. It is fan-out to live listeners, not a
+	// group: nothing is settled and nothing outlives the subscriber. It
+	// resumes without a gap after a broker reconnect, as long as the broker
+	// still holds the messages it missed.
+	Subscribe(ctx context.Context, topic string, h func(data []byte)) (Consumer, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -19,6 +32,13 @@ type Broker interface {
 // Handler receives messages one at a time per consumer; it must arrange for
 // each message to be acked or naked, now or later.
 type Handler func(ctx context.Context, m *Message)
+
+// Pending is a publish in flight.
+type Pending interface {
+	// Wait returns nil once the broker has durably accepted the message, or
+	// the reason it may not have.
+	Wait(ctx context.Context) error
+}
 
 // Consumer is one member of a consumer group.
 type Consumer interface {

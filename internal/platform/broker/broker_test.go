@@ -78,6 +78,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// orderLog records what a subscriber receives, in order.
+type orderLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *orderLog) add(data []byte) {
+	l.mu.Lock()
+	l.got = append(l.got, string(data))
+	l.mu.Unlock()
+}
+
+func (l *orderLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.got)
+}
+
+func (l *orderLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.got...)
+}
+
 func TestContract(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
@@ -185,6 +209,60 @@ func TestContract(t *testing.T) {
 				}
 				defer cons2.Stop()
 				waitFor(t, "redelivery to the second consumer", func() bool { return second.distinct() == 10 })
+			})
+
+			t.Run("subscribers see one order", func(t *testing.T) {
+				testsvc.CleanupStreams(t, url, ns, "room")
+				// Two subscribers, two pipelining publishers: both subscribers
+				// see every message in the same order, and each publisher's
+				// messages in the order it sent them.
+				subs := [2]*orderLog{{}, {}}
+				for _, l := range subs {
+					cons, err := b.Subscribe(ctx, "room", l.add)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer cons.Stop()
+				}
+				const perPublisher = 300
+				var wg sync.WaitGroup
+				for p := 0; p < 2; p++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var pending []broker.Pending
+						for i := 0; i < perPublisher; i++ {
+							pd, err := b.PublishAsync(ctx, "room", []byte(fmt.Sprintf("%d-%04d", p, i)))
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							pending = append(pending, pd)
+						}
+						for _, pd := range pending {
+							if err := pd.Wait(ctx); err != nil {
+								t.Error(err)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				for i, l := range subs {
+					waitFor(t, fmt.Sprintf("subscriber %d to get all", i), func() bool { return l.len() == 2*perPublisher })
+				}
+				a, c := subs[0].snapshot(), subs[1].snapshot()
+				for i := range a {
+					if a[i] != c[i] {
+						t.Fatalf("subscribers disagree at %d: %s vs %s", i, a[i], c[i])
+					}
+				}
+				last := map[byte]string{}
+				for _, m := range a {
+					if prev, ok := last[m[0]]; ok && m <= prev {
+						t.Fatalf("publisher %c reordered: %s after %s", m[0], m, prev)
+					}
+					last[m[0]] = m
+				}
 			})
 
 			t.Run("bad names", func(t *testing.T) {

@@ -21,6 +21,14 @@
 //     idempotent, or deduplicate; Message.Redelivered says when to look.
 //  4. A handler may settle later, from another goroutine (batching consumers
 //     do). At most Prefetch messages are outstanding per member.
+//  5. PublishAsync pipelines: it sends and returns, and Pending.Wait gives
+//     the outcome Publish would have. What one goroutine publishes this way
+//     is stored in call order.
+//  6. Subscribe is fan-out to live listeners, outside any group: each
+//     subscriber gets every message published after it started, in the
+//     topic's order, the same order for every subscriber, with nothing to
+//     settle and nothing kept after it stops. A chat server uses it to hand
+//     each message to its own WebSocket connections.
 //
 // Mapping. On NATS a topic is a stream (subject NS.topic, file storage,
 // limits retention: 24 h or 1 GiB), and a group is a durable pull consumer.
@@ -29,6 +37,13 @@
 // difference that shows: a NATS group created late still sees the stream's
 // retained history, while a RabbitMQ group only sees what was published
 // after its queue existed. The contract promises only the latter.
+//
+// Subscribe maps to a JetStream ordered consumer (ephemeral, no acks,
+// deliver-new; recreated from the last sequence after a gap) and to a
+// RabbitMQ stream queue NS.topic.stream read from "next": a classic queue per
+// subscriber would let two publishers' messages reach two subscribers in
+// different orders, a stream is one log. Both resume without a gap after a
+// reconnect while the broker still holds the messages.
 //
 // Outages. The NATS client reconnects by itself. For RabbitMQ this package
 // redials: a publish on a dead connection fails fast (and the next one, at

@@ -75,7 +75,11 @@ func openNATS(_ context.Context, url string, opts Options) (*NATS, error) {
 }
 
 func newNATS(nc *nats.Conn, opts Options) (*NATS, error) {
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc,
+		// Enough publishes in flight for many pipelining senders; a lost
+		// ack fails its future after the timeout instead of hanging it.
+		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("broker: jetstream: %w", err)
 	}
@@ -118,6 +122,61 @@ func (b *NATS) Publish(ctx context.Context, topic string, data []byte) error {
 		return fmt.Errorf("broker: publish %s: %w", topic, err)
 	}
 	return nil
+}
+
+// PublishAsync implements Broker with a JetStream async publish: every
+// message goes out on the one connection in call order.
+func (b *NATS) PublishAsync(ctx context.Context, topic string, data []byte) (Pending, error) {
+	if err := checkNames(topic); err != nil {
+		return nil, err
+	}
+	if err := b.ensureStream(ctx, topic); err != nil {
+		return nil, err
+	}
+	f, err := b.js.PublishAsync(b.subject(topic), data)
+	if err != nil {
+		return nil, fmt.Errorf("broker: publish %s: %w", topic, err)
+	}
+	return natsPending{f: f, topic: topic}, nil
+}
+
+type natsPending struct {
+	f     jetstream.PubAckFuture
+	topic string
+}
+
+func (p natsPending) Wait(ctx context.Context) error {
+	select {
+	case <-p.f.Ok():
+		return nil
+	case err := <-p.f.Err():
+		return fmt.Errorf("broker: publish %s: %w", p.topic, err)
+	case <-ctx.Done():
+		return fmt.Errorf("broker: publish %s: waiting for ack: %w", p.topic, ctx.Err())
+	}
+}
+
+// Subscribe implements Broker with an ordered consumer: ephemeral, no acks,
+// starting at new messages, and recreated from the last sequence it saw
+// when it detects a gap or loses its connection.
+func (b *NATS) Subscribe(ctx context.Context, topic string, h func(data []byte)) (Consumer, error) {
+	if err := checkNames(topic); err != nil {
+		return nil, err
+	}
+	if err := b.ensureStream(ctx, topic); err != nil {
+		return nil, err
+	}
+	cons, err := b.js.OrderedConsumer(ctx, b.stream(topic), jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: subscribe %s: %w", topic, err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { h(msg.Data()) })
+	if err != nil {
+		return nil, fmt.Errorf("broker: subscribe %s: %w", topic, err)
+	}
+	return &natsConsumer{cc: cc, cancel: func() {}}, nil
 }
 
 // Consume implements Broker with a durable pull consumer per group.

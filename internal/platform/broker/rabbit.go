@@ -22,13 +22,13 @@ type Rabbit struct {
 	lastDial  time.Time
 	declared  map[string]bool // exchanges declared on the current connection
 	closed    bool
-	consumers map[*rabbitConsumer]struct{}
+	consumers map[Consumer]struct{} // stopped by Close
 }
 
 var _ Broker = (*Rabbit)(nil)
 
 func openRabbit(_ context.Context, url string, opts Options) (*Rabbit, error) {
-	r := &Rabbit{url: url, opts: opts, consumers: map[*rabbitConsumer]struct{}{}}
+	r := &Rabbit{url: url, opts: opts, consumers: map[Consumer]struct{}{}}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.dialLocked(); err != nil {
@@ -97,12 +97,22 @@ func (r *Rabbit) liveLocked() error {
 
 // Publish implements Broker: a persistent message, returned after the confirm.
 func (r *Rabbit) Publish(ctx context.Context, topic string, data []byte) error {
-	if err := checkNames(topic); err != nil {
+	p, err := r.PublishAsync(ctx, topic, data)
+	if err != nil {
 		return err
+	}
+	return p.Wait(ctx)
+}
+
+// PublishAsync implements Broker: the message goes out on the one confirm
+// channel (in call order) and Wait waits for its confirm.
+func (r *Rabbit) PublishAsync(ctx context.Context, topic string, data []byte) (Pending, error) {
+	if err := checkNames(topic); err != nil {
+		return nil, err
 	}
 	ch, err := r.publishChannel(topic)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.exchange(topic), "", false, false, amqp.Publishing{
 		DeliveryMode: amqp.Persistent,
@@ -110,14 +120,23 @@ func (r *Rabbit) Publish(ctx context.Context, topic string, data []byte) error {
 		Body:         data,
 	})
 	if err != nil {
-		return fmt.Errorf("broker: publish %s: %w", topic, err)
+		return nil, fmt.Errorf("broker: publish %s: %w", topic, err)
 	}
-	ok, err := conf.WaitContext(ctx)
+	return rabbitPending{conf: conf, topic: topic}, nil
+}
+
+type rabbitPending struct {
+	conf  *amqp.DeferredConfirmation
+	topic string
+}
+
+func (p rabbitPending) Wait(ctx context.Context) error {
+	ok, err := p.conf.WaitContext(ctx)
 	if err != nil {
-		return fmt.Errorf("broker: publish %s: waiting for confirm: %w", topic, err)
+		return fmt.Errorf("broker: publish %s: waiting for confirm: %w", p.topic, err)
 	}
 	if !ok {
-		return fmt.Errorf("broker: publish %s: rabbitmq nacked the message", topic)
+		return fmt.Errorf("broker: publish %s: rabbitmq nacked the message", p.topic)
 	}
 	return nil
 }
@@ -135,16 +154,29 @@ func (r *Rabbit) Consume(ctx context.Context, topic, group string, h Handler) (C
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		conn.Close()
-		return nil, errors.New("broker: closed")
+	if err := r.track(c, conn); err != nil {
+		return nil, err
 	}
-	r.consumers[c] = struct{}{}
-	r.mu.Unlock()
 	go c.run(conn, deliveries)
 	return c, nil
+}
+
+// track registers a consumer for Close, unless the broker is closed.
+func (r *Rabbit) track(c Consumer, conn *amqp.Connection) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		conn.Close()
+		return errors.New("broker: closed")
+	}
+	r.consumers[c] = struct{}{}
+	return nil
+}
+
+func (r *Rabbit) untrack(c Consumer) {
+	r.mu.Lock()
+	delete(r.consumers, c)
+	r.mu.Unlock()
 }
 
 type rabbitConsumer struct {
@@ -244,9 +276,7 @@ func (c *rabbitConsumer) deliver(ctx context.Context, deliveries <-chan amqp.Del
 func (c *rabbitConsumer) Stop() {
 	c.once.Do(func() { close(c.stop) })
 	<-c.done
-	c.r.mu.Lock()
-	delete(c.r.consumers, c)
-	c.r.mu.Unlock()
+	c.r.untrack(c)
 }
 
 // Ping implements Broker.
@@ -261,7 +291,7 @@ func (r *Rabbit) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	conn := r.conn
-	active := make([]*rabbitConsumer, 0, len(r.consumers))
+	active := make([]Consumer, 0, len(r.consumers))
 	for c := range r.consumers {
 		active = append(active, c)
 	}

@@ -30,6 +30,9 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/scalelab/scalelab/internal/platform/broker"
 )
 
 // Default service URLs on this machine.
@@ -199,6 +202,31 @@ func CleanupBroker(t testing.TB, rawURL, ns string) {
 		}
 		for _, n := range doomed {
 			_ = js.DeleteStream(ctx, n)
+		}
+	})
+}
+
+// CleanupStreams deletes, when the test ends, the RabbitMQ stream queues
+// that broker.Subscribe declared for topics under namespace ns (stream
+// queues do not expire). Other engines need nothing.
+func CleanupStreams(t testing.TB, rawURL, ns string, topics ...string) {
+	t.Helper()
+	if !strings.HasPrefix(rawURL, "amqp://") && !strings.HasPrefix(rawURL, "amqps://") {
+		return
+	}
+	t.Cleanup(func() {
+		conn, err := amqp.Dial(rawURL)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		for _, topic := range topics {
+			ch, err := conn.Channel()
+			if err != nil {
+				return
+			}
+			_, _ = ch.QueueDelete(broker.StreamQueue(ns, topic), false, false, false)
+			ch.Close()
 		}
 	})
 }

@@ -1,0 +1,150 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Subscribe implements Broker on a RabbitMQ stream queue (NS.topic.stream)
+// bound to the topic's exchange. A classic queue per subscriber would not
+// do: two publishers' messages can reach two queues in different orders,
+// while a stream is one log that every subscriber reads in the same order.
+// Each subscriber starts at the log's end ("next") and, after a reconnect,
+// at the offset after the last one it handled, so it sees no gap while the
+// stream retains the messages (one hour, at most 1 GiB).
+func (r *Rabbit) Subscribe(ctx context.Context, topic string, h func(data []byte)) (Consumer, error) {
+	if err := checkNames(topic); err != nil {
+		return nil, err
+	}
+	s := &rabbitSubscriber{r: r, topic: topic, h: h, next: -1, stop: make(chan struct{}), done: make(chan struct{})}
+	conn, deliveries, err := s.subscribe()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.track(s, conn); err != nil {
+		return nil, err
+	}
+	go s.run(conn, deliveries)
+	return s, nil
+}
+
+// StreamQueue is the name of a topic's stream queue on RabbitMQ (tests
+// delete it: stream queues do not expire).
+func StreamQueue(namespace, topic string) string { return namespace + "." + topic + ".stream" }
+
+type rabbitSubscriber struct {
+	r          *Rabbit
+	topic      string
+	h          func([]byte)
+	next       int64 // offset to resume at; -1: the log's end
+	stop, done chan struct{}
+	once       sync.Once
+}
+
+func (s *rabbitSubscriber) subscribe() (*amqp.Connection, <-chan amqp.Delivery, error) {
+	r := s.r
+	conn, err := amqp.DialConfig(r.url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("broker: connect rabbitmq: %w", err)
+	}
+	fail := func(what string, err error) (*amqp.Connection, <-chan amqp.Delivery, error) {
+		conn.Close()
+		return nil, nil, fmt.Errorf("broker: %s: %w", what, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fail("open channel", err)
+	}
+	// Stream consumers must ack (it only returns credit) and set a prefetch.
+	if err := ch.Qos(r.opts.Prefetch, 0, false); err != nil {
+		return fail("set prefetch", err)
+	}
+	ex, q := r.exchange(s.topic), StreamQueue(r.opts.Namespace, s.topic)
+	if err := ch.ExchangeDeclare(ex, "fanout", true, false, false, false, nil); err != nil {
+		return fail("declare exchange "+ex, err)
+	}
+	args := amqp.Table{"x-queue-type": "stream", "x-max-age": "1h", "x-max-length-bytes": int64(1 << 30)}
+	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+		return fail("declare stream "+q, err)
+	}
+	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
+		return fail("bind stream "+q, err)
+	}
+	var offset any = "next"
+	if s.next >= 0 {
+		offset = s.next
+	}
+	deliveries, err := ch.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": offset})
+	if err != nil {
+		return fail("consume "+q, err)
+	}
+	return conn, deliveries, nil
+}
+
+func (s *rabbitSubscriber) run(conn *amqp.Connection, deliveries <-chan amqp.Delivery) {
+	defer close(s.done)
+	backoff := 100 * time.Millisecond
+	for {
+		if conn != nil {
+			s.deliver(deliveries)
+			conn.Close()
+			conn = nil
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(backoff):
+		}
+		var err error
+		conn, deliveries, err = s.subscribe()
+		if err != nil {
+			slog.Warn("broker: rabbitmq subscriber resubscribe failed", "topic", s.topic, "err", err)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// deliver hands messages to h until the channel closes or Stop. Credit goes
+// back in batches (multiple acks) so that acking costs little.
+func (s *rabbitSubscriber) deliver(deliveries <-chan amqp.Delivery) {
+	batch := max(1, s.r.opts.Prefetch/4)
+	unacked := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case d, ok := <-deliveries:
+			if !ok {
+				return
+			}
+			// A resumed consumer starts at the chunk holding the offset, so
+			// it may see a few messages again: skip them.
+			off, hasOffset := d.Headers["x-stream-offset"].(int64)
+			if hasOffset && s.next >= 0 && off < s.next {
+				_ = d.Ack(false)
+				continue
+			}
+			s.h(d.Body)
+			if hasOffset {
+				s.next = off + 1
+			}
+			if unacked++; unacked >= batch || len(deliveries) == 0 {
+				_ = d.Ack(true)
+				unacked = 0
+			}
+		}
+	}
+}
+
+func (s *rabbitSubscriber) Stop() {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	s.r.untrack(s)
+}
