@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scalelab/scalelab/internal/chat"
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/idgen"
 	"github.com/scalelab/scalelab/internal/loadgen"
@@ -28,6 +29,7 @@ func systems() []host.Factory {
 		shortener.Factory(shortener.DefaultConfig()),
 		dynamo.Factory(),
 		raftkv.Factory(),
+		chat.Factory(chat.DefaultConfig()),
 	}
 }
 
@@ -47,7 +49,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	// Subcommands inherit the flag error function: every flag error exits 2.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), loadgen.Command())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), loadgen.Command())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -58,8 +58,11 @@ type Engines struct {
 	Namespace string
 	// GroupExpiry is passed to the broker (RabbitMQ x-expires); tests set it.
 	GroupExpiry time.Duration
-	MaxBody     int64
-	Debug       bool
+	// BrokerPrefetch is how many messages each consumer may hold unsettled
+	// (0: the broker package's default); batching consumers want more.
+	BrokerPrefetch int
+	MaxBody        int64
+	Debug          bool
 	// PprofAddr, when set, serves net/http/pprof on its own listener (never
 	// on the public one), for profiling under load.
 	PprofAddr string
@@ -124,7 +127,7 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 		d.Redis = r.Client()
 	}
 	if d.Broker, err = broker.Open(ctx, e.Broker, broker.Options{
-		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry}); err != nil {
+		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry, Prefetch: e.BrokerPrefetch}); err != nil {
 		d.Close()
 		return nil, err
 	}

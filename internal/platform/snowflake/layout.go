@@ -75,3 +75,11 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// FirstID is the smallest ID any worker can issue in the millisecond of t
+// (for an epoch), so that a time range becomes an ID range: IDs issued in
+// [from, to] lie in [FirstID(from), FirstID(to+1ms)).
+func FirstID(t, epoch time.Time) ID {
+	ms := t.Sub(epoch).Milliseconds()
+	return compose(min(max(ms, 0), maxMillis), 0, 0)
+}
