@@ -61,8 +61,11 @@ type Engines struct {
 	// BrokerPrefetch is how many messages each consumer may hold unsettled
 	// (0: the broker package's default); batching consumers want more.
 	BrokerPrefetch int
-	MaxBody        int64
-	Debug          bool
+	// BrokerAckWait is how long NATS waits for a consumer's ack before it
+	// redelivers (0: the broker package's default, 30 s).
+	BrokerAckWait time.Duration
+	MaxBody       int64
+	Debug         bool
 	// PprofAddr, when set, serves net/http/pprof on its own listener (never
 	// on the public one), for profiling under load.
 	PprofAddr string
@@ -127,7 +130,7 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 		d.Redis = r.Client()
 	}
 	if d.Broker, err = broker.Open(ctx, e.Broker, broker.Options{
-		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry, Prefetch: e.BrokerPrefetch}); err != nil {
+		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry, Prefetch: e.BrokerPrefetch, AckWait: e.BrokerAckWait}); err != nil {
 		d.Close()
 		return nil, err
 	}
