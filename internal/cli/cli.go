@@ -49,7 +49,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	// Subcommands inherit the flag error function: every flag error exits 2.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), loadgen.Command())
+	load := loadgen.Command()
+	load.AddCommand(chat.LoadCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), load)
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

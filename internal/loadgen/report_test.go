@@ -16,7 +16,7 @@ import (
 // Merging two summaries gives exactly the percentiles of all their
 // requests together: the histograms are serialised losslessly.
 func TestMergeIsExact(t *testing.T) {
-	a, b, both := newHistogram(), newHistogram(), newHistogram()
+	a, b, both := NewHistogram(), NewHistogram(), NewHistogram()
 	for i := int64(1); i <= 10_000; i++ {
 		a.RecordValue(i * 10) // 10 µs … 100 ms
 		both.RecordValue(i * 10)

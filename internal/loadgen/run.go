@@ -151,10 +151,10 @@ func Run(ctx context.Context, p Plan) (*Result, error) {
 	go func() { wg.Wait(); close(done) }()
 
 	// Once a second: harvest every worker's last second.
-	total := newHistogram()
+	total := NewHistogram()
 	var totals counts
 	harvest := func(now time.Time, last time.Time, final bool) {
-		h, c := newHistogram(), counts{}
+		h, c := NewHistogram(), counts{}
 		for _, r := range recs {
 			r.harvest(h, &c)
 		}
@@ -359,7 +359,7 @@ func (p Plan) requesterFactory() (func() requester, string, func() int64, error)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if err := checkLoopback(plan.remoteHost, p.AllowRemote); err != nil {
+		if err := CheckLoopback(plan.remoteHost, p.AllowRemote); err != nil {
 			return nil, "", nil, err
 		}
 		return func() requester { return newHTTPConn(plan, p.Timeout) }, plan.display, func() int64 { return 0 }, nil
@@ -368,16 +368,16 @@ func (p Plan) requesterFactory() (func() requester, string, func() int64, error)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if err := checkLoopback(plan.host, p.AllowRemote); err != nil {
+		if err := CheckLoopback(plan.host, p.AllowRemote); err != nil {
 			return nil, "", nil, err
 		}
 		return func() requester { return newWSConn(plan, p.Timeout) }, plan.display, plan.received.Load, nil
 	}
 }
 
-// checkLoopback refuses targets outside 127.0.0.0/8 and ::1 unless allowed:
+// CheckLoopback refuses targets outside 127.0.0.0/8 and ::1 unless allowed:
 // a load test aimed at the wrong host is an attack.
-func checkLoopback(host string, allow bool) error {
+func CheckLoopback(host string, allow bool) error {
 	if allow {
 		return nil
 	}

@@ -20,7 +20,8 @@ const (
 	histSigFigs = 3
 )
 
-func newHistogram() *hdr.Histogram { return hdr.New(histLowest, histHighest, histSigFigs) }
+// NewHistogram is the latency histogram every generator records into (µs).
+func NewHistogram() *hdr.Histogram { return hdr.New(histLowest, histHighest, histSigFigs) }
 
 // ErrorKind classifies a failed request.
 type ErrorKind int
@@ -96,7 +97,7 @@ type recorder struct {
 	secCounts counts
 }
 
-func newRecorder() *recorder { return &recorder{sec: newHistogram()} }
+func newRecorder() *recorder { return &recorder{sec: NewHistogram()} }
 
 // record one request: its latency, status (0 if none), response bytes and error.
 func (r *recorder) record(latency time.Duration, status int, bytes int64, err error) {

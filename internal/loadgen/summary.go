@@ -122,7 +122,7 @@ func Merge(parts ...Summary) (Summary, error) {
 	}
 	out := parts[0]
 	out.ErrorsByKind, out.Status = map[string]int64{}, map[string]int64{}
-	total := newHistogram()
+	total := NewHistogram()
 	bySecond := map[int]*SecondStats{}
 	var order []int
 	out.Requests, out.Errors, out.Bytes, out.Received, out.DurationS = 0, 0, 0, 0, 0

@@ -1,0 +1,425 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/coder/websocket"
+
+	"github.com/scalelab/scalelab/internal/loadgen"
+)
+
+// LoadPlan is a chat load run: Connections clients spread round robin over
+// Servers and Rooms, sending Messages in total after a Warmup, each with at
+// most Window messages awaiting their reply. Rate > 0 paces the sends (open
+// model: latency counts from the intended send time).
+type LoadPlan struct {
+	Servers     []string // ws://host:port base URLs (…/chat/{room} is appended)
+	Connections int
+	Rooms       int
+	Messages    int
+	Warmup      int
+	Window      int
+	Rate        float64 // messages/s over all connections; 0: as fast as replies allow
+	Deadline    time.Duration
+	AllowRemote bool
+	Seed        uint64
+}
+
+// LoadResult is what a run measured (the measured phase only).
+type LoadResult struct {
+	Sent, Acked, Errors  int64
+	Received, Expected   int64 // room messages received by our connections, and how many should have been
+	Elapsed              time.Duration // start → last reply
+	Delivered            time.Duration // start → last room message received
+	Ack, Receive         *hdr.Histogram // µs
+	AckedIDs             []int64
+	MeasureStart, AckEnd time.Time
+	FirstID, LastID      int64
+}
+
+// AckedPerSecond is the measured phase's acknowledged throughput.
+func (r *LoadResult) AckedPerSecond() float64 { return float64(r.Acked) / r.Elapsed.Seconds() }
+
+// DeliveredPerSecond is messages per second until the last room message
+// reached its last receiver.
+func (r *LoadResult) DeliveredPerSecond() float64 {
+	if r.Delivered <= 0 {
+		return 0
+	}
+	return float64(r.Acked) / max(r.Delivered, r.Elapsed).Seconds()
+}
+
+func (p *LoadPlan) check() error {
+	if len(p.Servers) == 0 || p.Connections < 1 || p.Rooms < 1 || p.Messages < 1 || p.Window < 1 || p.Warmup < 0 || p.Rate < 0 {
+		return errors.New("need servers, and connections, rooms, messages, window ≥ 1")
+	}
+	for _, s := range p.Servers {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("bad server URL %q: want ws://host:port", s)
+		}
+		if err := loadgen.CheckLoopback(u.Hostname(), p.AllowRemote); err != nil {
+			return err
+		}
+	}
+	if p.Deadline <= 0 {
+		p.Deadline = 10 * time.Minute
+	}
+	return nil
+}
+
+// loadConn is one client connection of a run.
+type loadConn struct {
+	id, room int
+	user     string
+	ws       *websocket.Conn
+	// sendTimes holds the (intended) send time of each message awaiting its
+	// reply: replies come in order, so the oldest one is answered next.
+	mu        sync.Mutex
+	sendTimes []time.Time
+	inflight  chan struct{} // window slots
+	ack, recv *hdr.Histogram
+	acked     []int64
+	lastRecv  time.Time
+	seq       int64 // numbers this connection's texts across phases (sender goroutine only)
+	sent      atomic.Int64
+	ackedN    atomic.Int64
+	errors    atomic.Int64
+	received  atomic.Int64
+	measuring atomic.Bool
+	measureAt atomic.Int64 // unix ns: room messages sent before this are not timed
+}
+
+// RunLoad executes the plan. It ends by itself: after the messages, or at
+// the deadline, or when ctx ends.
+func RunLoad(ctx context.Context, p LoadPlan, progress io.Writer) (*LoadResult, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.Deadline)
+	defer cancel()
+	conns := make([]*loadConn, p.Connections)
+	roomSize := make([]int64, p.Rooms+1)
+	for i := range conns {
+		c := &loadConn{id: i, room: i%p.Rooms + 1, user: strconv.Itoa(i%MaxUserID + 1),
+			inflight: make(chan struct{}, p.Window), ack: loadgen.NewHistogram(), recv: loadgen.NewHistogram()}
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		ws, _, err := websocket.Dial(dctx, p.Servers[i%len(p.Servers)]+"/chat/"+strconv.Itoa(c.room), nil)
+		dcancel()
+		if err != nil {
+			for _, o := range conns[:i] {
+				_ = o.ws.CloseNow()
+			}
+			return nil, fmt.Errorf("connection %d: %w", i, err)
+		}
+		ws.SetReadLimit(1 << 20)
+		c.ws = ws
+		conns[i] = c
+		roomSize[c.room]++
+	}
+	defer func() {
+		for _, c := range conns {
+			_ = c.ws.CloseNow()
+		}
+	}()
+	var readers sync.WaitGroup
+	for _, c := range conns {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.read(ctx)
+		}()
+	}
+
+	// Warm-up: connections, JIT-free Go still has pools, caches, TCP windows
+	// and database pages to fill. Not measured.
+	if p.Warmup > 0 {
+		fmt.Fprintf(progress, "warm-up: %d messages\n", p.Warmup)
+		if err := sendAll(ctx, conns, p, p.Warmup, 0, nil); err != nil {
+			return nil, err
+		}
+		waitReplies(ctx, conns)
+	}
+	res := &LoadResult{Ack: loadgen.NewHistogram(), Receive: loadgen.NewHistogram()}
+	for _, c := range conns {
+		c.ack.Reset()
+		c.recv.Reset()
+		c.mu.Lock()
+		c.acked = c.acked[:0]
+		c.mu.Unlock()
+		c.sent.Store(0)
+		c.ackedN.Store(0)
+		c.errors.Store(0)
+		c.received.Store(0)
+	}
+	start := time.Now()
+	res.MeasureStart = start
+	for _, c := range conns {
+		c.measureAt.Store(start.UnixNano())
+		c.measuring.Store(true)
+	}
+	fmt.Fprintf(progress, "measuring: %d messages over %d connections, %d rooms, %d servers\n",
+		p.Messages, p.Connections, p.Rooms, len(p.Servers))
+	stopProgress := reportProgress(ctx, conns, progress)
+	if err := sendAll(ctx, conns, p, p.Messages, p.Rate, &start); err != nil {
+		stopProgress()
+		return nil, err
+	}
+	waitReplies(ctx, conns)
+	res.AckEnd = time.Now()
+	res.Elapsed = res.AckEnd.Sub(start)
+	for _, c := range conns {
+		res.Sent += c.sent.Load()
+		res.Expected += c.sent.Load() * roomSize[c.room]
+	}
+	// Room messages still on their way to us: wait for them (fan-out may
+	// lag behind the acks; that lag is part of what is measured).
+	deadline := time.Now().Add(60 * time.Second)
+	for received(conns) < res.Expected && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopProgress()
+	for _, c := range conns {
+		_ = c.ws.Close(websocket.StatusNormalClosure, "load run over")
+	}
+	readers.Wait()
+	for _, c := range conns {
+		res.Acked += c.ackedN.Load()
+		res.Errors += c.errors.Load()
+		res.Received += c.received.Load()
+		res.Ack.Merge(c.ack)
+		res.Receive.Merge(c.recv)
+		res.AckedIDs = append(res.AckedIDs, c.acked...)
+		if d := c.lastRecv.Sub(start); d > res.Delivered {
+			res.Delivered = d
+		}
+	}
+	for i, id := range res.AckedIDs {
+		if i == 0 || id < res.FirstID {
+			res.FirstID = id
+		}
+		res.LastID = max(res.LastID, id)
+	}
+	if ctx.Err() != nil {
+		return res, fmt.Errorf("run cut short: %w", ctx.Err())
+	}
+	return res, nil
+}
+
+func received(conns []*loadConn) int64 {
+	var n int64
+	for _, c := range conns {
+		n += c.received.Load()
+	}
+	return n
+}
+
+// sendAll sends total messages, split evenly over the connections.
+func sendAll(ctx context.Context, conns []*loadConn, p LoadPlan, total int, rate float64, start *time.Time) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(conns))
+	for i, c := range conns {
+		n := total / len(conns)
+		if i < total%len(conns) {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var interval time.Duration
+			if rate > 0 {
+				interval = time.Duration(float64(time.Second) * float64(len(conns)) / rate)
+			}
+			rng := rand.New(rand.NewPCG(p.Seed, uint64(c.id)))
+			if err := c.send(ctx, n, interval, start, rng); err != nil {
+				errc <- fmt.Errorf("connection %d: %w", c.id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+var loadWords = []string{"hello", "scalable", "chat", "message", "room", "broker", "fan-out", "latency", "queue", "persist"}
+
+func (c *loadConn) send(ctx context.Context, n int, interval time.Duration, start *time.Time, rng *rand.Rand) error {
+	buf := make([]byte, 0, 512)
+	var t0 time.Time
+	if start != nil {
+		// Stagger the connections across one interval.
+		t0 = start.Add(time.Duration(rng.Int64N(int64(max(interval, 1)))))
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case c.inflight <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		at := time.Now()
+		if interval > 0 {
+			at = t0.Add(time.Duration(i) * interval)
+			if d := time.Until(at); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		buf = buf[:0]
+		buf = append(buf, `{"userId":"`...)
+		buf = append(buf, c.user...)
+		buf = append(buf, `","username":"user`...)
+		buf = append(buf, c.user...)
+		buf = append(buf, `","message":"c`...)
+		buf = strconv.AppendInt(buf, int64(c.id), 10)
+		buf = append(buf, '-')
+		buf = strconv.AppendInt(buf, c.seq, 10)
+		c.seq++
+		for w := 0; w < 3+rng.IntN(8); w++ {
+			buf = append(buf, ' ')
+			buf = append(buf, loadWords[rng.IntN(len(loadWords))]...)
+		}
+		buf = append(buf, `","timestamp":"`...)
+		buf = at.UTC().AppendFormat(buf, time.RFC3339Nano)
+		buf = append(buf, `","messageType":"TEXT"}`...)
+		c.mu.Lock()
+		c.sendTimes = append(c.sendTimes, at)
+		c.mu.Unlock()
+		c.sent.Add(1)
+		if err := c.ws.Write(ctx, websocket.MessageText, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitReplies waits until every connection has its replies.
+func waitReplies(ctx context.Context, conns []*loadConn) {
+	for _, c := range conns {
+		for len(c.inflight) > 0 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+var (
+	okPrefix    = []byte(`{"status":"OK"`)
+	errPrefix   = []byte(`{"status":"ERROR"`)
+	idKey       = []byte(`"messageId":"`)
+	clientTSKey = []byte(`,"timestamp":"`)
+)
+
+// read takes replies (timing send → ack) and room messages (timing the
+// client timestamp → now) without decoding whole frames.
+func (c *loadConn) read(ctx context.Context) {
+	for {
+		_, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		switch {
+		case bytes.HasPrefix(data, okPrefix), bytes.HasPrefix(data, errPrefix):
+			c.mu.Lock()
+			var sentAt time.Time
+			if len(c.sendTimes) > 0 {
+				sentAt = c.sendTimes[0]
+				c.sendTimes = c.sendTimes[1:]
+			}
+			ok := data[11] == 'O'
+			if ok {
+				c.acked = append(c.acked, fieldInt(data, idKey))
+			}
+			if c.measuring.Load() && !sentAt.IsZero() {
+				_ = c.ack.RecordValue(max(1, now.Sub(sentAt).Microseconds()))
+			}
+			c.mu.Unlock()
+			if ok {
+				c.ackedN.Add(1)
+			} else {
+				c.errors.Add(1)
+			}
+			select {
+			case <-c.inflight:
+			default:
+			}
+		default:
+			// Only room messages sent in the measured phase count (a
+			// warm-up message may still be on its way).
+			if ts, ok := field(data, clientTSKey); ok && c.measuring.Load() {
+				if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil && t.UnixNano() >= c.measureAt.Load() {
+					c.mu.Lock()
+					_ = c.recv.RecordValue(max(1, now.Sub(t).Microseconds()))
+					c.lastRecv = now
+					c.mu.Unlock()
+					c.received.Add(1)
+				}
+			}
+		}
+	}
+}
+
+func field(data, key []byte) ([]byte, bool) {
+	i := bytes.Index(data, key)
+	if i < 0 {
+		return nil, false
+	}
+	rest := data[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return nil, false
+	}
+	return rest[:j], true
+}
+
+func fieldInt(data, key []byte) int64 {
+	v, _ := field(data, key)
+	n, _ := strconv.ParseInt(string(v), 10, 64)
+	return n
+}
+
+// reportProgress prints acked messages per second once a second.
+func reportProgress(ctx context.Context, conns []*loadConn, w io.Writer) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for sec := 1; ; sec++ {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var acked, errs int64
+			for _, c := range conns {
+				acked += c.ackedN.Load()
+				errs += c.errors.Load()
+			}
+			fmt.Fprintf(w, "%3ds  acked %8d/s  total %9d  errors %d\n", sec, acked-last, acked, errs)
+			last = acked
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
