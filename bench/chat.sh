@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The chat end to end, on this machine: two `scalelab chat serve` instances
+# and one `scalelab chat persist` on PostgreSQL, first with NATS JetStream,
+# then with RabbitMQ, driven on loopback by `scalelab load chat`:
+# CONNS WebSocket connections over ROOMS rooms and both servers, MESSAGES
+# messages after a warm-up, each connection with at most WINDOW awaiting
+# their reply. Every round uses a fresh database and broker namespace and
+# ends with a check that every acked message is stored exactly once.
+#
+# Per broker it prints, for each round and as median [min–max]:
+#   acked/s      messages acknowledged to their senders per second
+#   delivered/s  messages per second until the last one reached every member of its room
+#   persisted/s  messages per second until the last acked one was stored
+#   p50/p99 send→receive latency, lost and duplicated rows
+# and then a paced run at 80 % of the median delivered rate (the latency
+# target is p99 < 50 ms there).
+#
+#   bench/chat.sh
+#   ROUNDS=3 MESSAGES=500000 CONNS=40 ROOMS=20 WINDOW=32 BROKERS="nats amqp" bench/chat.sh
+#
+# Needs PostgreSQL (127.0.0.1:5432, trust), NATS with JetStream (4222),
+# RabbitMQ (5672, guest/guest), psql and go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+MESSAGES=${MESSAGES:-500000}
+WARMUP=${WARMUP:-32000}
+CONNS=${CONNS:-40}
+ROOMS=${ROOMS:-20}
+WINDOW=${WINDOW:-32}
+BROKERS=${BROKERS:-"nats amqp"}
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+BASE=${CHAT_BASE:-1850} # servers on 18501, 18502; persister on 18503
+
+WORK=$(mktemp -d)
+PIDS=()
+DBS=()
+cleanup() {
+	for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	for d in "${DBS[@]:-}"; do [ -n "$d" ] && psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== build"
+go build -o "$WORK/scalelab" ./cmd/scalelab
+SL="$WORK/scalelab"
+
+# drop_broker_state removes a namespace's stream (NATS) or queues (RabbitMQ).
+drop_broker_state() {
+	local broker=$1 ns=$2
+	if [ "$broker" = nats ]; then
+		exec 3<>/dev/tcp/127.0.0.1/4222
+		printf 'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.DELETE.%s_chat 0\r\n\r\nPING\r\n' "$ns" >&3
+		timeout 1 cat <&3 >/dev/null || true
+		exec 3>&-
+	elif command -v rabbitmqctl >/dev/null; then
+		rabbitmqctl -q delete_queue "$ns.chat.persister" >/dev/null 2>&1 || true
+		rabbitmqctl -q delete_queue "$ns.chat.stream" >/dev/null 2>&1 || true
+		rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$ns.chat\">>), false, <<\"bench\">>)." >/dev/null 2>&1 || true
+	fi
+}
+
+wait_ready() {
+	for _ in $(seq 1 100); do
+		curl -fs "http://$1/readyz" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "not ready: $1"
+	tail -5 "$WORK"/*.log
+	exit 1
+}
+
+# round BROKER_URL NAME [LOAD FLAGS…]: fresh database and namespace, two
+# servers, one persister, one load run; prints the RESULT line.
+round() {
+	local url=$1 name=$2
+	shift 2
+	local db="chatbench_$RANDOM$RANDOM" ns="chatbench$RANDOM"
+	psql -q "$PG/postgres" -c "CREATE DATABASE $db" >/dev/null
+	DBS+=("$db")
+	local dburl="$PG/$db?sslmode=disable"
+	local common=(--db "$dburl" --broker "$url" --namespace "$ns")
+	"$SL" chat serve --addr "127.0.0.1:${BASE}1" --rate-limit off --data "$WORK/s1" "${common[@]}" >"$WORK/s1.log" 2>&1 &
+	local s1=$!
+	wait_ready "127.0.0.1:${BASE}1" # the first server migrates the schema
+	"$SL" chat serve --addr "127.0.0.1:${BASE}2" --rate-limit off --data "$WORK/s2" "${common[@]}" >"$WORK/s2.log" 2>&1 &
+	local s2=$!
+	"$SL" chat persist --addr "127.0.0.1:${BASE}3" --data "$WORK/p" "${common[@]}" >"$WORK/p.log" 2>&1 &
+	local p=$!
+	PIDS+=("$s1" "$s2" "$p")
+	wait_ready "127.0.0.1:${BASE}2"
+	wait_ready "127.0.0.1:${BASE}3"
+	"$SL" load chat --servers "ws://127.0.0.1:${BASE}1,ws://127.0.0.1:${BASE}2" --connections "$CONNS" \
+		--rooms "$ROOMS" --window "$WINDOW" --warmup "$WARMUP" --db "$dburl" "$@" >"$WORK/load.out" 2>&1 || true
+	kill "$s1" "$s2" "$p" 2>/dev/null || true
+	wait "$s1" "$s2" "$p" 2>/dev/null || true
+	psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+	drop_broker_state "$name" "$ns"
+	if ! grep -q '^RESULT' "$WORK/load.out"; then
+		echo "   load run failed:" >&2
+		tail -15 "$WORK/load.out" >&2
+		return 1
+	fi
+	grep '^RESULT' "$WORK/load.out"
+}
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# stats: median [min–max] of numbers on stdin.
+stats() {
+	sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.0f [%.0f–%.0f]", m, v[1], v[NR]}'
+}
+
+for broker in $BROKERS; do
+	case $broker in
+	nats) url=$NATS_URL ;;
+	amqp) url=$AMQP_URL ;;
+	*) echo "unknown broker $broker (nats, amqp)"; exit 2 ;;
+	esac
+	echo "== $broker: $ROUNDS rounds × $MESSAGES messages, $CONNS connections, $ROOMS rooms, window $WINDOW"
+	: >"$WORK/$broker.results"
+	for r in $(seq 1 "$ROUNDS"); do
+		line=$(round "$url" "$broker" --messages "$MESSAGES")
+		echo "$line" >>"$WORK/$broker.results"
+		printf '   round %d: acked %s/s  delivered %s/s  persisted %s/s  recv p50 %s ms p99 %s ms  lost %s dup %s errors %s\n' "$r" \
+			"$(echo "$line" | field acked_per_s)" "$(echo "$line" | field delivered_per_s)" \
+			"$(echo "$line" | field persisted_per_s)" "$(echo "$line" | field recv_p50_ms)" \
+			"$(echo "$line" | field recv_p99_ms)" "$(echo "$line" | field lost)" \
+			"$(echo "$line" | field duplicated)" "$(echo "$line" | field errors)"
+	done
+	for f in acked_per_s delivered_per_s persisted_per_s; do
+		printf '   %-16s %s\n' "$f" "$(field "$f" <"$WORK/$broker.results" | stats)"
+	done
+	delivered=$(field delivered_per_s <"$WORK/$broker.results" | sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
+	rate=$(awk -v d="$delivered" 'BEGIN {printf "%d", d*0.8}')
+	paced=$((rate * 20)) # a 20-second paced run
+	echo "== $broker: paced at $rate msg/s (80 % of the median delivered rate), $paced messages"
+	line=$(round "$url" "$broker" --messages "$paced" --rate "$rate")
+	printf '   acked %s/s  recv p50 %s ms  p99 %s ms  ack p99 %s ms  lost %s dup %s\n' \
+		"$(echo "$line" | field acked_per_s)" "$(echo "$line" | field recv_p50_ms)" "$(echo "$line" | field recv_p99_ms)" \
+		"$(echo "$line" | field ack_p99_ms)" "$(echo "$line" | field lost)" "$(echo "$line" | field duplicated)"
+done
