@@ -39,9 +39,9 @@ type LoadPlan struct {
 // LoadResult is what a run measured (the measured phase only).
 type LoadResult struct {
 	Sent, Acked, Errors  int64
-	Received, Expected   int64 // room messages received by our connections, and how many should have been
-	Elapsed              time.Duration // start → last reply
-	Delivered            time.Duration // start → last room message received
+	Received, Expected   int64          // room messages received by our connections, and how many should have been
+	Elapsed              time.Duration  // start → last reply
+	Delivered            time.Duration  // start → last room message received
 	Ack, Receive         *hdr.Histogram // µs
 	AckedIDs             []int64
 	MeasureStart, AckEnd time.Time
