@@ -172,7 +172,7 @@ func (b *NATS) Subscribe(ctx context.Context, topic string, h func(data []byte))
 	if err != nil {
 		return nil, fmt.Errorf("broker: subscribe %s: %w", topic, err)
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) { h(msg.Data()) })
+	cc, err := cons.Consume(func(msg jetstream.Msg) { h(msg.Data()) }, jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return nil, fmt.Errorf("broker: subscribe %s: %w", topic, err)
 	}
