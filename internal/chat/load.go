@@ -181,7 +181,7 @@ func RunLoad(ctx context.Context, p LoadPlan, progress io.Writer) (*LoadResult, 
 	res.Elapsed = res.AckEnd.Sub(start)
 	for _, c := range conns {
 		res.Sent += c.sent.Load()
-		res.Expected += c.sent.Load() * roomSize[c.room]
+		res.Expected += c.ackedN.Load() * roomSize[c.room] // rejected messages are not broadcast
 	}
 	// Room messages still on their way to us: wait for them (fan-out may
 	// lag behind the acks; that lag is part of what is measured).
