@@ -188,7 +188,17 @@ type rabbitConsumer struct {
 }
 
 func (c *rabbitConsumer) subscribe() (*amqp.Connection, <-chan amqp.Delivery, error) {
-	r := c.r
+	var args amqp.Table
+	if c.r.opts.GroupExpiry > 0 {
+		args = amqp.Table{"x-expires": c.r.opts.GroupExpiry.Milliseconds()}
+	}
+	return c.r.consumeQueue(c.topic, c.r.queue(c.topic, c.group), args, nil)
+}
+
+// consumeQueue opens a connection of its own (a slow consumer never stalls
+// publishers), declares the topic's exchange and the queue bound to it,
+// and starts consuming with the broker's prefetch.
+func (r *Rabbit) consumeQueue(topic, q string, queueArgs, consumeArgs amqp.Table) (*amqp.Connection, <-chan amqp.Delivery, error) {
 	conn, err := amqp.DialConfig(r.url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("broker: connect rabbitmq: %w", err)
@@ -204,21 +214,17 @@ func (c *rabbitConsumer) subscribe() (*amqp.Connection, <-chan amqp.Delivery, er
 	if err := ch.Qos(r.opts.Prefetch, 0, false); err != nil {
 		return fail("set prefetch", err)
 	}
-	ex, q := r.exchange(c.topic), r.queue(c.topic, c.group)
+	ex := r.exchange(topic)
 	if err := ch.ExchangeDeclare(ex, "fanout", true, false, false, false, nil); err != nil {
 		return fail("declare exchange "+ex, err)
 	}
-	var args amqp.Table
-	if r.opts.GroupExpiry > 0 {
-		args = amqp.Table{"x-expires": r.opts.GroupExpiry.Milliseconds()}
-	}
-	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+	if _, err := ch.QueueDeclare(q, true, false, false, false, queueArgs); err != nil {
 		return fail("declare queue "+q, err)
 	}
 	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
 		return fail("bind queue "+q, err)
 	}
-	deliveries, err := ch.Consume(q, "", false, false, false, false, nil)
+	deliveries, err := ch.Consume(q, "", false, false, false, false, consumeArgs)
 	if err != nil {
 		return fail("consume "+q, err)
 	}
@@ -229,22 +235,30 @@ func (c *rabbitConsumer) run(conn *amqp.Connection, deliveries <-chan amqp.Deliv
 	defer close(c.done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	resubscribe(c.stop, conn, deliveries, c.subscribe, func(d <-chan amqp.Delivery) { c.deliver(ctx, d) },
+		"topic", c.topic, "group", c.group)
+}
+
+// resubscribe runs deliver on each subscription until stop, and after a
+// lost connection subscribes again with a doubling backoff (0.1 s to 5 s).
+func resubscribe(stop <-chan struct{}, conn *amqp.Connection, deliveries <-chan amqp.Delivery,
+	subscribe func() (*amqp.Connection, <-chan amqp.Delivery, error), deliver func(<-chan amqp.Delivery), logArgs ...any) {
 	backoff := 100 * time.Millisecond
 	for {
 		if conn != nil {
-			c.deliver(ctx, deliveries)
+			deliver(deliveries)
 			conn.Close()
 			conn = nil
 		}
 		select {
-		case <-c.stop:
+		case <-stop:
 			return
 		case <-time.After(backoff):
 		}
 		var err error
-		conn, deliveries, err = c.subscribe()
+		conn, deliveries, err = subscribe()
 		if err != nil {
-			slog.Warn("broker: rabbitmq consumer resubscribe failed", "topic", c.topic, "group", c.group, "err", err)
+			slog.Warn("broker: rabbitmq resubscribe failed", append(logArgs, "err", err)...)
 			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}

@@ -2,10 +2,7 @@ package broker
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"sync"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -47,68 +44,18 @@ type rabbitSubscriber struct {
 }
 
 func (s *rabbitSubscriber) subscribe() (*amqp.Connection, <-chan amqp.Delivery, error) {
-	r := s.r
-	conn, err := amqp.DialConfig(r.url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
-	if err != nil {
-		return nil, nil, fmt.Errorf("broker: connect rabbitmq: %w", err)
-	}
-	fail := func(what string, err error) (*amqp.Connection, <-chan amqp.Delivery, error) {
-		conn.Close()
-		return nil, nil, fmt.Errorf("broker: %s: %w", what, err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fail("open channel", err)
-	}
-	// Stream consumers must ack (it only returns credit) and set a prefetch.
-	if err := ch.Qos(r.opts.Prefetch, 0, false); err != nil {
-		return fail("set prefetch", err)
-	}
-	ex, q := r.exchange(s.topic), StreamQueue(r.opts.Namespace, s.topic)
-	if err := ch.ExchangeDeclare(ex, "fanout", true, false, false, false, nil); err != nil {
-		return fail("declare exchange "+ex, err)
-	}
-	args := amqp.Table{"x-queue-type": "stream", "x-max-age": "1h", "x-max-length-bytes": int64(1 << 30)}
-	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
-		return fail("declare stream "+q, err)
-	}
-	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
-		return fail("bind stream "+q, err)
-	}
 	var offset any = "next"
 	if s.next >= 0 {
 		offset = s.next
 	}
-	deliveries, err := ch.Consume(q, "", false, false, false, false, amqp.Table{"x-stream-offset": offset})
-	if err != nil {
-		return fail("consume "+q, err)
-	}
-	return conn, deliveries, nil
+	return s.r.consumeQueue(s.topic, StreamQueue(s.r.opts.Namespace, s.topic),
+		amqp.Table{"x-queue-type": "stream", "x-max-age": "1h", "x-max-length-bytes": int64(1 << 30)},
+		amqp.Table{"x-stream-offset": offset})
 }
 
 func (s *rabbitSubscriber) run(conn *amqp.Connection, deliveries <-chan amqp.Delivery) {
 	defer close(s.done)
-	backoff := 100 * time.Millisecond
-	for {
-		if conn != nil {
-			s.deliver(deliveries)
-			conn.Close()
-			conn = nil
-		}
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(backoff):
-		}
-		var err error
-		conn, deliveries, err = s.subscribe()
-		if err != nil {
-			slog.Warn("broker: rabbitmq subscriber resubscribe failed", "topic", s.topic, "err", err)
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-	}
+	resubscribe(s.stop, conn, deliveries, s.subscribe, s.deliver, "topic", s.topic, "subscriber", true)
 }
 
 // deliver hands messages to h until the channel closes or Stop. Credit goes
