@@ -285,7 +285,8 @@ func metricLine(t *testing.T, base, name string) string {
 // servers and the persister reconnect, fan-out resumes, and every acked
 // message is stored once.
 func TestBrokerRestart(t *testing.T) {
-	port := freePort(t)
+	_, portStr, _ := net.SplitHostPort(proctest.FreeAddr(t))
+	port, _ := strconv.Atoi(portStr)
 	storeDir := t.TempDir()
 	nats := startNATS(t, port, storeDir)
 	t.Cleanup(func() { nats.Shutdown() }) // registered first: runs after the chat server closed
@@ -336,15 +337,6 @@ func TestServerKilledClientsMove(t *testing.T) {
 	waitUntil(t, "traffic on the survivor", 20*time.Second, func() bool { return w.ackedCount() > killedAt+2000 })
 	acked := w.finish(t)
 	checkStoredOnce(t, e.DB, t.TempDir(), acked)
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // startNATS runs a NATS server with JetStream in this process, on a real

@@ -34,18 +34,19 @@ type LoadPlan struct {
 	Deadline    time.Duration
 	AllowRemote bool
 	Seed        uint64
+	// OnMeasure, if set, is called when the measured phase starts (after
+	// the warm-up has been answered), e.g. to start counting stored rows.
+	OnMeasure func(start time.Time)
 }
 
 // LoadResult is what a run measured (the measured phase only).
 type LoadResult struct {
-	Sent, Acked, Errors  int64
-	Received, Expected   int64          // room messages received by our connections, and how many should have been
-	Elapsed              time.Duration  // start → last reply
-	Delivered            time.Duration  // start → last room message received
-	Ack, Receive         *hdr.Histogram // µs
-	AckedIDs             []int64
-	MeasureStart, AckEnd time.Time
-	FirstID, LastID      int64
+	Sent, Acked, Errors int64
+	Received, Expected  int64          // room messages received by our connections, and how many should have been
+	Elapsed             time.Duration  // start → last reply
+	Delivered           time.Duration  // start → last room message received
+	Ack, Receive        *hdr.Histogram // µs
+	AckedIDs            []int64
 }
 
 // AckedPerSecond is the measured phase's acknowledged throughput.
@@ -164,7 +165,9 @@ func RunLoad(ctx context.Context, p LoadPlan, progress io.Writer) (*LoadResult, 
 		c.received.Store(0)
 	}
 	start := time.Now()
-	res.MeasureStart = start
+	if p.OnMeasure != nil {
+		p.OnMeasure(start)
+	}
 	for _, c := range conns {
 		c.measureAt.Store(start.UnixNano())
 		c.measuring.Store(true)
@@ -177,8 +180,7 @@ func RunLoad(ctx context.Context, p LoadPlan, progress io.Writer) (*LoadResult, 
 		return nil, err
 	}
 	waitReplies(ctx, conns)
-	res.AckEnd = time.Now()
-	res.Elapsed = res.AckEnd.Sub(start)
+	res.Elapsed = time.Since(start)
 	for _, c := range conns {
 		res.Sent += c.sent.Load()
 		res.Expected += c.ackedN.Load() * roomSize[c.room] // rejected messages are not broadcast
@@ -204,12 +206,6 @@ func RunLoad(ctx context.Context, p LoadPlan, progress io.Writer) (*LoadResult, 
 		if d := c.lastRecv.Sub(start); d > res.Delivered {
 			res.Delivered = d
 		}
-	}
-	for i, id := range res.AckedIDs {
-		if i == 0 || id < res.FirstID {
-			res.FirstID = id
-		}
-		res.LastID = max(res.LastID, id)
 	}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("run cut short: %w", ctx.Err())

@@ -70,12 +70,11 @@ func runLoadCommand(ctx context.Context, p LoadPlan, dbURL string, out io.Writer
 		defer db.Close()
 	}
 	var counter *persistCounter
-	progress := io.Writer(out)
 	if db != nil {
 		counter = &persistCounter{db: db}
-		progress = counterStarter{out, counter}
+		p.OnMeasure = counter.start
 	}
-	res, err := RunLoad(ctx, p, progress)
+	res, err := RunLoad(ctx, p, out)
 	if res == nil {
 		return err
 	}
@@ -110,20 +109,6 @@ func printLoad(w io.Writer, p LoadPlan, r *LoadResult) {
 		fmt.Fprintf(w, "%s  p50 %.2f ms  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms\n", h.name,
 			msOf(h.h, 50), msOf(h.h, 90), msOf(h.h, 99), msOf(h.h, 99.9), float64(h.h.Max())/1000)
 	}
-}
-
-// counterStarter starts the persistence counter when the measured phase
-// begins (the line RunLoad prints then).
-type counterStarter struct {
-	w io.Writer
-	c *persistCounter
-}
-
-func (s counterStarter) Write(b []byte) (int, error) {
-	if strings.HasPrefix(string(b), "measuring:") {
-		s.c.start(time.Now())
-	}
-	return s.w.Write(b)
 }
 
 // persistCounter polls how many messages of the measured phase are stored.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ type Persister struct {
 	in       chan *broker.Message
 	cons     broker.Consumer
 	stopping chan struct{}
+	stopOnce sync.Once
 	done     chan struct{}
 }
 
@@ -180,14 +182,11 @@ func decodeRow(data []byte) (Row, error) {
 
 // Close writes what it holds, then leaves the group.
 func (p *Persister) Close() {
-	select {
-	case <-p.stopping:
-		return
-	default:
-	}
-	close(p.stopping)
-	<-p.done
-	p.cons.Stop()
+	p.stopOnce.Do(func() {
+		close(p.stopping)
+		<-p.done
+		p.cons.Stop()
+	})
 }
 
 type persistMetrics struct {

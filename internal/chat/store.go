@@ -265,13 +265,3 @@ func (s *Store) activity(ctx context.Context, query string, args ...any) ([]Acti
 	}
 	return out, nil
 }
-
-// Count is the number of stored messages with IDs in [from, to).
-func (s *Store) Count(ctx context.Context, from, to int64) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT count(*) FROM chat_messages WHERE message_id >= ? AND message_id < ?`), from, to).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("chat: count: %w", err)
-	}
-	return n, nil
-}
