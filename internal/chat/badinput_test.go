@@ -144,24 +144,37 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	cfg.Server.SendBuffer = 16
 	inst := startChat(t, host.Engines{}, cfg)
 	slow := dial(t, inst.url, 4) // never reads until the end
-	fast := &sender{c: dial(t, inst.url, 4), user: 9}
+	fast := dial(t, inst.url, 4)
 	waitUntil(t, "both connected", 5*time.Second, func() bool { return inst.sys.server.Connections() == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	big := strings.Repeat("y", MaxMessage)
 	// Enough bytes to fill the socket buffers between the server and the
-	// slow client (a few MB on loopback), then its queue. The sender keeps
-	// at most 4 messages in flight so that its own queue never fills.
-	for i := 0; i < 5000; i++ {
-		if err := fast.run(ctx, 4, func(int) string { return big }); err != nil {
-			t.Fatal(err)
+	// slow client (a few MB on loopback), then its queue. The sender waits
+	// for the replies to its 4 messages and for their 4 room copies (which
+	// may lag the replies) before sending more, so that its own queue
+	// never holds more than 8 frames.
+	const window = 4
+	for i := 0; i < 5000 && testutil.ToFloat64(inst.sys.server.metrics.slowClosed) == 0; i++ {
+		for j := 0; j < window; j++ {
+			if err := fast.Send(ctx, msg(9, big)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if testutil.ToFloat64(inst.sys.server.metrics.slowClosed) > 0 {
-			break
+		for replies, copies := 0, 0; replies < window || copies < window; {
+			f, err := fast.Read(ctx)
+			if err != nil {
+				t.Fatalf("fast sender: %v", err)
+			}
+			switch {
+			case f.Status == "OK":
+				replies++
+			case f.IsReply():
+				t.Fatalf("fast sender: %+v", f)
+			default:
+				copies++
+			}
 		}
-	}
-	if len(fast.errs) != 0 {
-		t.Fatalf("fast sender: %d acked, errors %v", len(fast.acked), fast.errs)
 	}
 	waitUntil(t, "slow consumer closed", 10*time.Second, func() bool {
 		return testutil.ToFloat64(inst.sys.server.metrics.slowClosed) == 1
