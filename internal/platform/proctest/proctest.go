@@ -42,13 +42,34 @@ func Binary(t testing.TB) string {
 	return bin
 }
 
-// FreeAddr returns a 127.0.0.1 address with a port free at the time of the call.
+// handedOut remembers every address FreeAddr has returned in this test
+// process. The kernel may give the same ephemeral port to two successive
+// listen(":0") calls once the first listener is closed, and a test that
+// allocates all its nodes' ports up front (then kills and restarts one) would
+// see two nodes on one port — CI saw exactly that.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
+
+// FreeAddr returns a 127.0.0.1 address with a port free at the time of the
+// call and never returned before by this test process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("proctest: no unused loopback port after 100 tries")
+	return ""
 }
