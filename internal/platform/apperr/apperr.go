@@ -11,6 +11,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an application error.
@@ -27,6 +28,7 @@ const (
 	TooLarge        Code = "too_large"         // 413: the body is over the limit
 	TooManyRequests Code = "too_many_requests" // 429
 	Unavailable     Code = "unavailable"       // 503: a dependency is down; try again
+	Timeout         Code = "timeout"           // 504: a dependency did not answer in time
 	Internal        Code = "internal"          // 500
 )
 
@@ -34,6 +36,9 @@ const (
 type Error struct {
 	Code    Code
 	Message string
+	// RetryAfter, when set, tells the client when trying again makes sense
+	// (HTTP Retry-After).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -41,6 +46,20 @@ func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 // E builds an *Error with a formatted message.
 func E(code Code, format string, args ...any) error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Retry builds an *Error that tells the client to come back after d.
+func Retry(code Code, d time.Duration, format string, args ...any) error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), RetryAfter: d}
+}
+
+// RetryAfterOf returns err's RetryAfter, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // CodeOf returns the code of err, or Internal when err is not an *Error.

@@ -62,6 +62,10 @@ func openNATS(_ context.Context, url string, opts Options) (*NATS, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.Timeout(5*time.Second),
+		// No reconnect buffer: a publish while the connection is down fails
+		// at once instead of being held and sent after the caller was told
+		// it failed (a "503, not recorded" that is recorded later after all).
+		nats.ReconnectBufSize(-1),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("broker: connect nats %s: %w", url, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/cache"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -52,6 +53,7 @@ type Engines struct {
 	DB        string
 	Cache     string
 	Broker    string
+	Blob      string
 	// Namespace prefixes everything shared on an external engine (cache
 	// keys, rate-limit keys, streams and queues, worker-ID leases), so that
 	// several deployments, or tests, can share one Redis and one broker.
@@ -88,6 +90,7 @@ func (e *Engines) BindFlags(fs *pflag.FlagSet, defaultAddr string) {
 	fs.StringVar(&e.DB, "db", envOr("DB", ""), "SQL store: sqlite://PATH (default DATA/scalelab.db), postgres://…, mysql://… ($SCALELAB_DB)")
 	fs.StringVar(&e.Cache, "cache", envOr("CACHE", ""), "cache: mem:// (default) or redis://… ($SCALELAB_CACHE)")
 	fs.StringVar(&e.Broker, "broker", envOr("BROKER", ""), "broker: embedded:// (default, NATS JetStream in-process), nats://…, amqp://… ($SCALELAB_BROKER)")
+	fs.StringVar(&e.Blob, "blob", envOr("BLOB", ""), "blob store: file://DIR (default DATA/blobs) or s3://BUCKET?endpoint=http://… ($SCALELAB_BLOB)")
 	fs.StringVar(&e.Namespace, "namespace", envOr("NAMESPACE", "scalelab"), "prefix of keys, streams and queues on shared engines ($SCALELAB_NAMESPACE)")
 	fs.Int64Var(&e.MaxBody, "max-body", httpx.DefaultMaxBody, "request body limit in bytes")
 	fs.StringVar(&e.PprofAddr, "pprof-addr", envOr("PPROF_ADDR", ""), "serve /debug/pprof on this separate address, e.g. 127.0.0.1:6060 ($SCALELAB_PPROF_ADDR)")
@@ -102,6 +105,7 @@ type Deps struct {
 	Cache    cache.Cache
 	Redis    *redis.Client // non-nil only when --cache is redis://
 	Broker   broker.Broker
+	Blob     blob.Store
 	Registry *prometheus.Registry
 	Metrics  *httpx.Metrics
 	Logger   *slog.Logger
@@ -134,8 +138,12 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 		d.Close()
 		return nil, err
 	}
+	if d.Blob, err = blob.Open(ctx, e.Blob, e.Data); err != nil {
+		d.Close()
+		return nil, err
+	}
 	logger.Info("engines open", "db", d.DB.Where, "cache", describe(e.Cache, "in-process"),
-		"broker", describe(e.Broker, "embedded NATS JetStream"))
+		"broker", describe(e.Broker, "embedded NATS JetStream"), "blob", describe(e.Blob, "local directory"))
 	return d, nil
 }
 
@@ -157,6 +165,7 @@ func (d *Deps) Checks() []httpx.Check {
 		{Name: "db", Fn: d.DB.PingContext},
 		{Name: "cache", Fn: d.Cache.Ping},
 		{Name: "broker", Fn: d.Broker.Ping},
+		{Name: "blob", Fn: d.Blob.Ping},
 	}
 }
 
@@ -166,6 +175,9 @@ func (d *Deps) Close() error {
 	var errs []error
 	if d.Broker != nil {
 		errs = append(errs, d.Broker.Close())
+	}
+	if d.Blob != nil {
+		errs = append(errs, d.Blob.Close())
 	}
 	if d.Cache != nil {
 		errs = append(errs, d.Cache.Close())
@@ -188,9 +200,23 @@ func Logger(w io.Writer, debug bool) *slog.Logger {
 	return l
 }
 
+// BodyLimiter is implemented by a system whose requests may be larger than
+// --max-body (uploads); the larger limit then applies to its routes, and
+// the system bounds each route itself.
+type BodyLimiter interface {
+	MaxBody() int64
+}
+
 // Instrument wraps a system handler with the shared middleware.
 func (d *Deps) Instrument(sys System) http.Handler {
-	return httpx.Instrument(sys.Name(), d.Metrics, d.Engines.MaxBody, d.Logger, sys.Handler())
+	limit := d.Engines.MaxBody
+	if limit <= 0 {
+		limit = httpx.DefaultMaxBody
+	}
+	if bl, ok := sys.(BodyLimiter); ok && bl.MaxBody() > limit {
+		limit = bl.MaxBody()
+	}
+	return httpx.Instrument(sys.Name(), d.Metrics, limit, d.Logger, sys.Handler())
 }
 
 // Listen binds the HTTP address before any system is built, so that a

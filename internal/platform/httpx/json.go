@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
@@ -21,6 +23,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.TooLarge:        http.StatusRequestEntityTooLarge,
 	apperr.TooManyRequests: http.StatusTooManyRequests,
 	apperr.Unavailable:     http.StatusServiceUnavailable,
+	apperr.Timeout:         http.StatusGatewayTimeout,
 	apperr.Internal:        http.StatusInternalServerError,
 }
 
@@ -48,7 +51,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // Internal errors are logged with their detail and shown as "internal error".
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status := StatusOf(err)
-	if status >= 500 {
+	if d := apperr.RetryAfterOf(err); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+	}
+	if status >= 500 && apperr.CodeOf(err) == apperr.Internal {
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	WriteJSON(w, status, ErrorBody{Error: apperr.MessageOf(err)})
