@@ -17,6 +17,7 @@
 #
 #   bench/chat.sh
 #   ROUNDS=3 MESSAGES=500000 CONNS=40 ROOMS=20 WINDOW=32 BROKERS="nats amqp" bench/chat.sh
+#   PACED_RATES="5000 10000" bench/chat.sh   # also paced runs at these rates
 #
 # Needs PostgreSQL (127.0.0.1:5432, trust), NATS with JetStream (4222),
 # RabbitMQ (5672, guest/guest), psql and go.
@@ -138,10 +139,16 @@ for broker in $BROKERS; do
 	done
 	delivered=$(field delivered_per_s <"$WORK/$broker.results" | sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
 	rate=$(awk -v d="$delivered" 'BEGIN {printf "%d", d*0.8}')
-	paced=$((rate * 20)) # a 20-second paced run
-	echo "== $broker: paced at $rate msg/s (80 % of the median delivered rate), $paced messages"
-	line=$(round "$url" "$broker" --messages "$paced" --rate "$rate")
-	printf '   acked %s/s  recv p50 %s ms  p99 %s ms  ack p99 %s ms  lost %s dup %s\n' \
-		"$(echo "$line" | field acked_per_s)" "$(echo "$line" | field recv_p50_ms)" "$(echo "$line" | field recv_p99_ms)" \
-		"$(echo "$line" | field ack_p99_ms)" "$(echo "$line" | field lost)" "$(echo "$line" | field duplicated)"
+	for r in $rate ${PACED_RATES:-}; do
+		paced=$((r * 20)) # a 20-second paced run
+		if [ "$r" = "$rate" ]; then
+			echo "== $broker: paced at $r msg/s (80 % of the median delivered rate), $paced messages"
+		else
+			echo "== $broker: paced at $r msg/s (PACED_RATES), $paced messages"
+		fi
+		line=$(round "$url" "$broker" --messages "$paced" --rate "$r")
+		printf '   acked %s/s  recv p50 %s ms  p99 %s ms  ack p99 %s ms  lost %s dup %s\n' \
+			"$(echo "$line" | field acked_per_s)" "$(echo "$line" | field recv_p50_ms)" "$(echo "$line" | field recv_p99_ms)" \
+			"$(echo "$line" | field ack_p99_ms)" "$(echo "$line" | field lost)" "$(echo "$line" | field duplicated)"
+	done
 done

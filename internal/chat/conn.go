@@ -24,7 +24,7 @@ const serverTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 //
 //   - read: frames in → validate → publish (pipelined) → reply queue;
 //   - reply: waits for each publish's ack in arrival order → OK/ERROR frame;
-//   - write: the send queue → the socket, one frame at a time;
+//   - write: the send queue → the socket, what is queued in one write;
 //   - ping: keep-alive, so that a vanished peer is noticed.
 //
 // Replies leave in the order of the messages they answer. The send queue is
@@ -33,6 +33,7 @@ const serverTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
+	tcp     *corkedConn // under ws
 	room    int
 	roomID  string
 	send    chan []byte
@@ -52,10 +53,10 @@ type reply struct {
 	start   time.Time
 }
 
-func newConn(s *Server, ws *websocket.Conn, room int) *conn {
+func newConn(s *Server, ws *websocket.Conn, tcp *corkedConn, room int) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
-		s: s, ws: ws, room: room, roomID: strconv.Itoa(room),
+		s: s, ws: ws, tcp: tcp, room: room, roomID: strconv.Itoa(room),
 		send:    make(chan []byte, s.cfg.SendBuffer),
 		replies: make(chan reply, s.cfg.MaxPending),
 		limiter: s.newLimiter(),
@@ -122,11 +123,7 @@ func (c *conn) publish(in *Inbound) {
 		Message: in.Message, Timestamp: in.Timestamp, ServerTimestamp: parts.Time.Format(serverTimeLayout),
 		MessageType: in.MessageType,
 	}
-	wire, err := EncodeWire(make([]byte, 0, 256+len(in.Message)), &out)
-	if err != nil {
-		c.replyError("cannot encode the message: " + err.Error())
-		return
-	}
+	wire := EncodeWire(make([]byte, 0, 256+len(in.Message)), &out)
 	p, err := c.s.broker.PublishAsync(c.ctx, Topic, wire)
 	if err != nil {
 		c.s.metrics.brokerErrors.Inc()
@@ -223,6 +220,8 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) bool {
 	return true
 }
 
+// writeLoop sends the queue's frames, as many as are waiting at once in one
+// write to the socket (see cork.go).
 func (c *conn) writeLoop() {
 	for {
 		var frame []byte
@@ -231,14 +230,40 @@ func (c *conn) writeLoop() {
 			return
 		case frame = <-c.send:
 		}
-		wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-		err := c.ws.Write(wctx, websocket.MessageText, frame)
-		cancel()
-		if err != nil {
+		if err := c.writeBatch(frame); err != nil {
 			c.closed.Store(true)
 			c.cancel()
 			return
 		}
+	}
+}
+
+// writeBatch writes first and whatever else is queued, up to maxHeld bytes.
+func (c *conn) writeBatch(first []byte) error {
+	wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+	defer cancel()
+	c.tcp.cork()
+	err := c.ws.Write(wctx, websocket.MessageText, first)
+	for err == nil && c.tcp.heldBytes() < maxHeld {
+		frame, ok := c.next()
+		if !ok {
+			break
+		}
+		err = c.ws.Write(wctx, websocket.MessageText, frame)
+	}
+	if uerr := c.tcp.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// next takes a queued frame without waiting.
+func (c *conn) next() ([]byte, bool) {
+	select {
+	case frame := <-c.send:
+		return frame, true
+	default:
+		return nil, false
 	}
 }
 

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
@@ -288,7 +286,7 @@ func TestBrokerRestart(t *testing.T) {
 	_, portStr, _ := net.SplitHostPort(proctest.FreeAddr(t))
 	port, _ := strconv.Atoi(portStr)
 	storeDir := t.TempDir()
-	nats := startNATS(t, port, storeDir)
+	nats := proctest.StartNATS(t, port, storeDir)
 	t.Cleanup(func() { nats.Shutdown() }) // registered first: runs after the chat server closed
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	dataDir := t.TempDir()
@@ -302,7 +300,7 @@ func TestBrokerRestart(t *testing.T) {
 	nats.WaitForShutdown()
 	time.Sleep(time.Second)
 	downAt := w.ackedCount()
-	nats = startNATS(t, port, storeDir)
+	nats = proctest.StartNATS(t, port, storeDir)
 	waitUntil(t, "traffic after the restart", 30*time.Second, func() bool { return w.ackedCount() > downAt+1000 })
 	acked := w.finish(t)
 
@@ -341,16 +339,3 @@ func TestServerKilledClientsMove(t *testing.T) {
 
 // startNATS runs a NATS server with JetStream in this process, on a real
 // port, so that the test can stop and restart it.
-func startNATS(t *testing.T, port int, storeDir string) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true,
-		StoreDir: storeDir, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	return srv
-}

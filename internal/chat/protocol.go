@@ -62,6 +62,15 @@ type Reply struct {
 // ParseInbound decodes and validates one client frame. The error names the
 // field and the rule it broke, and is meant for the client as it is.
 func ParseInbound(frame []byte) (Inbound, error) {
+	if in, ok := parseInboundFast(frame); ok {
+		return in, in.Validate()
+	}
+	return parseInboundJSON(frame)
+}
+
+// parseInboundJSON is ParseInbound by encoding/json, for every frame the
+// fast path does not take.
+func parseInboundJSON(frame []byte) (Inbound, error) {
 	var in Inbound
 	dec := json.NewDecoder(bytes.NewReader(frame))
 	dec.DisallowUnknownFields()
@@ -167,14 +176,10 @@ func ParseRoom(s string, rooms int) (int, error) {
 // JSON is sent on as it is: encoded once, by the server that accepted it.
 
 // EncodeWire appends the broker payload for m to dst.
-func EncodeWire(dst []byte, m *Outbound) ([]byte, error) {
+func EncodeWire(dst []byte, m *Outbound) []byte {
 	dst = append(dst, m.RoomID...)
 	dst = append(dst, '\n')
-	body, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return append(dst, body...), nil
+	return appendOutbound(dst, m)
 }
 
 // SplitWire returns the room ID and the Outbound JSON of a broker payload.

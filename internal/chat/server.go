@@ -131,14 +131,15 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
+	cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
 	if err != nil {
 		return // Accept has answered (400, 403, 426 …)
 	}
 	ws.SetReadLimit(MaxFrame)
 	s.conns.Add(1)
 	defer s.conns.Done()
-	c := newConn(s, ws, room)
+	c := newConn(s, ws, cw.conn, room)
 	s.hub.join(c)
 	defer s.hub.leave(c)
 	c.run()
