@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/scalelab/scalelab/internal/albums"
 	"io"
 	"strings"
 
@@ -30,6 +31,7 @@ func systems() []host.Factory {
 		dynamo.Factory(),
 		raftkv.Factory(),
 		chat.Factory(chat.DefaultConfig()),
+		albums.Factory(albums.DefaultConfig()),
 	}
 }
 
@@ -51,7 +53,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), load)
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), load)
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

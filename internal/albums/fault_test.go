@@ -1,0 +1,187 @@
+package albums
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+)
+
+// The broker goes away: reviews get 503 with Retry-After, quickly, and once
+// the breaker is open without touching the broker; when the broker is back
+// the breaker closes. Every accepted review is counted exactly once.
+func TestBrokerOutageTripsTheBreaker(t *testing.T) {
+	_, portStr, _ := net.SplitHostPort(proctest.FreeAddr(t))
+	port, _ := strconv.Atoi(portStr)
+	storeDir := t.TempDir()
+	nats := proctest.StartNATS(t, port, storeDir)
+	t.Cleanup(func() { nats.Shutdown() })
+	dataDir := t.TempDir()
+	cfg := testConfig()
+	cfg.Publish.Timeout = 300 * time.Millisecond
+	cfg.Publish.BreakerDelay = time.Second
+	e := host.Engines{Broker: "nats://127.0.0.1:" + portStr, DB: "sqlite://" + filepath.Join(dataDir, "albums.db"), Data: dataDir}
+	base := start(t, e, cfg)
+	id := createAlbum(t, base, "Artist", "Outage", 2001, pngImage(t, 2, 2)).AlbumID
+	like := base + "/api/v1/albums/" + id + "/reviews/like"
+
+	accepted, maybe := 0, 0 // maybe: a timeout whose publish may have been stored
+	review := func() (int, http.Header, time.Duration) {
+		begin := time.Now()
+		resp := send(t, "POST", like, "", nil, nil)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusAccepted:
+			accepted++
+		case http.StatusGatewayTimeout:
+			maybe++
+		}
+		return resp.StatusCode, resp.Header, time.Since(begin)
+	}
+	for range 20 {
+		if code, _, _ := review(); code != http.StatusAccepted {
+			t.Fatalf("before the outage: %d", code)
+		}
+	}
+
+	nats.Shutdown()
+	nats.WaitForShutdown()
+	var opened bool
+	for i := 0; i < 50 && !opened; i++ {
+		code, hdr, took := review()
+		if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+			t.Fatalf("broker down: status %d", code)
+		}
+		if took > 5*time.Second {
+			t.Fatalf("broker down: a review took %s", took)
+		}
+		opened = code == http.StatusServiceUnavailable && hdr.Get("Retry-After") != ""
+	}
+	if !opened {
+		t.Fatal("no 503 with Retry-After after 50 reviews against a dead broker")
+	}
+	// Open: 100 concurrent reviews are refused without waiting on the broker.
+	begin := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := send(t, "POST", like, "", nil, nil)
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[http.StatusServiceUnavailable] != 100 {
+		t.Fatalf("with the breaker open: %v, want 100 × 503", codes)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("100 refused reviews took %s: they waited on the broker", took)
+	}
+	body := fetchMetrics(t, base)
+	if !strings.Contains(body, `scalelab_dependency_breaker_state{dependency="broker",system="albums"} 2`) {
+		t.Fatalf("breaker state metric does not say open:\n%s", grep(body, "breaker_state"))
+	}
+
+	nats = proctest.StartNATS(t, port, storeDir)
+	waitUntil(t, "the breaker to close after the broker returned", 30*time.Second, func() bool {
+		code, _, _ := review()
+		return code == http.StatusAccepted
+	})
+	for range 20 {
+		if code, _, _ := review(); code != http.StatusAccepted {
+			t.Fatalf("after the outage: %d", code)
+		}
+	}
+	var c counts
+	waitUntil(t, "accepted reviews applied", 20*time.Second, func() bool {
+		do(t, "GET", base+"/api/v1/albums/"+id+"/reviews", "", nil, &c)
+		return c.Likes >= int64(accepted)
+	})
+	time.Sleep(300 * time.Millisecond)
+	do(t, "GET", base+"/api/v1/albums/"+id+"/reviews", "", nil, &c)
+	if c.Likes < int64(accepted) || c.Likes > int64(accepted+maybe) {
+		t.Fatalf("%d likes counted; %d reviews accepted, %d timed out (maybe stored)", c.Likes, accepted, maybe)
+	}
+}
+
+// The database goes away: albums already cached are still served; others
+// get a quick 503 with Retry-After; reads recover when it is back.
+func TestDatabaseDownServesFromCache(t *testing.T) {
+	pg := testsvc.Postgres(t)
+	target := strings.TrimPrefix(pg, "postgres://")
+	target = target[strings.Index(target, "@")+1:]
+	target = target[:strings.Index(target, "/")]
+	proxy := proctest.StartProxy(t, target)
+	dbURL := strings.Replace(pg, target, proxy.Addr(), 1)
+	cfg := testConfig()
+	cfg.DBTimeout = 500 * time.Millisecond
+	cfg.Database.Timeout = time.Second
+	base := start(t, host.Engines{DB: dbURL}, cfg)
+	cached := createAlbum(t, base, "Cached", "One", 1999, pngImage(t, 2, 2)).AlbumID
+	uncached := createAlbum(t, base, "Uncached", "Two", 1999, pngImage(t, 2, 2)).AlbumID
+	var a albumJSON
+	if code, raw := do(t, "GET", base+"/api/v1/albums/"+cached, "", nil, &a); code != 200 {
+		t.Fatalf("warm the cache: %d %s", code, raw)
+	}
+
+	proxy.Cut()
+	if code, raw := do(t, "GET", base+"/api/v1/albums/"+cached, "", nil, &a); code != 200 || a.Title != "One" {
+		t.Fatalf("cached album with the database down: %d %s", code, raw)
+	}
+	begin := time.Now()
+	resp := send(t, "GET", base+"/api/v1/albums/"+uncached, "", nil, nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("uncached album with the database down: %d", resp.StatusCode)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("the failing read took %s", took)
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+
+	proxy.Restore()
+	waitUntil(t, "reads after the database returned", 20*time.Second, func() bool {
+		resp := send(t, "GET", base+"/api/v1/albums/"+uncached, "", nil, nil)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+func fetchMetrics(t *testing.T, base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := send(t, "GET", u.Scheme+"://"+u.Host+"/metrics", "", nil, nil)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
