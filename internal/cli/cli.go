@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/scalelab/scalelab/internal/albums"
+	"github.com/scalelab/scalelab/internal/shop"
 	"io"
 	"strings"
 
@@ -32,6 +33,7 @@ func systems() []host.Factory {
 		raftkv.Factory(),
 		chat.Factory(chat.DefaultConfig()),
 		albums.Factory(albums.DefaultConfig()),
+		shop.Factory(shop.DefaultConfig()),
 	}
 }
 
@@ -53,7 +55,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), load)
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), load)
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

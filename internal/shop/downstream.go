@@ -1,0 +1,404 @@
+package shop
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+)
+
+// Downstream simulates the two services checkout depends on, on one
+// address: inventory reservation (/inventory/…) and payment (/payments/…).
+// Both keep their state in memory and are idempotent by key, as the real
+// services they stand for would be. Faults are injected per service:
+// latency, a failure rate, and a stall (requests hang until the stall is
+// lifted or the caller gives up).
+//
+// A failure is ambiguous on purpose, like a lost response on a real
+// network: half of the failed requests fail before doing anything, the
+// other half do their work and then answer 500. A client that retries a
+// charge without its idempotency key would charge twice; one that sends the
+// key cannot.
+type Downstream struct {
+	mu           sync.Mutex
+	reservations map[string]reservation // by order ID
+	payments     map[string]*payment    // by idempotency key
+	faults       map[string]*faultState // "inventory", "payment"
+	stats        DownstreamStats
+	rng          *rand.Rand
+}
+
+type reservation struct {
+	Items    []LineItem `json:"items"`
+	Released bool       `json:"released"`
+}
+
+type payment struct {
+	ChargeID    string `json:"chargeId,omitempty"`
+	OrderID     string `json:"orderId"`
+	AmountCents int64  `json:"amountCents"`
+	Voided      bool   `json:"voided"`
+}
+
+// Faults is what a service does wrong. Stalled requests wait until the
+// stall is lifted (then answer normally) or their caller goes away.
+type Faults struct {
+	Latency  time.Duration `json:"-"`
+	FailRate float64       `json:"failRate"`
+	Stalled  bool          `json:"stalled"`
+}
+
+type faultsJSON struct {
+	Latency  string   `json:"latency"`
+	FailRate *float64 `json:"failRate"`
+	Stalled  *bool    `json:"stalled"`
+}
+
+type faultState struct {
+	Faults
+	unstall chan struct{} // closed when a stall is lifted
+}
+
+// DownstreamStats counts what the downstream services did.
+type DownstreamStats struct {
+	Reservations     int64 `json:"reservations"`
+	Releases         int64 `json:"releases"`
+	Charges          int64 `json:"charges"`          // distinct idempotency keys charged
+	ChargedCents     int64 `json:"chargedCents"`     // sum over those charges
+	RepeatedCharges  int64 `json:"repeatedCharges"`  // requests answered from an existing charge
+	Voids            int64 `json:"voids"`            // keys voided before any charge
+	FailedRequests   int64 `json:"failedRequests"`   // injected failures
+	StalledRequests  int64 `json:"stalledRequests"`  // requests that met a stall
+	AbandonedInStall int64 `json:"abandonedInStall"` // of those, the ones whose caller gave up
+}
+
+// NewDownstream builds the simulator with no faults. seed fixes the
+// failure draws.
+func NewDownstream(seed uint64) *Downstream {
+	d := &Downstream{
+		reservations: map[string]reservation{},
+		payments:     map[string]*payment{},
+		faults:       map[string]*faultState{},
+		rng:          rand.New(rand.NewPCG(seed, seed^0x5eed)),
+	}
+	for _, s := range downstreamServices {
+		d.faults[s] = &faultState{unstall: make(chan struct{})}
+	}
+	return d
+}
+
+var downstreamServices = []string{"inventory", "payment"}
+
+// SetFaults replaces a service's faults. Lifting a stall releases every
+// request waiting in it.
+func (d *Downstream) SetFaults(service string, f Faults) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fs, ok := d.faults[service]
+	if !ok {
+		return apperr.E(apperr.NotFound, "no service %q: want inventory or payment", service)
+	}
+	if f.FailRate < 0 || f.FailRate > 1 || f.Latency < 0 {
+		return apperr.E(apperr.Invalid, "failRate must be in [0,1] and latency ≥ 0")
+	}
+	if fs.Stalled && !f.Stalled {
+		close(fs.unstall)
+		fs.unstall = make(chan struct{})
+	}
+	fs.Faults = f
+	return nil
+}
+
+// Faults returns a service's current faults.
+func (d *Downstream) Faults(service string) Faults {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.faults[service].Faults
+}
+
+// Stats returns the counters.
+func (d *Downstream) Stats() DownstreamStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// ChargesFor returns how many distinct charges exist for an order (any
+// key): the "never charged twice" check of the tests.
+func (d *Downstream) ChargesFor(orderID string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, p := range d.payments {
+		if p.OrderID == orderID && p.ChargeID != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Handler serves both services and the control API.
+func (d *Downstream) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /inventory/reservations", d.faulty("inventory", d.reserve))
+	mux.HandleFunc("DELETE /inventory/reservations/{orderId}", d.faulty("inventory", d.release))
+	mux.HandleFunc("POST /payments", d.faulty("payment", d.charge))
+	mux.HandleFunc("GET /payments/{key}", d.faulty("payment", d.paymentStatus))
+	mux.HandleFunc("POST /payments/{key}/void", d.faulty("payment", d.void))
+	mux.HandleFunc("GET /control", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]faultsJSON{}
+		for _, s := range downstreamServices {
+			f := d.Faults(s)
+			out[s] = faultsJSON{Latency: f.Latency.String(), FailRate: &f.FailRate, Stalled: &f.Stalled}
+		}
+		httpx.WriteJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("PUT /control/{service}", d.control)
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, d.Stats())
+	})
+	return mux
+}
+
+// control changes one service's faults; absent fields keep their value.
+func (d *Downstream) control(w http.ResponseWriter, r *http.Request) {
+	var in faultsJSON
+	if err := httpx.DecodeJSON(r, &in); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	service := r.PathValue("service")
+	if _, ok := d.faults[service]; !ok {
+		httpx.WriteError(w, r, apperr.E(apperr.NotFound, "no service %q: want inventory or payment", service))
+		return
+	}
+	f := d.Faults(service)
+	if in.Latency != "" {
+		l, err := time.ParseDuration(in.Latency)
+		if err != nil {
+			httpx.WriteError(w, r, apperr.E(apperr.Invalid, "latency: a duration such as 20ms"))
+			return
+		}
+		f.Latency = l
+	}
+	if in.FailRate != nil {
+		f.FailRate = *in.FailRate
+	}
+	if in.Stalled != nil {
+		f.Stalled = *in.Stalled
+	}
+	if err := d.SetFaults(service, f); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, faultsJSON{Latency: f.Latency.String(), FailRate: &f.FailRate, Stalled: &f.Stalled})
+}
+
+// faulty applies a service's faults around its handler. A handler returns
+// its status and body, so that an injected "lost response" can do the
+// work and then answer 500 instead.
+func (d *Downstream) faulty(service string, h func(r *http.Request) (int, any)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		fs := d.faults[service]
+		f, unstall := fs.Faults, fs.unstall
+		fail := f.FailRate > 0 && d.rng.Float64() < f.FailRate
+		lost := fail && d.rng.IntN(2) == 0
+		if f.Stalled {
+			d.stats.StalledRequests++
+		}
+		d.mu.Unlock()
+
+		if f.Stalled {
+			select {
+			case <-unstall:
+			case <-r.Context().Done():
+				d.mu.Lock()
+				d.stats.AbandonedInStall++
+				d.mu.Unlock()
+				return
+			}
+		}
+		if f.Latency > 0 {
+			t := time.NewTimer(f.Latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		if fail && !lost {
+			d.countFailure()
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, httpx.ErrorBody{Error: service + ": injected failure (nothing done)"})
+			return
+		}
+		status, body := h(r)
+		if fail {
+			d.countFailure()
+			httpx.WriteJSON(w, http.StatusInternalServerError, httpx.ErrorBody{Error: service + ": injected failure (the work was done, the answer lost)"})
+			return
+		}
+		httpx.WriteJSON(w, status, body)
+	}
+}
+
+func (d *Downstream) countFailure() {
+	d.mu.Lock()
+	d.stats.FailedRequests++
+	d.mu.Unlock()
+}
+
+// LineItem is one product and quantity of an order.
+type LineItem struct {
+	ProductID string `json:"productId"`
+	Quantity  int    `json:"quantity"`
+}
+
+type reserveRequest struct {
+	OrderID string     `json:"orderId"`
+	Items   []LineItem `json:"items"`
+}
+
+func errBody(format string, args ...any) httpx.ErrorBody {
+	return httpx.ErrorBody{Error: fmt.Sprintf(format, args...)}
+}
+
+// reserve holds items for an order; the same order reserves once.
+func (d *Downstream) reserve(r *http.Request) (int, any) {
+	var in reserveRequest
+	if err := httpx.DecodeJSON(r, &in); err != nil || in.OrderID == "" || len(in.Items) == 0 {
+		return http.StatusBadRequest, errBody("want {\"orderId\", \"items\": [{\"productId\", \"quantity\"}]}")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if res, ok := d.reservations[in.OrderID]; ok {
+		if res.Released {
+			return http.StatusConflict, errBody("reservation for order %s was released", in.OrderID)
+		}
+		return http.StatusOK, map[string]string{"reservationId": in.OrderID}
+	}
+	d.reservations[in.OrderID] = reservation{Items: in.Items}
+	d.stats.Reservations++
+	return http.StatusCreated, map[string]string{"reservationId": in.OrderID}
+}
+
+// release cancels a reservation; releasing twice, or one never made, is
+// fine (a release must be safe to retry).
+func (d *Downstream) release(r *http.Request) (int, any) {
+	id := r.PathValue("orderId")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	res, ok := d.reservations[id]
+	if !ok || !res.Released {
+		res.Released = true
+		d.reservations[id] = res
+		d.stats.Releases++
+	}
+	return http.StatusOK, map[string]bool{"released": true}
+}
+
+type chargeRequest struct {
+	OrderID     string `json:"orderId"`
+	AmountCents int64  `json:"amountCents"`
+}
+
+// charge takes a payment once per Idempotency-Key: a repeated request
+// gets the first charge back; the same key for a different amount or
+// order is refused, as is a voided key.
+func (d *Downstream) charge(r *http.Request) (int, any) {
+	key := r.Header.Get("Idempotency-Key")
+	var in chargeRequest
+	if err := httpx.DecodeJSON(r, &in); err != nil || in.OrderID == "" || in.AmountCents <= 0 {
+		return http.StatusBadRequest, errBody("want {\"orderId\", \"amountCents\" > 0}")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if key == "" {
+		// Without a key every request is a new charge: what a naive
+		// client's retry does to its customers.
+		key = "anonymous-" + strconv.FormatInt(d.stats.Charges+d.stats.RepeatedCharges+1, 10) + "-" + in.OrderID
+	}
+	if p, ok := d.payments[key]; ok {
+		switch {
+		case p.Voided:
+			return http.StatusConflict, errBody("payment %s was voided", key)
+		case p.OrderID != in.OrderID || p.AmountCents != in.AmountCents:
+			return http.StatusUnprocessableEntity, errBody("idempotency key %s was used for another charge", key)
+		}
+		d.stats.RepeatedCharges++
+		return http.StatusOK, p
+	}
+	p := &payment{ChargeID: "ch_" + strconv.FormatInt(d.stats.Charges+1, 10), OrderID: in.OrderID, AmountCents: in.AmountCents}
+	d.payments[key] = p
+	d.stats.Charges++
+	d.stats.ChargedCents += in.AmountCents
+	return http.StatusCreated, p
+}
+
+func (d *Downstream) paymentStatus(r *http.Request) (int, any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.payments[r.PathValue("key")]
+	if !ok {
+		return http.StatusNotFound, errBody("no payment with key %s", r.PathValue("key"))
+	}
+	return http.StatusOK, p
+}
+
+// void makes a key unusable if it has not charged: after it, a late charge
+// with the key is refused, so the shop can safely give the stock back.
+func (d *Downstream) void(r *http.Request) (int, any) {
+	key := r.PathValue("key")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.payments[key]
+	if ok && p.ChargeID != "" {
+		return http.StatusConflict, p
+	}
+	if !ok {
+		d.payments[key] = &payment{Voided: true}
+		d.stats.Voids++
+	}
+	return http.StatusOK, map[string]bool{"voided": true}
+}
+
+// RunDownstream serves the simulator on addr until ctx ends. stallAfter > 0
+// stalls the stalled service that long after start, for stallFor (0:
+// until stopped).
+func RunDownstream(ctx context.Context, d *Downstream, srv *httpx.Server, stallService string, stallAfter, stallFor time.Duration) error {
+	if stallAfter > 0 {
+		service := strings.ToLower(stallService)
+		if _, ok := d.faults[service]; !ok {
+			return fmt.Errorf("shop downstream: --stall-service %q: want inventory or payment", stallService)
+		}
+		go func() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(stallAfter):
+			}
+			f := d.Faults(service)
+			f.Stalled = true
+			_ = d.SetFaults(service, f)
+			if stallFor <= 0 {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(stallFor):
+			}
+			f = d.Faults(service)
+			f.Stalled = false
+			_ = d.SetFaults(service, f)
+		}()
+	}
+	return srv.Serve(ctx)
+}

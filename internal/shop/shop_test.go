@@ -1,0 +1,181 @@
+package shop
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestShopEndToEnd(t *testing.T) {
+	for _, es := range engineSets {
+		t.Run(es.name, func(t *testing.T) {
+			ts := startShop(t, es.make(t), testConfig())
+			base := ts.base
+
+			// Catalog and search.
+			boots := ts.product(t, "Trail running shoes, red", "shoes", 8999, 5)
+			blue := ts.product(t, "Road running shoes blue", "shoes", 7999, 3)
+			jacket := ts.product(t, "Running jacket", "apparel", 12000, 2)
+			ts.product(t, "Espresso machine", "kitchen", 45000, 1)
+			names := func(url string) []string {
+				var out struct {
+					Products []productJSON `json:"products"`
+				}
+				if code, raw := api(t, "GET", base+url, nil, nil, &out); code != http.StatusOK {
+					t.Fatalf("GET %s: %d %s", url, code, raw)
+				}
+				var ns []string
+				for _, p := range out.Products {
+					ns = append(ns, p.Name)
+				}
+				return ns
+			}
+			for url, want := range map[string][]string{
+				"/api/v1/products?q=running":                  {"Running jacket", "Road running shoes blue", "Trail running shoes, red"},
+				"/api/v1/products?q=RUNNING+shoes":            {"Road running shoes blue", "Trail running shoes, red"},
+				"/api/v1/products?q=running&category=apparel": {"Running jacket"},
+				"/api/v1/products?category=kitchen":           {"Espresso machine"},
+				"/api/v1/products?q=nothing":                  nil,
+				"/api/v1/products?q=shoes&category=kitchen":   nil,
+			} {
+				if got := names(url); !slices.Equal(got, want) {
+					t.Errorf("GET %s = %q, want %q", url, got, want)
+				}
+			}
+			// Cursor pagination walks every product once, newest first.
+			var all []string
+			cursor := ""
+			for range 10 {
+				var page struct {
+					Products   []productJSON `json:"products"`
+					NextCursor string        `json:"nextCursor"`
+				}
+				api(t, "GET", base+"/api/v1/products?limit=3&cursor="+cursor, nil, nil, &page)
+				for _, p := range page.Products {
+					all = append(all, p.Name)
+				}
+				if cursor = page.NextCursor; cursor == "" {
+					break
+				}
+			}
+			if want := []string{"Espresso machine", "Running jacket", "Road running shoes blue", "Trail running shoes, red"}; !slices.Equal(all, want) {
+				t.Errorf("paged listing = %q, want %q", all, want)
+			}
+
+			// Price and stock updates.
+			var upd productJSON
+			if code, raw := api(t, "PUT", base+"/api/v1/products/"+blue.ProductID, map[string]any{"price_cents": 6999}, nil, &upd); code != 200 || upd.PriceCents != 6999 || upd.Stock != 3 {
+				t.Fatalf("PUT price: %d %s", code, raw)
+			}
+			if code, raw := api(t, "PUT", base+"/api/v1/products/"+jacket.ProductID, map[string]any{"stock": 4}, nil, &upd); code != 200 || upd.Stock != 4 {
+				t.Fatalf("PUT stock: %d %s", code, raw)
+			}
+
+			// Cart and checkout. IDs may be strings or numbers.
+			cart := ts.cart(t, boots.ProductID, 2, blue.ProductID, 1)
+			if code, raw := api(t, "POST", base+"/api/v1/carts/"+cart+"/items", `{"productId":`+boots.ProductID+`,"quantity":1}`, nil, nil); code != 200 {
+				t.Fatalf("add by number: %d %s", code, raw)
+			}
+			var c struct {
+				Items      []cartItemJSON `json:"items"`
+				TotalCents int64          `json:"totalCents"`
+			}
+			api(t, "GET", base+"/api/v1/carts/"+cart, nil, nil, &c)
+			if len(c.Items) != 2 || c.TotalCents != 3*8999+6999 {
+				t.Fatalf("cart = %+v", c)
+			}
+			code, o, raw, h := ts.checkout(t, cart, "k-1")
+			if code != http.StatusCreated || o.State != "paid" || o.TotalCents != 3*8999+6999 || o.ChargeID == "" || h.Get("Location") == "" {
+				t.Fatalf("checkout: %d %s", code, raw)
+			}
+			// The same key again: the same order, no second charge.
+			code, o2, raw, _ := ts.checkout(t, cart, "k-1")
+			if code != http.StatusOK || o2.OrderID != o.OrderID || o2.ChargeID != o.ChargeID {
+				t.Fatalf("repeated checkout: %d %s", code, raw)
+			}
+			if st := ts.down.Stats(); st.Charges != 1 || st.Reservations != 1 {
+				t.Fatalf("downstream saw %+v, want one charge and one reservation", st)
+			}
+			if p := ts.getProduct(t, boots.ProductID); p.Stock != 2 {
+				t.Fatalf("stock after checkout = %d, want 2", p.Stock)
+			}
+			// Another key for the same cart; the key for another cart; a closed cart.
+			if code, _, raw, _ := ts.checkout(t, cart, "k-2"); code != http.StatusConflict || !strings.Contains(raw, o.OrderID) {
+				t.Fatalf("second key for a checked-out cart: %d %s", code, raw)
+			}
+			other := ts.cart(t, jacket.ProductID, 1)
+			if code, _, raw, _ := ts.checkout(t, other, "k-1"); code != http.StatusConflict || !strings.Contains(raw, "Idempotency-Key") {
+				t.Fatalf("key reused for another cart: %d %s", code, raw)
+			}
+			if code, raw := api(t, "POST", base+"/api/v1/carts/"+cart+"/items", map[string]any{"productId": jacket.ProductID, "quantity": 1}, nil, nil); code != http.StatusConflict {
+				t.Fatalf("add to an ordered cart: %d %s", code, raw)
+			}
+			var got orderJSON
+			if code, raw := api(t, "GET", base+"/api/v1/orders/"+o.OrderID, nil, nil, &got); code != 200 || got.State != "paid" || len(got.Items) != 2 {
+				t.Fatalf("GET order: %d %s", code, raw)
+			}
+			// Out of stock: 409 naming the product, nothing taken.
+			greedy := ts.cart(t, jacket.ProductID, 5)
+			if code, _, raw, _ := ts.checkout(t, greedy, "k-3"); code != http.StatusConflict || !strings.Contains(raw, "out of stock") {
+				t.Fatalf("oversized checkout: %d %s", code, raw)
+			}
+			if p := ts.getProduct(t, jacket.ProductID); p.Stock != 4 {
+				t.Fatalf("stock after a refused checkout = %d, want 4", p.Stock)
+			}
+			empty := ts.cart(t)
+			if code, _, raw, _ := ts.checkout(t, empty, "k-4"); code != http.StatusConflict {
+				t.Fatalf("empty cart: %d %s", code, raw)
+			}
+		})
+	}
+}
+
+// TestCheckoutNeverOversells races 30 single-unit checkouts (and a few
+// repeats of each key) for 10 units: exactly 10 orders are paid.
+func TestCheckoutNeverOversells(t *testing.T) {
+	for _, es := range engineSets {
+		t.Run(es.name, func(t *testing.T) {
+			ts := startShop(t, es.make(t), testConfig())
+			p := ts.product(t, "Limited edition vinyl", "music", 2500, 10)
+			carts := make([]string, 30)
+			for i := range carts {
+				carts[i] = ts.cart(t, p.ProductID, 1)
+			}
+			var mu sync.Mutex
+			paid := map[string]bool{}
+			statuses := map[int]int{}
+			var wg sync.WaitGroup
+			for i, c := range carts {
+				for range 2 { // each key sent twice, concurrently
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						code, o, _, _ := ts.checkout(t, c, "race-"+c)
+						mu.Lock()
+						defer mu.Unlock()
+						statuses[code]++
+						if code < 300 {
+							paid[o.OrderID] = true
+						}
+						_ = i
+					}()
+				}
+			}
+			wg.Wait()
+			if len(paid) != 10 {
+				t.Fatalf("%d orders paid for 10 units (statuses %v)", len(paid), statuses)
+			}
+			if statuses[http.StatusCreated]+statuses[http.StatusOK]+statuses[http.StatusConflict] != 60 {
+				t.Fatalf("unexpected statuses %v", statuses)
+			}
+			if got := ts.getProduct(t, p.ProductID); got.Stock != 0 {
+				t.Fatalf("stock = %d, want 0", got.Stock)
+			}
+			if st := ts.down.Stats(); st.Charges != 10 {
+				t.Fatalf("%d charges for 10 orders", st.Charges)
+			}
+		})
+	}
+}
