@@ -1,8 +1,10 @@
 package shop
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -206,6 +208,15 @@ func (d *Downstream) control(w http.ResponseWriter, r *http.Request) {
 // work and then answer 500 instead.
 func (d *Downstream) faulty(service string, h func(r *http.Request) (int, any)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Take the whole request in before any fault: net/http notices a
+		// caller that hangs up (and cancels r.Context()) only once the body
+		// has been read, and a stalled request must see its caller leave.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			httpx.WriteJSON(w, http.StatusBadRequest, errBody("request body: %v", err))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		d.mu.Lock()
 		fs := d.faults[service]
 		f, unstall := fs.Faults, fs.unstall
@@ -240,13 +251,13 @@ func (d *Downstream) faulty(service string, h func(r *http.Request) (int, any)) 
 			httpx.WriteJSON(w, http.StatusServiceUnavailable, httpx.ErrorBody{Error: service + ": injected failure (nothing done)"})
 			return
 		}
-		status, body := h(r)
+		status, answer := h(r)
 		if fail {
 			d.countFailure()
 			httpx.WriteJSON(w, http.StatusInternalServerError, httpx.ErrorBody{Error: service + ": injected failure (the work was done, the answer lost)"})
 			return
 		}
-		httpx.WriteJSON(w, status, body)
+		httpx.WriteJSON(w, status, answer)
 	}
 }
 
