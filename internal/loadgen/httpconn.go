@@ -25,6 +25,9 @@ type HTTPTarget struct {
 	Headers  []string // "Name: value"
 	Body     string   // template
 	Insecure bool     // skip TLS certificate checks
+	// Values are what {{value}} renders, entry seq mod len(Values): IDs
+	// created before the run (carts to check out, users to log in).
+	Values []string
 }
 
 // httpPlan is an HTTPTarget compiled for sending: the request bytes are
@@ -35,8 +38,8 @@ type httpPlan struct {
 	head       bool
 	pathTpl    Template
 	bodyTpl    Template
-	prefix     []byte // "METHOD "
-	headers    []byte // " HTTP/1.1\r\nHost: …\r\n…" up to the Content-Length line
+	prefix     []byte   // "METHOD "
+	headers    Template // " HTTP/1.1\r\nHost: …\r\n…" up to the Content-Length line
 	hasBody    bool
 	static     []byte // the whole request, when path and body are static
 	display    string
@@ -101,8 +104,16 @@ func compileHTTP(t HTTPTarget) (*httpPlan, error) {
 		h.WriteString("User-Agent: scalelab-load\r\n")
 	}
 	p.prefix = []byte(method + " ")
-	p.headers = h.Bytes()
-	if p.pathTpl.Static() && p.bodyTpl.Static() {
+	if p.headers, err = ParseTemplate(h.String()); err != nil {
+		return nil, fmt.Errorf("headers: %w", err)
+	}
+	for _, tpl := range []*Template{&p.pathTpl, &p.bodyTpl, &p.headers} {
+		if tpl.usesValues() && len(t.Values) == 0 {
+			return nil, fmt.Errorf("{{value}} needs Values")
+		}
+		*tpl = tpl.WithValues(t.Values)
+	}
+	if p.pathTpl.Static() && p.bodyTpl.Static() && p.headers.Static() {
 		p.static = p.appendRequest(nil, 0, nil)
 	}
 	return p, nil
@@ -112,7 +123,7 @@ func compileHTTP(t HTTPTarget) (*httpPlan, error) {
 func (p *httpPlan) appendRequest(dst []byte, seq uint64, rng *rand.Rand) []byte {
 	dst = append(dst, p.prefix...)
 	dst = p.pathTpl.AppendTo(dst, seq, rng)
-	dst = append(dst, p.headers...)
+	dst = p.headers.AppendTo(dst, seq, rng)
 	if p.hasBody {
 		bodyStart := len(dst)
 		dst = p.bodyTpl.AppendTo(dst, seq, rng)

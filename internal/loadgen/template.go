@@ -13,16 +13,18 @@ import (
 //	{{seq}}          the request's sequence number (0, 1, 2, …, across the whole run)
 //	{{rand A B}}     a uniform random integer in [A, B]
 //	{{uuid}}         a random (version 4) UUID
+//	{{value}}        entry seq mod N of the target's Values (IDs made before the run)
 //
 // A template without placeholders renders to itself, and callers can check
 // Static to build the request once.
 type Template struct {
-	parts []part
+	parts  []part
+	values []string // for {{value}}
 }
 
 type part struct {
 	lit    string
-	kind   byte // 0 literal, 's' seq, 'r' rand, 'u' uuid
+	kind   byte // 0 literal, 's' seq, 'r' rand, 'u' uuid, 'v' value
 	lo, hi int64
 }
 
@@ -61,6 +63,8 @@ func parsePlaceholder(f []string) (part, error) {
 		return part{kind: 's'}, nil
 	case f[0] == "uuid" && len(f) == 1:
 		return part{kind: 'u'}, nil
+	case f[0] == "value" && len(f) == 1:
+		return part{kind: 'v'}, nil
 	case f[0] == "rand" && len(f) == 3:
 		lo, err1 := strconv.ParseInt(f[1], 10, 64)
 		hi, err2 := strconv.ParseInt(f[2], 10, 64)
@@ -69,7 +73,23 @@ func parsePlaceholder(f []string) (part, error) {
 		}
 		return part{kind: 'r', lo: lo, hi: hi}, nil
 	}
-	return part{}, fmt.Errorf("template: unknown placeholder {{%s}}: want {{seq}}, {{rand A B}} or {{uuid}}", strings.Join(f, " "))
+	return part{}, fmt.Errorf("template: unknown placeholder {{%s}}: want {{seq}}, {{rand A B}}, {{uuid}} or {{value}}", strings.Join(f, " "))
+}
+
+// usesValues reports whether the template has a {{value}}.
+func (t Template) usesValues() bool {
+	for _, p := range t.parts {
+		if p.kind == 'v' {
+			return true
+		}
+	}
+	return false
+}
+
+// WithValues returns the template with the list {{value}} draws from.
+func (t Template) WithValues(values []string) Template {
+	t.values = values
+	return t
 }
 
 // Static reports whether the template has no placeholders.
@@ -94,6 +114,8 @@ func (t Template) AppendTo(dst []byte, seq uint64, rng *rand.Rand) []byte {
 			dst = strconv.AppendInt(dst, p.lo+rng.Int64N(p.hi-p.lo+1), 10)
 		case 'u':
 			dst = appendUUID(dst, rng)
+		case 'v':
+			dst = append(dst, t.values[seq%uint64(len(t.values))]...)
 		}
 	}
 	return dst

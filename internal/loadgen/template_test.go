@@ -82,3 +82,20 @@ func TestUnescapePlaceholders(t *testing.T) {
 		}
 	}
 }
+
+func TestValuePlaceholderAndHeaderTemplates(t *testing.T) {
+	p, err := compileHTTP(HTTPTarget{URL: "http://127.0.0.1:1/carts/{{value}}/checkout", Method: "POST",
+		Headers: []string{"Idempotency-Key: k-{{value}}"}, Values: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq, want := range []string{"a", "b", "a"} {
+		req := string(p.appendRequest(nil, uint64(seq), nil))
+		if !strings.HasPrefix(req, "POST /carts/"+want+"/checkout HTTP/1.1\r\n") || !strings.Contains(req, "\r\nIdempotency-Key: k-"+want+"\r\n") {
+			t.Fatalf("request %d = %q", seq, req)
+		}
+	}
+	if _, err := compileHTTP(HTTPTarget{URL: "http://127.0.0.1:1/{{value}}"}); err == nil {
+		t.Fatal("{{value}} without Values compiled")
+	}
+}
