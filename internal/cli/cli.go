@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/scalelab/scalelab/internal/albums"
 	"github.com/scalelab/scalelab/internal/shop"
+	"github.com/scalelab/scalelab/internal/shop/cascade"
 	"io"
 	"strings"
 
@@ -55,7 +56,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), load)
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load)
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

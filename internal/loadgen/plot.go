@@ -151,3 +151,19 @@ func Plots(s Summary) (map[string]string, error) {
 		series: []series{{"latency", "#1f77b4", xs, ys}}}.svg()
 	return out, nil
 }
+
+// Line is one named line of a TimeChart.
+type Line struct {
+	Name, Color string
+	X, Y        []float64 // X in seconds
+}
+
+// TimeChart renders lines over time (x in seconds) as an SVG document, for
+// experiments that plot more than one run or measure on one chart.
+func TimeChart(title, yLabel string, lines []Line) string {
+	c := chart{title: title, xLabel: "time", yLabel: yLabel, xTick: func(x float64) string { return trimFloat(x) + "s" }}
+	for _, l := range lines {
+		c.series = append(c.series, series{l.Name, l.Color, l.X, l.Y})
+	}
+	return c.svg()
+}

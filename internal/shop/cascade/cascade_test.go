@@ -1,0 +1,60 @@
+package cascade
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/proctest"
+)
+
+// TestCascadeShowsTheLesson runs a short experiment: the naive shop's
+// stalled checkouts fill its request slots and catalog searches are
+// refused; the protected shop's catalog never fails while its checkouts
+// fail fast, and it keeps few requests in flight.
+func TestCascadeShowsTheLesson(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the shop twice for 14 s")
+	}
+	cfg := DefaultConfig()
+	cfg.Binary = proctest.Binary(t)
+	cfg.Out = t.TempDir()
+	cfg.Duration, cfg.StallAt, cfg.StallFor = 14*time.Second, 2*time.Second, 4*time.Second // the breaker probes 5 s after it opened
+	cfg.CatalogRate, cfg.CartRate, cfg.CheckoutRate = 50, 10, 40
+	cfg.MaxInFlight = 64
+	cfg.Timeout = 8 * time.Second
+	cfg.Logf = t.Logf
+	results, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, on := results[0], results[1]
+	if off.Protect || !on.Protect {
+		t.Fatal("modes out of order")
+	}
+	if p := off.Phases["catalog/stall"]; p.ErrPerS == 0 {
+		t.Errorf("naive shop: catalog kept working during the stall (%+v); the lesson did not show", p)
+	}
+	if off.PeakIn < cfg.MaxInFlight {
+		t.Errorf("naive shop: peak in flight %d, want the bound %d reached", off.PeakIn, cfg.MaxInFlight)
+	}
+	if c := on.Classes["catalog"]; c.Errors != 0 {
+		t.Errorf("protected shop: %d catalog errors (%v)", c.Errors, c.ByClass)
+	}
+	if p := on.Phases["checkout/stall"]; p.ErrPerS == 0 || p.OKPerS > 0 {
+		t.Errorf("protected shop: checkout during the stall %+v, want failures only", p)
+	}
+	if on.PeakIn >= cfg.MaxInFlight/2 {
+		t.Errorf("protected shop: peak in flight %d", on.PeakIn)
+	}
+	if on.RecoveryS < 0 {
+		t.Errorf("protected shop: checkout did not recover within the run")
+	}
+	for _, f := range []string{"report.md", "results.json", "checkout-p99.svg", "catalog-p99.svg", "shop-goroutines.svg"} {
+		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
