@@ -127,12 +127,7 @@ func (s *Service) MaxBody() int64 { return s.cfg.MaxImage + maxProfile + 64<<10 
 
 // Checks implements host.System.
 func (s *Service) Checks() []httpx.Check {
-	return []httpx.Check{{Name: "worker-id", Fn: func(context.Context) error {
-		if !s.ids.Valid() {
-			return snowflake.ErrLeaseLost
-		}
-		return nil
-	}}}
+	return []httpx.Check{{Name: "worker-id", Fn: s.ids.Ready}}
 }
 
 // Close implements host.System: apply the reviews in hand, release the worker ID.

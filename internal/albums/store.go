@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
@@ -42,11 +41,7 @@ type store struct {
 }
 
 func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, sub, "albums"); err != nil {
+	if err := db.Migrate(ctx, migrations, "albums"); err != nil {
 		return nil, err
 	}
 	return &store{db: db}, nil

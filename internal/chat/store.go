@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -64,11 +63,7 @@ type Store struct {
 
 // OpenStore applies the chat migrations and returns the store.
 func OpenStore(ctx context.Context, db *sqldb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, sub, "chat"); err != nil {
+	if err := db.Migrate(ctx, migrations, "chat"); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil

@@ -94,12 +94,7 @@ func (s *System) Checks() []httpx.Check {
 	if s.ids == nil {
 		return nil
 	}
-	return []httpx.Check{{Name: "worker-id", Fn: func(context.Context) error {
-		if !s.ids.Valid() {
-			return snowflake.ErrLeaseLost
-		}
-		return nil
-	}}}
+	return []httpx.Check{{Name: "worker-id", Fn: s.ids.Ready}}
 }
 
 // Close closes connections (clients reconnect elsewhere), then flushes the

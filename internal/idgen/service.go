@@ -88,12 +88,7 @@ func (s *Service) Handler() http.Handler { return s.routes() }
 
 // Checks implements host.System: not ready while the lease is not held.
 func (s *Service) Checks() []httpx.Check {
-	return []httpx.Check{{Name: "worker-id", Fn: func(context.Context) error {
-		if !s.gen.Valid() {
-			return snowflake.ErrLeaseLost
-		}
-		return nil
-	}}}
+	return []httpx.Check{{Name: "worker-id", Fn: s.gen.Ready}}
 }
 
 // Close implements host.System: release the worker ID for others.

@@ -132,12 +132,7 @@ func (s *Service) Description() string { return description }
 
 // Checks implements host.System.
 func (s *Service) Checks() []httpx.Check {
-	return []httpx.Check{{Name: "worker-id", Fn: func(context.Context) error {
-		if !s.ids.Valid() {
-			return snowflake.ErrLeaseLost
-		}
-		return nil
-	}}}
+	return []httpx.Check{{Name: "worker-id", Fn: s.ids.Ready}}
 }
 
 // Close implements host.System.

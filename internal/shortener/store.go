@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -35,11 +34,7 @@ var errDuplicate = errors.New("shortener: code taken")
 type store struct{ db *sqldb.DB }
 
 func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, sub, "shortener"); err != nil {
+	if err := db.Migrate(ctx, migrations, "shortener"); err != nil {
 		return nil, err
 	}
 	return &store{db: db}, nil

@@ -1,6 +1,7 @@
 package snowflake
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -179,3 +180,12 @@ func (g *Generator) Stats() Stats {
 
 // Valid reports whether the generator may issue IDs now.
 func (g *Generator) Valid() bool { return g.now().UnixMilli() <= g.validUntil.Load() }
+
+// Ready is Valid as a readiness check (httpx.Check's Fn): ErrLeaseLost
+// while the generator may not issue IDs.
+func (g *Generator) Ready(context.Context) error {
+	if !g.Valid() {
+		return ErrLeaseLost
+	}
+	return nil
+}

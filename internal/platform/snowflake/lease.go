@@ -166,7 +166,7 @@ type SQLLeaseStore struct{ db *sqldb.DB }
 
 // NewSQLLeaseStore migrates the lease table and returns the store.
 func NewSQLLeaseStore(ctx context.Context, db *sqldb.DB) (*SQLLeaseStore, error) {
-	if err := db.Migrate(ctx, subFS(migrations, "migrations"), "snowflake"); err != nil {
+	if err := db.Migrate(ctx, migrations, "snowflake"); err != nil {
 		return nil, err
 	}
 	return &SQLLeaseStore{db: db}, nil

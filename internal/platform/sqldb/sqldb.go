@@ -178,10 +178,11 @@ func (db *DB) Rebind(query string) string {
 	return b.String()
 }
 
-// Migrate applies the migrations in fsys/<dialect>/ that are not yet
-// applied, recording them in the table goose_<system>.
+// Migrate applies the migrations in fsys/migrations/<dialect>/ that are not
+// yet applied, recording them in the table goose_<system>. fsys is usually
+// a system's `//go:embed migrations`.
 func (db *DB) Migrate(ctx context.Context, fsys fs.FS, system string) error {
-	sub, err := fs.Sub(fsys, string(db.Dialect))
+	sub, err := fs.Sub(fsys, "migrations/"+string(db.Dialect))
 	if err != nil {
 		return fmt.Errorf("sqldb: migrations for %s/%s: %w", system, db.Dialect, err)
 	}

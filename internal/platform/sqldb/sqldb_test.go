@@ -81,7 +81,7 @@ func TestContract(t *testing.T) {
 
 func mustSub(t *testing.T) fs.FS {
 	t.Helper()
-	sub, err := fs.Sub(migrations, "testdata/migrations")
+	sub, err := fs.Sub(migrations, "testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
