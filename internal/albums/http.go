@@ -70,10 +70,9 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 
 // albumID reads {id}; on a malformed one it answers 400 and reports false.
 func albumID(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	s := r.PathValue("id")
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 || s[0] == '0' || s[0] == '+' {
-		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "album ID %q: must be a positive integer", clip(s)))
+	id, err := httpx.ParseID(r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "album ID: %v", err))
 		return 0, false
 	}
 	return id, true

@@ -111,7 +111,7 @@ func compileHTTP(t HTTPTarget) (*httpPlan, error) {
 		if tpl.usesValues() && len(t.Values) == 0 {
 			return nil, fmt.Errorf("{{value}} needs Values")
 		}
-		*tpl = tpl.WithValues(t.Values)
+		*tpl = tpl.withValues(t.Values)
 	}
 	if p.pathTpl.Static() && p.bodyTpl.Static() && p.headers.Static() {
 		p.static = p.appendRequest(nil, 0, nil)

@@ -86,8 +86,8 @@ func (t Template) usesValues() bool {
 	return false
 }
 
-// WithValues returns the template with the list {{value}} draws from.
-func (t Template) WithValues(values []string) Template {
+// withValues returns the template with the list {{value}} draws from.
+func (t Template) withValues(values []string) Template {
 	t.values = values
 	return t
 }

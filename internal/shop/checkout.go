@@ -20,8 +20,9 @@ import (
 // 503, a lost response — finds the order and resumes it where it stopped,
 // and the payment service's key makes a repeated charge return the first
 // one. created reports whether this call placed the order.
-func (s *Service) Checkout(ctx context.Context, cartID int64, key string) (o *Order, created bool, err error) {
-	err = s.db(ctx, func(ctx context.Context) error { o, err = s.store.orderByKey(ctx, key); return err })
+func (s *Service) Checkout(ctx context.Context, cartID int64, key string) (*Order, bool, error) {
+	var o *Order
+	err := s.db(ctx, func(ctx context.Context) (err error) { o, err = s.store.orderByKey(ctx, key); return err })
 	switch {
 	case err == nil:
 		if o.CartID != cartID {

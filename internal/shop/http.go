@@ -2,7 +2,6 @@ package shop
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -51,23 +50,12 @@ func toProductJSON(p *Product) productJSON {
 
 // pathID reads the {id} of a route; on a malformed one it answers 400.
 func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
-	id, err := parseID(r.PathValue("id"))
+	id, err := httpx.ParseID(r.PathValue("id"))
 	if err != nil {
 		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "%s ID: %v", what, err))
 		return 0, false
 	}
 	return id, true
-}
-
-func parseID(s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 || s[0] == '0' || s[0] == '+' {
-		if len(s) > 40 {
-			s = s[:40] + "…"
-		}
-		return 0, fmt.Errorf("%q is not a positive integer", s)
-	}
-	return id, nil
 }
 
 // flexID is an ID given as a JSON string or number.
@@ -82,7 +70,7 @@ func (f *flexID) UnmarshalJSON(b []byte) error {
 	} else {
 		s = string(b)
 	}
-	id, err := parseID(s)
+	id, err := httpx.ParseID(s)
 	if err != nil {
 		return err
 	}
@@ -168,7 +156,7 @@ func (s *Service) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	var err error
 	if v := q.Get("cursor"); v != "" {
-		if f.Before, err = parseID(v); err != nil {
+		if f.Before, err = httpx.ParseID(v); err != nil {
 			httpx.WriteError(w, r, apperr.E(apperr.Invalid, "cursor: use the nextCursor of the previous page"))
 			return
 		}

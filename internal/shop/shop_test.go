@@ -147,7 +147,7 @@ func TestCheckoutNeverOversells(t *testing.T) {
 			paid := map[string]bool{}
 			statuses := map[int]int{}
 			var wg sync.WaitGroup
-			for i, c := range carts {
+			for _, c := range carts {
 				for range 2 { // each key sent twice, concurrently
 					wg.Add(1)
 					go func() {
@@ -159,7 +159,6 @@ func TestCheckoutNeverOversells(t *testing.T) {
 						if code < 300 {
 							paid[o.OrderID] = true
 						}
-						_ = i
 					}()
 				}
 			}

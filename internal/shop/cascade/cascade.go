@@ -72,7 +72,6 @@ type ModeResult struct {
 type ClassResult struct {
 	Requests  int64                 `json:"requests"`
 	Errors    int64                 `json:"errors"`
-	P50, P99  float64               `json:"-"`
 	ByKind    map[string]int64      `json:"errors_by_kind"`
 	ByClass   map[string]int64      `json:"by_status_class"`
 	PerSecond []loadgen.SecondStats `json:"per_second"`
@@ -178,7 +177,7 @@ func runMode(ctx context.Context, cfg Config, protect bool) (*ModeResult, error)
 				return
 			}
 			res.Classes[class] = &ClassResult{Requests: r.Requests, Errors: r.Errors, ByKind: r.ByKind, ByClass: r.ByClass,
-				PerSecond: r.PerSecond, P50: float64(r.Latency.ValueAtQuantile(50)) / 1000, P99: float64(r.Latency.ValueAtQuantile(99)) / 1000}
+				PerSecond: r.PerSecond}
 		}()
 	}
 	lg.Wait()
