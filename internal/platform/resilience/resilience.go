@@ -165,15 +165,30 @@ func (d *Dependency) Do(ctx context.Context, idempotent bool, fn func(ctx contex
 		err = fn(ctx)
 	} else {
 		err = ex.WithContext(ctx).RunWithExecution(func(e failsafe.Execution[any]) error {
-			return fn(e.Context())
+			err := fn(e.Context())
+			if err != nil && callerLeft(ctx) {
+				// A failure because the caller hung up says nothing about
+				// the dependency: it must not count towards the breaker
+				// (wrk closing 64 connections opened it for 5 s).
+				return Permanent(err)
+			}
+			return err
 		})
 	}
 	d.metrics.inFlight(d.name, -1)
 	declined := isPermanent(err)
 	err = d.translate(ctx, err)
-	d.metrics.observe(d.name, outcome(err, declined), time.Since(start))
+	label := outcome(err, declined)
+	if err != nil && callerLeft(ctx) {
+		label = "canceled"
+	}
+	d.metrics.observe(d.name, label, time.Since(start))
 	return err
 }
+
+// callerLeft reports whether the caller cancelled (as opposed to its
+// deadline passing, which is the dependency being slow).
+func callerLeft(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
 
 func (d *Dependency) translate(ctx context.Context, err error) error {
 	switch {

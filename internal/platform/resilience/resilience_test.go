@@ -153,3 +153,31 @@ func TestCallerDeadlineIsATimeout(t *testing.T) {
 		t.Fatalf("err %v, want Timeout", err)
 	}
 }
+
+// A caller that hangs up is not the dependency failing: the breaker stays
+// closed however many callers leave mid-call.
+func TestCallerLeavingDoesNotTripTheBreaker(t *testing.T) {
+	cfg := quiet()
+	cfg.BreakerFailures, cfg.BreakerWindow = 5, 10
+	d := New("broker", cfg, NewMetrics(prometheus.NewRegistry()))
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		err := d.Do(ctx, true, func(ctx context.Context) error {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		if err == nil {
+			t.Fatal("a cancelled call succeeded")
+		}
+	}
+	if d.Breaker() != "closed" {
+		t.Fatalf("breaker %s after 20 callers left", d.Breaker())
+	}
+	if got := testutil.ToFloat64(d.metrics.calls.WithLabelValues("broker", "canceled")); got != 20 {
+		t.Fatalf("canceled calls counted %v, want 20", got)
+	}
+	if err := d.Do(context.Background(), false, func(context.Context) error { return errDown }); err == nil || apperr.CodeOf(err) == apperr.Unavailable {
+		t.Fatalf("a real failure after the cancellations: %v", err)
+	}
+}
