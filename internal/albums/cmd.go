@@ -19,6 +19,8 @@ func Command() *cobra.Command {
 			f.IntVar(&cfg.ReviewBatch, "review-batch", cfg.ReviewBatch, "reviews applied per transaction at most")
 			f.DurationVar(&cfg.ReviewWait, "review-wait", cfg.ReviewWait, "how long a review waits for its batch to fill")
 			f.BoolVar(&cfg.ConsumeReview, "consume-reviews", cfg.ConsumeReview, "apply reviews in this process (one consumer-group member)")
+			f.DurationVar(&cfg.DedupeWindow, "review-dedupe-window", cfg.DedupeWindow, "how long applied review IDs are remembered to skip redeliveries (must exceed the broker's longest redelivery delay; 0 = forever)")
+			f.DurationVar(&cfg.PruneEvery, "review-prune-every", cfg.PruneEvery, "how often IDs older than the dedupe window are deleted")
 			f.DurationVar(&cfg.Publish.Timeout, "publish-timeout", cfg.Publish.Timeout, "deadline of one review publish to the broker")
 			f.DurationVar(&cfg.Publish.BreakerDelay, "breaker-delay", cfg.Publish.BreakerDelay, "how long the broker's breaker stays open before probing")
 			cfg.Worker.BindFlags(f)

@@ -1,6 +1,7 @@
 package albums
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -184,4 +185,122 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The review consumer runs as its own process and is killed with SIGKILL
+// three times while it works through a backlog — mid-batch, between a
+// commit and its ack, wherever the signal lands — and restarted each time.
+// Every accepted review is counted exactly once: nothing lost with the
+// killed process, nothing counted twice when the broker redelivers what it
+// had in hand.
+func TestReviewConsumerKilledMidBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		broker   func(testing.TB) string
+		database func(testing.TB) string
+	}{
+		{"NATS+PostgreSQL", testsvc.NATS, testsvc.Postgres},
+		{"RabbitMQ+MariaDB", testsvc.AMQP, testsvc.MySQL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := isolated(t, tc.broker(t), tc.database(t))
+			engines := []string{"albums", "serve", "--db", e.DB, "--broker", e.Broker, "--namespace", e.Namespace}
+			consumer := proctest.Start(t, proctest.FreeAddr(t), append(engines, "--data", t.TempDir(),
+				"--review-batch", "50", "--review-wait", "20ms", "--broker-ack-wait", "2s")...)
+			api := proctest.Start(t, proctest.FreeAddr(t), append(engines, "--data", t.TempDir(), "--consume-reviews=false")...)
+			st := openTestStore(t, e.DB)
+
+			var albums []string
+			for i := range 4 {
+				albums = append(albums, createAlbum(t, api.URL(), "Artist", "Killed "+strconv.Itoa(i), 2001, pngImage(t, 2, 2)).AlbumID)
+			}
+			// A backlog builds up while the consumer is down.
+			consumer.Kill()
+			const total = 8000
+			want := postReviews(t, api.URL(), albums, total)
+
+			consumer.Restart()
+			counted := func() int64 {
+				var n int64
+				if err := st.db.QueryRow(`SELECT COALESCE(SUM(likes + dislikes), 0) FROM album_reviews`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			midStream := 0
+			for kill := range 3 {
+				before := counted()
+				waitUntil(t, "the consumer to make progress", 30*time.Second, func() bool { return counted() >= before+200 })
+				consumer.Kill()
+				at := counted()
+				if at < total {
+					midStream++
+				}
+				t.Logf("kill %d: %d of %d reviews counted", kill+1, at, total)
+				consumer.Restart()
+			}
+			if midStream == 0 {
+				t.Fatal("every kill came after the backlog was done: the test tested nothing")
+			}
+			waitUntil(t, "every review counted", 60*time.Second, func() bool { return counted() >= total })
+			time.Sleep(3 * time.Second) // past the ack wait: a late redelivery would show now
+			for _, id := range albums {
+				var got counts
+				do(t, "GET", consumer.URL()+"/api/v1/albums/"+id+"/reviews", "", nil, &got)
+				if got != want[id] {
+					t.Errorf("album %s: counted %+v, accepted %+v", id, got, want[id])
+				}
+			}
+			if n, err := appliedCount(context.Background(), st); err != nil || n != total {
+				t.Errorf("%d applied review IDs, %v; want %d", n, err, total)
+			}
+			t.Logf("last consumer: %s", grep(fetchMetrics(t, consumer.URL()), "scalelab_albums_reviews_applied_total{"))
+		})
+	}
+}
+
+// postReviews sends n reviews from 16 clients, likes and dislikes spread
+// over the albums, and returns what was accepted per album. Every one must
+// be accepted.
+func postReviews(t *testing.T, base string, albums []string, n int) map[string]counts {
+	var mu sync.Mutex
+	want := map[string]counts{}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				id, kind := albums[i%len(albums)], "like"
+				if i%3 == 0 {
+					kind = "dislike"
+				}
+				resp := send(t, "POST", base+"/api/v1/albums/"+id+"/reviews/"+kind, "", nil, nil)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("review %d: %d", i, resp.StatusCode)
+					continue
+				}
+				mu.Lock()
+				c := want[id]
+				if kind == "like" {
+					c.Likes++
+				} else {
+					c.Dislikes++
+				}
+				want[id] = c
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return want
 }

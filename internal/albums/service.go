@@ -36,9 +36,14 @@ type Config struct {
 	ReviewBatch   int
 	ReviewWait    time.Duration
 	ConsumeReview bool // run the review consumer in this process
-	Publish       resilience.Config
-	Database      resilience.Config
-	Worker        host.WorkerConfig
+	// Applied review IDs are remembered this long so a redelivery is
+	// recognised; older IDs are pruned every PruneEvery. It must exceed
+	// the longest a broker can take to redeliver a review (0: never prune).
+	DedupeWindow time.Duration
+	PruneEvery   time.Duration
+	Publish      resilience.Config
+	Database     resilience.Config
+	Worker       host.WorkerConfig
 }
 
 // DefaultConfig is what `up` runs with.
@@ -55,24 +60,27 @@ func DefaultConfig() Config {
 	return Config{
 		MaxImage: 5 << 20, CacheTTL: 10 * time.Minute, DBTimeout: 2 * time.Second,
 		ReviewBatch: 500, ReviewWait: 50 * time.Millisecond, ConsumeReview: true,
+		DedupeWindow: 7 * 24 * time.Hour, PruneEvery: 10 * time.Minute,
 		Publish: publish, Database: db, Worker: host.DefaultWorkerConfig(),
 	}
 }
 
 // Service is the album store.
 type Service struct {
-	cfg      Config
-	baseURL  string
-	store    *store
-	cache    cache.Cache
-	blobs    blob.Store
-	broker   broker.Broker
-	ids      *snowflake.LeasedGenerator
-	publish  *resilience.Dependency // the broker, for reviews
-	database *resilience.Dependency
-	consumer *broker.BatchConsumer
-	metrics  *metrics
-	logger   *slog.Logger
+	cfg       Config
+	baseURL   string
+	store     *store
+	cache     cache.Cache
+	blobs     blob.Store
+	broker    broker.Broker
+	ids       *snowflake.LeasedGenerator
+	publish   *resilience.Dependency // the broker, for reviews
+	database  *resilience.Dependency
+	consumer  *broker.BatchConsumer
+	stopPrune context.CancelFunc
+	pruned    chan struct{}
+	metrics   *metrics
+	logger    *slog.Logger
 }
 
 var (
@@ -112,6 +120,12 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 			ids.Close(context.Background())
 			return nil, fmt.Errorf("albums: review consumer: %w", err)
 		}
+		if cfg.DedupeWindow > 0 {
+			var pruneCtx context.Context
+			pruneCtx, s.stopPrune = context.WithCancel(context.WithoutCancel(ctx))
+			s.pruned = make(chan struct{})
+			go s.pruneLoop(pruneCtx)
+		}
 	}
 	return s, nil
 }
@@ -134,6 +148,10 @@ func (s *Service) Checks() []httpx.Check {
 func (s *Service) Close(ctx context.Context) error {
 	if s.consumer != nil {
 		s.consumer.Close()
+	}
+	if s.stopPrune != nil {
+		s.stopPrune()
+		<-s.pruned
 	}
 	return s.ids.Close(ctx)
 }
@@ -331,11 +349,46 @@ func (s *Service) applyReviews(ctx context.Context, batch []*broker.Message) err
 	return nil
 }
 
+// pruneLoop forgets applied review IDs older than the dedupe window. A
+// Snowflake ID carries its issue time, so "older than" is an ID range and
+// the delete is a primary-key range scan. Every consumer process prunes;
+// two deleting the same range at once do no harm.
+func (s *Service) pruneLoop(ctx context.Context) {
+	defer close(s.pruned)
+	every := s.cfg.PruneEvery
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if _, err := s.PruneAppliedReviews(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.logger.Warn("albums: pruning applied review IDs failed (retried next round)", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// PruneAppliedReviews forgets the IDs of reviews issued before
+// now − DedupeWindow and returns how many it deleted. A review redelivered
+// after that would be counted again: the window is the promise.
+func (s *Service) PruneAppliedReviews(ctx context.Context, now time.Time) (int64, error) {
+	before := snowflake.FirstID(now.Add(-s.cfg.DedupeWindow), s.ids.Epoch())
+	n, err := s.store.pruneApplied(ctx, int64(before), 10_000)
+	s.metrics.reviewIDsPruned.Add(float64(n))
+	return n, err
+}
+
 type metrics struct {
-	reads          *prometheus.CounterVec
-	reviews        *prometheus.CounterVec
-	reviewsApplied *prometheus.CounterVec
-	reviewErrors   prometheus.Counter
+	reads           *prometheus.CounterVec
+	reviews         *prometheus.CounterVec
+	reviewsApplied  *prometheus.CounterVec
+	reviewErrors    prometheus.Counter
+	reviewIDsPruned prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -348,7 +401,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Reviews taken off the broker: applied, duplicate (already counted), malformed."}, []string{"outcome"}),
 		reviewErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "scalelab_albums_review_batch_errors_total",
 			Help: "Failed review batch writes (each retried)."}),
+		reviewIDsPruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "scalelab_albums_review_ids_pruned_total",
+			Help: "Applied review IDs forgotten after the dedupe window."}),
 	}
-	reg.MustRegister(m.reads, m.reviews, m.reviewsApplied, m.reviewErrors)
+	reg.MustRegister(m.reads, m.reviews, m.reviewsApplied, m.reviewErrors, m.reviewIDsPruned)
 	return m
 }

@@ -221,3 +221,34 @@ func (s *store) appliedAmong(ctx context.Context, tx *sql.Tx, batch []Review) (m
 	}
 	return seen, rows.Err()
 }
+
+// pruneApplied forgets the applied review IDs below before, in chunks of
+// at most chunk rows so that no single statement holds its locks long (a
+// portable way to say DELETE … LIMIT: find the chunk's upper ID first). It
+// returns how many IDs it deleted.
+func (s *store) pruneApplied(ctx context.Context, before int64, chunk int) (int64, error) {
+	var deleted int64
+	for {
+		bound := before
+		var nth int64
+		err := s.db.QueryRowContext(ctx, s.db.Rebind(fmt.Sprintf(
+			`SELECT review_id FROM album_reviews_applied WHERE review_id < ? ORDER BY review_id LIMIT 1 OFFSET %d`, chunk-1)),
+			before).Scan(&nth)
+		more := err == nil
+		switch {
+		case more:
+			bound = nth + 1
+		case !errors.Is(err, sql.ErrNoRows):
+			return deleted, fmt.Errorf("albums: prune applied reviews: %w", err)
+		}
+		res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM album_reviews_applied WHERE review_id < ?`), bound)
+		if err != nil {
+			return deleted, fmt.Errorf("albums: prune applied reviews: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		deleted += n
+		if !more {
+			return deleted, nil
+		}
+	}
+}

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -67,6 +66,5 @@ func persistCommand() *cobra.Command {
 	f.IntVar(&cfg.Persister.BatchSize, "batch-size", cfg.Persister.BatchSize, "rows per transaction at most")
 	f.DurationVar(&cfg.Persister.BatchWait, "batch-wait", cfg.Persister.BatchWait, "how long a batch waits to fill before it is written")
 	f.IntVar(&e.BrokerPrefetch, "broker-prefetch", 0, "messages held unsettled from the broker (default 2 × batch size)")
-	f.DurationVar(&e.BrokerAckWait, "broker-ack-wait", 30*time.Second, "NATS: how long a crashed persister's unacked messages wait before redelivery")
 	return cmd
 }

@@ -6,13 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -193,49 +190,6 @@ func checkStoredOnce(t *testing.T, dbURL, dataDir string, acked map[string]strin
 		len(byID), len(acked), len(byID)-len(acked))
 }
 
-// process is a scalelab process started by a test.
-type process struct {
-	t    *testing.T
-	args []string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startProcess(t *testing.T, addr string, args ...string) *process {
-	p := &process{t: t, addr: addr, args: append(args, "--addr", addr)}
-	p.start()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *process) start() {
-	p.t.Helper()
-	p.cmd = exec.Command(proctest.Binary(p.t), p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
-	if !testing.Verbose() {
-		p.cmd.Stdout, p.cmd.Stderr = nil, nil
-	}
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	waitUntil(p.t, "process ready at "+p.addr, 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + p.addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
-
-func (p *process) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		_ = p.cmd.Wait()
-		p.cmd = nil
-	}
-}
-
 func engineArgs(e host.Engines, data string) []string {
 	return []string{"--db", e.DB, "--broker", e.Broker, "--namespace", e.Namespace, "--data", data}
 }
@@ -248,19 +202,19 @@ func TestPersisterKilledMidStream(t *testing.T) {
 	servers := testConfig()
 	servers.Persist = false
 	srv := startChat(t, e, servers)
-	persister := startProcess(t, proctest.FreeAddr(t), append([]string{"chat", "persist",
+	persister := proctest.Start(t, proctest.FreeAddr(t), append([]string{"chat", "persist",
 		"--broker-ack-wait", "2s", "--batch-size", "200"}, engineArgs(e, t.TempDir())...)...)
 
 	w := startWorkload([]string{srv.url}, 4)
 	waitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
-	persister.kill()
+	persister.Kill()
 	killedAt := w.ackedCount()
 	time.Sleep(500 * time.Millisecond)
-	persister.start()
+	persister.Restart()
 	waitUntil(t, "traffic after the restart", 20*time.Second, func() bool { return w.ackedCount() > killedAt+1000 })
 	acked := w.finish(t)
 	checkStoredOnce(t, e.DB, t.TempDir(), acked)
-	t.Logf("restarted persister: %s", metricLine(t, "http://"+persister.addr, "scalelab_chat_persist_duplicates_total"))
+	t.Logf("restarted persister: %s", metricLine(t, persister.URL(), "scalelab_chat_persist_duplicates_total"))
 }
 
 // metricLine returns the line of a Prometheus metric from base/metrics.
@@ -322,15 +276,15 @@ func TestBrokerRestart(t *testing.T) {
 func TestServerKilledClientsMove(t *testing.T) {
 	e := isolated(t, testsvc.NATS(t), testsvc.Postgres(t))
 	args := append([]string{"chat", "serve", "--rate-limit", "off"}, engineArgs(e, t.TempDir())...)
-	a := startProcess(t, proctest.FreeAddr(t), args...)
-	b := startProcess(t, proctest.FreeAddr(t), args...)
+	a := proctest.Start(t, proctest.FreeAddr(t), args...)
+	b := proctest.Start(t, proctest.FreeAddr(t), args...)
 	persister := testConfig()
 	persister.Serve = false
 	startChat(t, e, persister)
 
-	w := startWorkload([]string{"http://" + a.addr, "http://" + b.addr}, 6)
+	w := startWorkload([]string{a.URL(), b.URL()}, 6)
 	waitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
-	a.kill()
+	a.Kill()
 	killedAt := w.ackedCount()
 	waitUntil(t, "traffic on the survivor", 20*time.Second, func() bool { return w.ackedCount() > killedAt+2000 })
 	acked := w.finish(t)

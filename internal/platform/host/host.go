@@ -92,6 +92,7 @@ func (e *Engines) BindFlags(fs *pflag.FlagSet, defaultAddr string) {
 	fs.StringVar(&e.Broker, "broker", envOr("BROKER", ""), "broker: embedded:// (default, NATS JetStream in-process), nats://…, amqp://… ($SCALELAB_BROKER)")
 	fs.StringVar(&e.Blob, "blob", envOr("BLOB", ""), "blob store: file://DIR (default DATA/blobs) or s3://BUCKET?endpoint=http://… ($SCALELAB_BLOB)")
 	fs.StringVar(&e.Namespace, "namespace", envOr("NAMESPACE", "scalelab"), "prefix of keys, streams and queues on shared engines ($SCALELAB_NAMESPACE)")
+	fs.DurationVar(&e.BrokerAckWait, "broker-ack-wait", 30*time.Second, "NATS: how long a crashed consumer's unacked messages wait before redelivery")
 	fs.Int64Var(&e.MaxBody, "max-body", httpx.DefaultMaxBody, "request body limit in bytes")
 	fs.StringVar(&e.PprofAddr, "pprof-addr", envOr("PPROF_ADDR", ""), "serve /debug/pprof on this separate address, e.g. 127.0.0.1:6060 ($SCALELAB_PPROF_ADDR)")
 	fs.BoolVar(&e.Debug, "debug", envOr("DEBUG", "") != "", "log every request ($SCALELAB_DEBUG)")
