@@ -24,15 +24,11 @@ PORT=${PORT:-18400}
 K6_VERSION=${K6_VERSION:-v1.8.1}
 SECS=${DURATION%s}
 
-need_apt() { # command package
-	command -v "$1" >/dev/null && return 0
-	echo "== installing $2 (apt-get)"
-	apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }
-}
-need_apt wrk wrk
-need_apt nginx nginx-light
-need_apt locust python3-locust
-need_apt gcc gcc
+. "$ROOT/bench/lib/need.sh"
+need wrk
+need nginx nginx-light
+need locust python3-locust
+need gcc
 command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is missing"; exit 1; }
 
 WORK=$(mktemp -d)

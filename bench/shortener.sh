@@ -12,7 +12,7 @@
 # Prints each round, the median and spread of requests/s, the ratio, and
 # the p99 of an open-model run (scalelab load) at half of scalelab's median
 # peak rate, with the same run against the floor and nginx for reference.
-# Needs wrk and nginx (apt-get install wrk nginx-light); loopback only.
+# Installs wrk and nginx-light if missing; loopback only.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,9 +25,11 @@ SL_PORT=${SL_PORT:-18182}
 NGX_PORT=${NGX_PORT:-18183}
 FLOOR_PORT=${FLOOR_PORT:-18184}
 
-for tool in wrk nginx python3 go; do
-	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)"; exit 1; }
-done
+. "$ROOT/bench/lib/need.sh"
+need wrk
+need nginx nginx-light
+need python3
+command -v go >/dev/null || { echo "bench: go is missing (see README)"; exit 1; }
 
 WORK=$(mktemp -d)
 SL_PID="" FLOOR_PID=""

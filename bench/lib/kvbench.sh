@@ -13,11 +13,8 @@ CONNS=${CONNS:-64}
 KEYS=${KEYS:-100000}
 ETCD_BASE=${ETCD_BASE:-2378} # members: clients on 23781-23783, peers on 23785-23787
 
-if ! command -v etcd >/dev/null; then
-	echo "== installing etcd-server (Debian)"
-	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-	$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/need.sh"
+need etcd etcd-server
 for tool in etcd python3 go curl; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing"; exit 1; }
 done

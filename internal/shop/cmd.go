@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -68,7 +70,9 @@ and the control API: GET /control, PUT /control/{inventory|payment}
 				}
 			}
 			logger := host.Logger(cmd.ErrOrStderr(), false)
-			srv := httpx.NewServer(httpx.ServerConfig{Addr: addr}, d.Handler(), logger)
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			srv := httpx.NewServer(httpx.ServerConfig{Addr: addr}, httpx.Ops(d.Handler(), reg, nil), logger)
 			if err := srv.Listen(); err != nil {
 				return err
 			}

@@ -37,6 +37,8 @@ type DB struct {
 	Dialect Dialect
 	// Where is a human-readable location without credentials, for logs.
 	Where string
+	// writer is SQLite's one write slot, taken by InTx before BEGIN: see InTx.
+	writer chan struct{}
 }
 
 // Open connects to the database named by rawURL. An empty URL opens the
@@ -79,7 +81,7 @@ func open(rawURL, dataDir string) (*DB, error) {
 		// concurrent (WAL) without piling up writers on the busy timeout.
 		sdb.SetMaxOpenConns(8)
 		sdb.SetMaxIdleConns(8)
-		return &DB{DB: sdb, Dialect: SQLite, Where: "sqlite:" + path}, nil
+		return &DB{DB: sdb, Dialect: SQLite, Where: "sqlite:" + path, writer: make(chan struct{}, 1)}, nil
 
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		sdb, err := sql.Open("pgx", rawURL)
@@ -218,7 +220,22 @@ func IsUniqueViolation(err error) bool {
 }
 
 // InTx runs fn in a transaction, committing when it returns nil.
+//
+// On SQLite, transactions of this process queue for the one write lock
+// here rather than in SQLite: a BEGIN IMMEDIATE that finds the lock taken
+// goes to SQLite's busy handler, which sleeps (1, 2, 5, 10 … 100 ms) and
+// retries, so under concurrent writes most of a transaction's latency was
+// that sleep, not work — bench/shop.sh measured it. Waiting on a channel
+// wakes the next writer the moment the previous one commits.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+			defer func() { <-db.writer }()
+		case <-ctx.Done():
+			return fmt.Errorf("sqldb: waiting for the SQLite writer: %w", ctx.Err())
+		}
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)

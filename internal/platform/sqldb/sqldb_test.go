@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
@@ -86,4 +87,61 @@ func mustSub(t *testing.T) fs.FS {
 		t.Fatal(err)
 	}
 	return sub
+}
+
+// SQLite transactions of one process queue for the writer in InTx: many
+// concurrent writers all commit, none sees "database is locked", and a
+// caller whose context ends while it waits gets its context's error at
+// once instead of sleeping in SQLite's busy handler.
+func TestSQLiteWritersQueue(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "q.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE n (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO n VALUES (1, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 32)
+	for range 32 {
+		go func() {
+			var err error
+			for range 20 {
+				if err = db.InTx(ctx, func(tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, `UPDATE n SET v = v + 1 WHERE id = 1`)
+					return err
+				}); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 32 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT v FROM n`).Scan(&v); err != nil || v != 640 {
+		t.Fatalf("v = %d (%v), want 640", v, err)
+	}
+
+	holding, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = db.InTx(ctx, func(*sql.Tx) error { close(holding); <-release; return nil })
+	}()
+	<-holding
+	waitCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err = db.InTx(waitCtx, func(*sql.Tx) error { return nil })
+	close(release)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) > 2*time.Second {
+		t.Fatalf("waiting for a held writer: %v after %s, want the context's deadline at once", err, time.Since(begin))
+	}
 }
