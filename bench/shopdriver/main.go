@@ -251,4 +251,3 @@ func check(c *client, down, file string, sold, units int64) error {
 	}
 	return nil
 }
-

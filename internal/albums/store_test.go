@@ -196,4 +196,3 @@ func TestConsumerPrunesOldReviewIDs(t *testing.T) {
 		t.Fatalf("left %d (%v), want the fresh ID %d", left, err, fresh)
 	}
 }
-
