@@ -3,7 +3,6 @@ package albums
 import (
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,16 +11,6 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
-
-// dbEngines are the three SQL engines the store tests run on.
-var dbEngines = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"SQLite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "albums.db") }},
-	{"PostgreSQL", func(t *testing.T) string { return testsvc.Postgres(t) }},
-	{"MariaDB", func(t *testing.T) string { return testsvc.MySQL(t) }},
-}
 
 func openTestStore(t *testing.T, url string) *store {
 	t.Helper()
@@ -62,10 +51,10 @@ func countsOf(t *testing.T, st *store, album int64) (int64, int64) {
 // two consumers at the same moment (each retrying on failure, as the
 // consumer does).
 func TestApplyReviewsCountsEachOnce(t *testing.T) {
-	for _, eng := range dbEngines {
-		t.Run(eng.name, func(t *testing.T) {
+	for _, eng := range testsvc.SQLEngines {
+		t.Run(eng.Name, func(t *testing.T) {
 			ctx := context.Background()
-			st := openTestStore(t, eng.url(t))
+			st := openTestStore(t, eng.URL(t))
 			for _, id := range []int64{1, 2} {
 				if err := st.create(ctx, &Album{ID: id, Artist: "A", Title: "T", Year: 2000, ImageKey: "k", ImageType: "image/png"}); err != nil {
 					t.Fatal(err)
@@ -129,10 +118,10 @@ func TestApplyReviewsCountsEachOnce(t *testing.T) {
 // Pruning forgets exactly the IDs issued before its bound, in chunks,
 // and leaves the counts alone.
 func TestPruneAppliedReviews(t *testing.T) {
-	for _, eng := range dbEngines {
-		t.Run(eng.name, func(t *testing.T) {
+	for _, eng := range testsvc.SQLEngines {
+		t.Run(eng.Name, func(t *testing.T) {
 			ctx := context.Background()
-			st := openTestStore(t, eng.url(t))
+			st := openTestStore(t, eng.URL(t))
 			if err := st.create(ctx, &Album{ID: 1, Artist: "A", Title: "T", Year: 2000, ImageKey: "k", ImageType: "image/png"}); err != nil {
 				t.Fatal(err)
 			}

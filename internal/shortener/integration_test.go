@@ -3,7 +3,6 @@ package shortener
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,15 +10,6 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
-
-var sqlEngines = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"SQLite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "s.db") }},
-	{"Postgres", func(t *testing.T) string { return testsvc.Postgres(t) }},
-	{"MySQL", func(t *testing.T) string { return testsvc.MySQL(t) }},
-}
 
 func openTestStore(t *testing.T, url string) *store {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // The whole API on embedded defaults: SQLite, in-process cache, embedded NATS.
@@ -226,9 +227,9 @@ func TestBrokerOutageDoesNotReachRedirects(t *testing.T) {
 
 // A redelivered click batch is counted once, on every SQL engine.
 func TestClickBatchesCountedOnce(t *testing.T) {
-	for _, e := range sqlEngines {
-		t.Run(e.name, func(t *testing.T) {
-			st := openTestStore(t, e.url(t))
+	for _, e := range testsvc.SQLEngines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := openTestStore(t, e.URL(t))
 			ctx := context.Background()
 			now := time.Now()
 			if err := st.create(ctx, &Link{Code: "abc", URL: "https://e.com", CreatedAt: now, DeleteTokenHash: "h"}); err != nil {

@@ -17,21 +17,11 @@ import (
 //go:embed testdata/migrations
 var migrations embed.FS
 
-// engines returns a fresh database URL per engine; the same contract runs on each.
-var engines = []struct {
-	name string
-	url  func(t *testing.T) string
-}{
-	{"SQLite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "test.db") }},
-	{"Postgres", func(t *testing.T) string { return testsvc.Postgres(t) }},
-	{"MySQL", func(t *testing.T) string { return testsvc.MySQL(t) }},
-}
-
 func TestContract(t *testing.T) {
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+	for _, e := range testsvc.SQLEngines {
+		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, e.url(t), t.TempDir())
+			db, err := sqldb.Open(ctx, e.URL(t), t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,20 @@ const (
 	DefaultAMQP     = "amqp://guest:guest@127.0.0.1:5672/"
 	DefaultNATS     = "nats://127.0.0.1:4222"
 )
+
+// SQLEngine is one SQL engine for a table-driven test: URL returns a fresh,
+// empty database on it (a file in the test's temp directory for SQLite).
+type SQLEngine struct {
+	Name string
+	URL  func(t testing.TB) string
+}
+
+// SQLEngines are the three engines every SQL store must pass on.
+var SQLEngines = []SQLEngine{
+	{"SQLite", func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "test.db") }},
+	{"PostgreSQL", Postgres},
+	{"MariaDB", MySQL},
+}
 
 // Required reports whether missing services must fail tests rather than skip them.
 func Required() bool { return os.Getenv("SCALELAB_REQUIRE_SERVICES") == "1" }
