@@ -18,6 +18,8 @@
 #   bench/chat.sh
 #   ROUNDS=3 MESSAGES=500000 CONNS=40 ROOMS=20 WINDOW=32 BROKERS="nats amqp" bench/chat.sh
 #   PACED_RATES="5000 10000" bench/chat.sh   # also paced runs at these rates
+#   PROFILE=1 ROUNDS=1 BROKERS=nats bench/chat.sh  # + top of a 5 s CPU profile of
+#                                                  # server 1 and the persister in each round
 #
 # Needs PostgreSQL (127.0.0.1:5432, trust), NATS with JetStream (4222),
 # RabbitMQ (5672, guest/guest), psql and go.
@@ -86,18 +88,41 @@ round() {
 	DBS+=("$db")
 	local dburl="$PG/$db?sslmode=disable"
 	local common=(--db "$dburl" --broker "$url" --namespace "$ns")
-	"$SL" chat serve --addr "127.0.0.1:${BASE}1" --rate-limit off --data "$WORK/s1" "${common[@]}" >"$WORK/s1.log" 2>&1 &
+	local prof1=() prof3=()
+	if [ "${PROFILE:-0}" = 1 ]; then
+		prof1=(--pprof-addr "127.0.0.1:${BASE}6")
+		prof3=(--pprof-addr "127.0.0.1:${BASE}7")
+	fi
+	"$SL" chat serve --addr "127.0.0.1:${BASE}1" --rate-limit off --data "$WORK/s1" "${common[@]}" "${prof1[@]}" >"$WORK/s1.log" 2>&1 &
 	local s1=$!
 	wait_ready "127.0.0.1:${BASE}1" # the first server migrates the schema
 	"$SL" chat serve --addr "127.0.0.1:${BASE}2" --rate-limit off --data "$WORK/s2" "${common[@]}" >"$WORK/s2.log" 2>&1 &
 	local s2=$!
-	"$SL" chat persist --addr "127.0.0.1:${BASE}3" --data "$WORK/p" "${common[@]}" >"$WORK/p.log" 2>&1 &
+	"$SL" chat persist --addr "127.0.0.1:${BASE}3" --data "$WORK/p" "${common[@]}" "${prof3[@]}" >"$WORK/p.log" 2>&1 &
 	local p=$!
 	PIDS+=("$s1" "$s2" "$p")
 	wait_ready "127.0.0.1:${BASE}2"
 	wait_ready "127.0.0.1:${BASE}3"
+	local profiling=""
+	if [ "${PROFILE:-0}" = 1 ]; then
+		(
+			sleep 4 # past the warm-up
+			curl -fsS -o "$WORK/server.pprof" "http://127.0.0.1:${BASE}6/debug/pprof/profile?seconds=5" &
+			curl -fsS -o "$WORK/persister.pprof" "http://127.0.0.1:${BASE}7/debug/pprof/profile?seconds=5"
+			wait
+		) &
+		profiling=$!
+	fi
 	"$SL" load chat --servers "ws://127.0.0.1:${BASE}1,ws://127.0.0.1:${BASE}2" --connections "$CONNS" \
 		--rooms "$ROOMS" --window "$WINDOW" --warmup "$WARMUP" --db "$dburl" "$@" >"$WORK/load.out" 2>&1 || true
+	if [ -n "$profiling" ]; then
+		wait "$profiling" || true
+		for who in server persister; do
+			[ -s "$WORK/$who.pprof" ] || continue
+			echo "   CPU profile of the $who (top 25, cumulative):" >&2
+			go tool pprof -top -cum -nodecount 25 "$SL" "$WORK/$who.pprof" 2>/dev/null | tail -25 | sed 's/^/   /' >&2
+		done
+	fi
 	kill "$s1" "$s2" "$p" 2>/dev/null || true
 	wait "$s1" "$s2" "$p" 2>/dev/null || true
 	psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
