@@ -37,7 +37,8 @@ type DB struct {
 	Dialect Dialect
 	// Where is a human-readable location without credentials, for logs.
 	Where string
-	// writer is SQLite's one write slot, taken by InTx before BEGIN: see InTx.
+	// writer is SQLite's one write slot, taken by InTx before BEGIN and by
+	// ExecContext around an autocommit statement: see takeWriter.
 	writer chan struct{}
 }
 
@@ -219,23 +220,44 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
-// InTx runs fn in a transaction, committing when it returns nil.
-//
-// On SQLite, transactions of this process queue for the one write lock
-// here rather than in SQLite: a BEGIN IMMEDIATE that finds the lock taken
-// goes to SQLite's busy handler, which sleeps (1, 2, 5, 10 … 100 ms) and
-// retries, so under concurrent writes most of a transaction's latency was
-// that sleep, not work — bench/shop.sh measured it. Waiting on a channel
-// wakes the next writer the moment the previous one commits.
-func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if db.writer != nil {
-		select {
-		case db.writer <- struct{}{}:
-			defer func() { <-db.writer }()
-		case <-ctx.Done():
-			return fmt.Errorf("sqldb: waiting for the SQLite writer: %w", ctx.Err())
-		}
+// takeWriter queues this process's SQLite writes for the one write lock
+// here rather than in SQLite: a writer that finds the lock taken goes to
+// SQLite's busy handler, which sleeps (1, 2, 5, 10 … 100 ms) and retries,
+// so under concurrent writes most of a write's latency was that sleep, not
+// work — bench/shop.sh measured it. Waiting on a channel wakes the next
+// writer the moment the previous one commits. It returns the release
+// function (a no-op on the server engines).
+func (db *DB) takeWriter(ctx context.Context) (func(), error) {
+	if db.writer == nil {
+		return func() {}, nil
 	}
+	select {
+	case db.writer <- struct{}{}:
+		return func() { <-db.writer }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sqldb: waiting for the SQLite writer: %w", ctx.Err())
+	}
+}
+
+// ExecContext runs a statement outside a transaction; on SQLite it holds
+// the write slot meanwhile (see takeWriter). Inside InTx, use the *sql.Tx.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := db.takeWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.DB.ExecContext(ctx, query, args...)
+}
+
+// InTx runs fn in a transaction, committing when it returns nil. On SQLite
+// it holds the write slot for the whole transaction (see takeWriter).
+func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	release, err := db.takeWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)

@@ -79,7 +79,7 @@ func mustSub(t *testing.T) fs.FS {
 	return sub
 }
 
-// SQLite transactions of one process queue for the writer in InTx: many
+// SQLite writes of one process queue for the writer in InTx and ExecContext: many
 // concurrent writers all commit, none sees "database is locked", and a
 // caller whose context ends while it waits gets its context's error at
 // once instead of sleeping in SQLite's busy handler.
@@ -97,14 +97,19 @@ func TestSQLiteWritersQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 32)
-	for range 32 {
+	for w := range 32 {
 		go func() {
 			var err error
 			for range 20 {
-				if err = db.InTx(ctx, func(tx *sql.Tx) error {
-					_, err := tx.ExecContext(ctx, `UPDATE n SET v = v + 1 WHERE id = 1`)
-					return err
-				}); err != nil {
+				if w%2 == 0 { // transactions and autocommit statements share the slot
+					err = db.InTx(ctx, func(tx *sql.Tx) error {
+						_, err := tx.ExecContext(ctx, `UPDATE n SET v = v + 1 WHERE id = 1`)
+						return err
+					})
+				} else {
+					_, err = db.ExecContext(ctx, `UPDATE n SET v = v + 1 WHERE id = 1`)
+				}
+				if err != nil {
 					break
 				}
 			}
