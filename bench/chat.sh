@@ -21,6 +21,11 @@
 #   PROFILE=1 ROUNDS=1 BROKERS=nats bench/chat.sh  # + top of a 5 s CPU profile of
 #                                                  # server 1 and the persister in each round
 #
+# Every round also prints where the two cores went in a 5 s window past the
+# warm-up: CPU seconds per second (1.00 = one core) of each process group
+# — the servers, the persister, the load generator, the broker, PostgreSQL —
+# and the machine's idle share.
+#
 # Needs PostgreSQL (127.0.0.1:5432, trust), NATS with JetStream (4222),
 # RabbitMQ (5672, guest/guest), psql and go.
 set -euo pipefail
@@ -66,6 +71,45 @@ drop_broker_state() {
 		rabbitmqctl -q delete_queue "$ns.chat.stream" >/dev/null 2>&1 || true
 		rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$ns.chat\">>), false, <<\"bench\">>)." >/dev/null 2>&1 || true
 	fi
+}
+
+# cpu_ticks PID…: utime+stime of the processes, in clock ticks ("pid ticks" lines).
+cpu_ticks() {
+	for pid in "$@"; do
+		[ -r "/proc/$pid/stat" ] || continue
+		# fields 14 and 15 after the ")" that ends the command name
+		sed 's/.*) //' "/proc/$pid/stat" | awk -v p="$pid" '{print p, $12 + $13}'
+	done
+}
+
+# cpu_snapshot FILE GROUP=PID… : one line per process, "group pid ticks",
+# plus "idle - ticks" from /proc/stat.
+cpu_snapshot() {
+	local out=$1
+	shift
+	: >"$out"
+	for spec in "$@"; do
+		local group=${spec%%=*} pids=${spec#*=}
+		# shellcheck disable=SC2086
+		cpu_ticks ${pids//,/ } | sed "s/^/$group /" >>"$out"
+	done
+	awk '/^cpu / {print "idle -", $5 + $6}' /proc/stat >>"$out"
+}
+
+# cpu_share BEFORE AFTER SECONDS: cores used per group between two snapshots.
+cpu_share() {
+	awk -v secs="$3" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" '
+		FNR == NR { before[$1 " " $2] = $3; next }
+		{ d = $3 - (($1 " " $2) in before ? before[$1 " " $2] : 0); used[$1] += d; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+		END {
+			line = ""
+			for (i = 1; i <= n; i++) {
+				g = order[i]
+				if (g == "idle") line = line sprintf("  idle %.0f %%", 100 * used[g] / hz / secs / cores)
+				else line = line sprintf("  %s %.2f", g, used[g] / hz / secs)
+			}
+			print "   cores used:" line
+		}' "$1" "$2"
 }
 
 wait_ready() {
@@ -114,7 +158,22 @@ round() {
 		profiling=$!
 	fi
 	"$SL" load chat --servers "ws://127.0.0.1:${BASE}1,ws://127.0.0.1:${BASE}2" --connections "$CONNS" \
-		--rooms "$ROOMS" --window "$WINDOW" --warmup "$WARMUP" --db "$dburl" "$@" >"$WORK/load.out" 2>&1 || true
+		--rooms "$ROOMS" --window "$WINDOW" --warmup "$WARMUP" --db "$dburl" "$@" >"$WORK/load.out" 2>&1 &
+	local load=$!
+	(
+		sleep 4 # past the warm-up, like the profile
+		local groups=("server1=$s1" "server2=$s2" "persister=$p" "loadgen=$load"
+			"nats=$(pgrep -d, -x nats-server || true)" "rabbitmq=$(pgrep -d, -x beam.smp || true)"
+			"postgres=$(pgrep -d, -x postgres || true)")
+		cpu_snapshot "$WORK/cpu.before" "${groups[@]}"
+		sleep 5
+		groups[6]="postgres=$(pgrep -d, -x postgres || true)" # backends started meanwhile count whole
+		cpu_snapshot "$WORK/cpu.after" "${groups[@]}"
+		kill -0 "$load" 2>/dev/null && cpu_share "$WORK/cpu.before" "$WORK/cpu.after" 5 >&2
+	) &
+	local sampling=$!
+	wait "$load" || true
+	wait "$sampling" || true
 	if [ -n "$profiling" ]; then
 		wait "$profiling" || true
 		for who in server persister; do

@@ -43,6 +43,9 @@ func bindServerFlags(f *pflag.FlagSet, c *ServerConfig) {
 	f.IntVar(&c.MaxPending, "max-pending", c.MaxPending, "messages per connection awaiting the broker's ack before the server stops reading it")
 	f.StringVar(&c.RateLimit, "rate-limit", c.RateLimit, "messages per connection, COUNT/UNIT[:BURST] (s, m, h) or off")
 	f.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a message waits for the broker's ack before the sender gets an ERROR")
+	f.IntVar(&c.PublishBatch, "publish-batch", c.PublishBatch, "chat messages per broker message (envelope) at most; envelopes grow only while earlier ones await their ack")
+	f.IntVar(&c.PublishBytes, "publish-bytes", c.PublishBytes, "bytes per envelope at most")
+	f.IntVar(&c.PublishFlight, "publish-in-flight", c.PublishFlight, "envelopes awaiting the broker's ack at once, per server")
 	f.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "per frame written to a client")
 }
 

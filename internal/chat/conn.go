@@ -39,6 +39,7 @@ type conn struct {
 	send    chan []byte
 	replies chan reply
 	limiter *rate.Limiter
+	wire    []byte // the read loop's encoding buffer (add copies it)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -123,8 +124,8 @@ func (c *conn) publish(in *Inbound) {
 		Message: in.Message, Timestamp: in.Timestamp, ServerTimestamp: parts.Time.Format(serverTimeLayout),
 		MessageType: in.MessageType,
 	}
-	wire := EncodeWire(make([]byte, 0, 256+len(in.Message)), &out)
-	p, err := c.s.broker.PublishAsync(c.ctx, Topic, wire)
+	c.wire = EncodeWire(c.wire[:0], &out)
+	p, err := c.s.pub.add(c.ctx, c.wire)
 	if err != nil {
 		c.s.metrics.brokerErrors.Inc()
 		c.replyError("broker unavailable, message not accepted: " + err.Error())

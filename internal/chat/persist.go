@@ -15,7 +15,7 @@ import (
 // PersisterConfig tunes the persister.
 type PersisterConfig struct {
 	Group     string        // broker consumer group shared by every persister
-	BatchSize int           // rows per transaction at most
+	BatchSize int           // rows per transaction at most (exceeded by less than one envelope)
 	BatchWait time.Duration // how long the first message of a batch waits for company
 }
 
@@ -41,7 +41,8 @@ type Persister struct {
 func StartPersister(ctx context.Context, cfg PersisterConfig, b broker.Broker, st *Store, reg prometheus.Registerer, logger *slog.Logger) (*Persister, error) {
 	p := &Persister{store: st, logger: logger, metrics: newPersistMetrics(reg)}
 	var err error
-	p.batches, err = broker.ConsumeBatches(ctx, b, Topic, cfg.Group, broker.BatchConfig{Size: cfg.BatchSize, Wait: cfg.BatchWait},
+	p.batches, err = broker.ConsumeBatches(ctx, b, Topic, cfg.Group, broker.BatchConfig{Size: cfg.BatchSize, Wait: cfg.BatchWait,
+		Weight: func(m *broker.Message) int { return CountWire(m.Data) }},
 		p.write, func(error) { p.metrics.errors.Inc() }, logger)
 	if err != nil {
 		return nil, fmt.Errorf("chat: persister: %w", err)
@@ -54,13 +55,20 @@ func (p *Persister) write(ctx context.Context, batch []*broker.Message) error {
 	start := time.Now()
 	rows := make([]Row, 0, len(batch))
 	for _, m := range batch {
-		row, err := decodeRow(m.Data)
-		if err != nil { // it will never decode: acked with the batch so that it does not come back forever
-			p.metrics.rejected.Inc()
-			p.logger.Error("chat: persister drops a malformed message", "err", err)
-			continue
+		for rest := m.Data; len(rest) > 0; {
+			_, body, next, err := NextWire(rest)
+			if err != nil { // the entries after it cannot be found
+				p.reject(err)
+				break
+			}
+			rest = next
+			row, err := decodeRow(body)
+			if err != nil {
+				p.reject(err)
+				continue
+			}
+			rows = append(rows, row)
 		}
-		rows = append(rows, row)
 	}
 	inserted, err := p.store.Insert(ctx, rows)
 	if err != nil {
@@ -73,14 +81,20 @@ func (p *Persister) write(ctx context.Context, batch []*broker.Message) error {
 	return nil
 }
 
-func decodeRow(data []byte) (Row, error) {
-	_, body, err := SplitWire(data)
-	if err != nil {
-		return Row{}, err
-	}
-	var m Outbound
-	if err := json.Unmarshal(body, &m); err != nil {
-		return Row{}, fmt.Errorf("chat: broker message: %w", err)
+// reject counts an entry that will never decode: it is acked with its
+// batch, so that it does not come back for ever.
+func (p *Persister) reject(err error) {
+	p.metrics.rejected.Inc()
+	p.logger.Error("chat: persister drops a malformed message", "err", err)
+}
+
+// decodeRow turns an entry's Outbound JSON into a row.
+func decodeRow(body []byte) (Row, error) {
+	m, ok := parseOutboundFast(body)
+	if !ok {
+		if err := json.Unmarshal(body, &m); err != nil {
+			return Row{}, fmt.Errorf("chat: broker message: %w", err)
+		}
 	}
 	return RowFromOutbound(&m)
 }

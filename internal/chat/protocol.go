@@ -170,27 +170,57 @@ func ParseRoom(s string, rooms int) (int, error) {
 	return n, nil
 }
 
-// Wire format on the broker: the room ID, a newline, then the Outbound JSON
-// exactly as connections receive it. The prefix lets a server route a
-// message to its room's connections without decoding the JSON, and the
-// JSON is sent on as it is: encoded once, by the server that accepted it.
+// Wire format on the broker. One entry per chat message: the room ID, a
+// newline, then the Outbound JSON exactly as connections receive it. The
+// prefix lets a server route a message to its room's connections without
+// decoding the JSON, and the JSON is sent on as it is: encoded once, by the
+// server that accepted it. A broker message is an envelope of entries, each
+// followed by a newline (publish.go); compact JSON never holds a raw
+// newline, so the newlines alone delimit the entries. An envelope of one
+// entry without its final newline — what servers published before
+// envelopes — reads the same.
 
-// EncodeWire appends the broker payload for m to dst.
+// EncodeWire appends the wire entry for m to dst.
 func EncodeWire(dst []byte, m *Outbound) []byte {
 	dst = append(dst, m.RoomID...)
 	dst = append(dst, '\n')
 	return appendOutbound(dst, m)
 }
 
-// SplitWire returns the room ID and the Outbound JSON of a broker payload.
-func SplitWire(data []byte) (room int, body []byte, err error) {
-	i := bytes.IndexByte(data, '\n')
+// AppendEnvelope appends one wire entry to an envelope.
+func AppendEnvelope(envelope, entry []byte) []byte {
+	envelope = append(envelope, entry...)
+	return append(envelope, '\n')
+}
+
+// NextWire splits the first entry off an envelope: its room, its Outbound
+// JSON, and the entries after it. A malformed entry is an error; nothing
+// after it can be trusted to be delimited right.
+func NextWire(envelope []byte) (room int, body, rest []byte, err error) {
+	i := bytes.IndexByte(envelope, '\n')
 	if i <= 0 || i > 6 {
-		return 0, nil, errors.New("chat: broker payload without a room prefix")
+		return 0, nil, nil, errors.New("chat: broker entry without a room prefix")
 	}
-	room, err = strconv.Atoi(string(data[:i]))
-	if err != nil {
-		return 0, nil, fmt.Errorf("chat: bad room prefix %q", data[:i])
+	room, err = strconv.Atoi(string(envelope[:i]))
+	if err != nil || room < 1 {
+		return 0, nil, nil, fmt.Errorf("chat: bad room prefix %q", envelope[:i])
 	}
-	return room, data[i+1:], nil
+	body = envelope[i+1:]
+	if j := bytes.IndexByte(body, '\n'); j >= 0 {
+		body, rest = body[:j], body[j+1:]
+	}
+	if len(body) == 0 {
+		return 0, nil, nil, errors.New("chat: broker entry without a message")
+	}
+	return room, body, rest, nil
+}
+
+// CountWire is how many entries an envelope holds (for batch sizing; it
+// does not check them).
+func CountWire(envelope []byte) int {
+	n := bytes.Count(envelope, []byte{'\n'}) / 2
+	if len(envelope) > 0 && envelope[len(envelope)-1] != '\n' {
+		n++ // the last entry has no final newline
+	}
+	return max(n, 1)
 }

@@ -1,6 +1,9 @@
 package chat
 
 import (
+	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -70,20 +73,47 @@ func TestParseRoom(t *testing.T) {
 	}
 }
 
-func TestWireRoundTrip(t *testing.T) {
-	m := &Outbound{MessageID: "123", RoomID: "7", UserID: "1", Username: "abc", Message: "hi\nthere",
-		Timestamp: "2026-11-21T10:00:00Z", ServerTimestamp: "2026-11-21T10:00:00.001Z", MessageType: TypeText}
-	data := EncodeWire(nil, m)
-	room, body, err := SplitWire(data)
-	if err != nil || room != 7 {
-		t.Fatalf("room %d, err %v", room, err)
+func TestWireEnvelope(t *testing.T) {
+	var env []byte
+	for i, room := range []string{"7", "1", "20"} {
+		m := &Outbound{MessageID: strconv.Itoa(100 + i), RoomID: room, UserID: "1", Username: "abc", Message: "hi\nthere",
+			Timestamp: "2026-11-21T10:00:00Z", ServerTimestamp: "2026-11-21T10:00:00.001Z", MessageType: TypeText}
+		env = AppendEnvelope(env, EncodeWire(nil, m))
 	}
-	if !strings.HasPrefix(string(body), `{"messageId":"123","roomId":"7"`) {
-		t.Fatalf("body %s", body)
+	if n := CountWire(env); n != 3 {
+		t.Fatalf("CountWire = %d, want 3", n)
 	}
-	for _, bad := range []string{"", "{}", "\n{}", "x\n{}", "1234567\n{}"} {
-		if _, _, err := SplitWire([]byte(bad)); err == nil {
-			t.Errorf("SplitWire(%q) accepted", bad)
+	var rooms []int
+	for rest := env; len(rest) > 0; {
+		room, body, next, err := NextWire(rest)
+		if err != nil {
+			t.Fatalf("entry %d: %v", len(rooms), err)
+		}
+		var m Outbound
+		if err := json.Unmarshal(body, &m); err != nil || m.Message != "hi\nthere" || m.RoomID != strconv.Itoa(room) {
+			t.Fatalf("entry %d: %s (%v)", len(rooms), body, err)
+		}
+		rooms = append(rooms, room)
+		rest = next
+	}
+	if fmt.Sprint(rooms) != "[7 1 20]" {
+		t.Fatalf("rooms %v", rooms)
+	}
+
+	// What servers published before envelopes: one entry, no final newline.
+	old := EncodeWire(nil, &Outbound{MessageID: "1", RoomID: "3", UserID: "1", Username: "abc", Message: "x",
+		Timestamp: "2026-11-21T10:00:00Z", ServerTimestamp: "2026-11-21T10:00:00.001Z", MessageType: TypeText})
+	room, body, rest, err := NextWire(old)
+	if err != nil || room != 3 || len(rest) != 0 || !strings.HasPrefix(string(body), `{"messageId":"1","roomId":"3"`) {
+		t.Fatalf("old format: room %d body %s rest %q err %v", room, body, rest, err)
+	}
+	if CountWire(old) != 1 {
+		t.Fatalf("CountWire(old) = %d", CountWire(old))
+	}
+
+	for _, bad := range []string{"", "{}", "\n{}", "x\n{}", "0\n{}", "1234567\n{}", "7\n", "7\n\n"} {
+		if _, _, _, err := NextWire([]byte(bad)); err == nil {
+			t.Errorf("NextWire(%q) accepted", bad)
 		}
 	}
 }

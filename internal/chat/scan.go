@@ -15,62 +15,89 @@ import (
 // errors. Differential fuzz tests (scan_test.go) check that the fast paths
 // never disagree with it.
 
+var (
+	inboundKeys  = []string{"userId", "username", "message", "timestamp", "messageType"}
+	outboundKeys = []string{"messageId", "roomId", "userId", "username", "message", "timestamp", "serverTimestamp", "messageType"}
+)
+
 // parseInboundFast decodes a flat JSON object whose members are the five
 // Inbound fields, each at most once, each a string without escapes or
 // control characters and with valid UTF-8. ok is false for anything else.
 func parseInboundFast(b []byte) (in Inbound, ok bool) {
-	i := skipSpace(b, 0)
-	if i == len(b) || b[i] != '{' {
+	var v [5]string
+	if !scanStringObject(b, inboundKeys, v[:]) {
 		return in, false
 	}
+	return Inbound{UserID: v[0], Username: v[1], Message: v[2], Timestamp: v[3], MessageType: v[4]}, true
+}
+
+// parseOutboundFast is parseInboundFast for the eight Outbound fields (the
+// persister reads every message this way).
+func parseOutboundFast(b []byte) (m Outbound, ok bool) {
+	var v [8]string
+	if !scanStringObject(b, outboundKeys, v[:]) {
+		return m, false
+	}
+	return Outbound{MessageID: v[0], RoomID: v[1], UserID: v[2], Username: v[3], Message: v[4],
+		Timestamp: v[5], ServerTimestamp: v[6], MessageType: v[7]}, true
+}
+
+// scanStringObject reads a flat JSON object whose members are among keys
+// (at most 16), each at most once, with plain string values (see
+// scanPlainString), into vals[i] for keys[i]; absent keys stay "". The
+// values are slices of one copy of b: one allocation per object.
+func scanStringObject(b []byte, keys []string, vals []string) bool {
+	var at [16][2]int // value bounds in b, per key
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return false
+	}
 	i++
-	var seen uint8
+	var seen uint16
 	for {
 		key, j, ok := scanPlainString(b, skipSpace(b, i))
 		if !ok {
-			return in, false
+			return false
 		}
 		i = skipSpace(b, j)
 		if i == len(b) || b[i] != ':' {
-			return in, false
+			return false
 		}
-		val, j, ok := scanPlainString(b, skipSpace(b, i+1))
+		valStart := skipSpace(b, i+1)
+		val, j, ok := scanPlainString(b, valStart)
 		if !ok {
-			return in, false
+			return false
 		}
-		var bit uint8
-		var dst *string
-		switch string(key) {
-		case "userId":
-			bit, dst = 1, &in.UserID
-		case "username":
-			bit, dst = 2, &in.Username
-		case "message":
-			bit, dst = 4, &in.Message
-		case "timestamp":
-			bit, dst = 8, &in.Timestamp
-		case "messageType":
-			bit, dst = 16, &in.MessageType
-		default:
-			return in, false
+		k := 0
+		for k < len(keys) && keys[k] != string(key) {
+			k++
 		}
-		if seen&bit != 0 {
-			return in, false
+		if k == len(keys) || seen&(1<<k) != 0 {
+			return false
 		}
-		seen |= bit
-		*dst = string(val)
+		seen |= 1 << k
+		at[k] = [2]int{valStart + 1, valStart + 1 + len(val)}
 		i = skipSpace(b, j)
 		if i == len(b) {
-			return in, false
+			return false
 		}
 		switch b[i] {
 		case ',':
 			i++
 			continue
 		case '}':
-			return in, skipSpace(b, i+1) == len(b)
+			if skipSpace(b, i+1) != len(b) {
+				return false
+			}
+			all := string(b)
+			for k := range keys {
+				if seen&(1<<k) != 0 {
+					vals[k] = all[at[k][0]:at[k][1]]
+				}
+			}
+			return true
 		default:
-			return in, false
+			return false
 		}
 	}
 }

@@ -67,3 +67,36 @@ func FuzzAppendOutbound(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseOutboundFast(f *testing.F) {
+	m := &Outbound{MessageID: "123", RoomID: "7", UserID: "1", Username: "abc", Message: "hi é",
+		Timestamp: "2026-11-21T10:00:00Z", ServerTimestamp: "2026-11-21T10:00:00.001Z", MessageType: TypeText}
+	f.Add(appendOutbound(nil, m))
+	f.Add([]byte(`{"messageId":"1","messageId":"2"}`))
+	f.Add([]byte(`{"MessageId":"1"}`))
+	f.Add([]byte(`{"message":"a\nb"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := parseOutboundFast(data)
+		if !ok {
+			return
+		}
+		var slow Outbound
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json did not: %v", data, err)
+		}
+		if fast != slow {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", data, fast, slow)
+		}
+	})
+}
+
+// What servers put on the wire, the persister's fast path reads back.
+func TestParseOutboundFastReadsWhatServersWrite(t *testing.T) {
+	m := Outbound{MessageID: "3165208110592000", RoomID: "20", UserID: "100000", Username: "User42",
+		Message: strings.Repeat("é", 500), Timestamp: "2026-11-21T10:00:00+05:30",
+		ServerTimestamp: "2026-11-21T10:00:00.125Z", MessageType: TypeLeave}
+	got, ok := parseOutboundFast(appendOutbound(nil, &m))
+	if !ok || got != m {
+		t.Fatalf("ok %v, got %+v", ok, got)
+	}
+}

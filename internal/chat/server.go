@@ -31,6 +31,9 @@ type ServerConfig struct {
 	RateLimit      string        // per connection, COUNT/UNIT[:BURST] or off
 	WriteTimeout   time.Duration // per frame
 	PublishTimeout time.Duration // how long a message waits for the broker's ack
+	PublishBatch   int           // chat messages per broker message (envelope) at most
+	PublishBytes   int           // bytes per envelope at most (one message may exceed it alone)
+	PublishFlight  int           // envelopes awaiting the broker's ack at once
 	PingInterval   time.Duration // keep-alive pings find dead peers
 	OriginPatterns []string      // cross-origin browsers allowed (host patterns); same-origin always is
 }
@@ -44,6 +47,9 @@ func DefaultServerConfig() ServerConfig {
 		RateLimit:      "100/s:200",
 		WriteTimeout:   10 * time.Second,
 		PublishTimeout: 10 * time.Second,
+		PublishBatch:   256,
+		PublishBytes:   64 << 10,
+		PublishFlight:  4,
 		PingInterval:   30 * time.Second,
 	}
 }
@@ -54,6 +60,9 @@ func (c ServerConfig) validate() error {
 	}
 	if c.SendBuffer < 1 || c.MaxPending < 1 {
 		return errors.New("chat: send buffer and max pending must be ≥ 1")
+	}
+	if c.PublishBatch < 1 || c.PublishBytes < 1 || c.PublishFlight < 1 {
+		return errors.New("chat: publish batch, bytes and in-flight envelopes must be ≥ 1")
 	}
 	if c.WriteTimeout <= 0 || c.PublishTimeout <= 0 || c.PingInterval <= 0 {
 		return errors.New("chat: timeouts and the ping interval must be > 0")
@@ -75,6 +84,7 @@ type Server struct {
 	broker  broker.Broker
 	ids     idSource
 	hub     *hub
+	pub     *publisher
 	metrics *serverMetrics
 	logger  *slog.Logger
 
@@ -100,18 +110,23 @@ func NewServer(ctx context.Context, cfg ServerConfig, b broker.Broker, ids idSou
 	if err != nil {
 		return nil, fmt.Errorf("chat: subscribe: %w", err)
 	}
+	s.pub = newPublisher(b, cfg.PublishBatch, cfg.PublishBytes, cfg.PublishFlight, cfg.PublishTimeout,
+		func(n int) { s.metrics.envelopeSize.Observe(float64(n)) })
 	return s, nil
 }
 
 // deliver is the subscription's handler: one goroutine, in topic order, so
 // every connection's queue receives the room's messages in the same order.
-func (s *Server) deliver(data []byte) {
-	room, body, err := SplitWire(data)
-	if err != nil {
-		s.logger.Warn("chat: dropping a malformed broker message", "err", err)
-		return
+func (s *Server) deliver(envelope []byte) {
+	for rest := envelope; len(rest) > 0; {
+		room, body, next, err := NextWire(rest)
+		if err != nil {
+			s.logger.Warn("chat: dropping the rest of a malformed broker message", "err", err)
+			return
+		}
+		s.hub.broadcast(room, body)
+		rest = next
 	}
-	s.hub.broadcast(room, body)
 }
 
 // ServeWS is GET /chat/{roomId}.
@@ -161,8 +176,10 @@ func (s *Server) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.pub.close()
 		return nil
 	case <-ctx.Done():
+		s.pub.close()
 		return fmt.Errorf("chat: connections still open at shutdown: %w", ctx.Err())
 	}
 }
@@ -187,6 +204,7 @@ type serverMetrics struct {
 	deliveries   prometheus.Counter
 	slowClosed   prometheus.Counter
 	publishAck   prometheus.Histogram
+	envelopeSize prometheus.Histogram
 }
 
 func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
@@ -204,10 +222,13 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 			Name: "scalelab_chat_publish_ack_seconds", Help: "From reading a client's message to the broker's ack.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 	}
+	m.envelopeSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "scalelab_chat_publish_envelope_messages", Help: "Chat messages per broker message (envelope) published.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10)})
 	m.accepted = m.received.WithLabelValues("accepted")
 	m.invalid = m.received.WithLabelValues("invalid")
 	m.rateLimited = m.received.WithLabelValues("rate_limited")
 	m.brokerErrors = m.received.WithLabelValues("broker_error")
-	reg.MustRegister(m.connections, m.received, m.deliveries, m.slowClosed, m.publishAck)
+	reg.MustRegister(m.connections, m.received, m.deliveries, m.slowClosed, m.publishAck, m.envelopeSize)
 	return m
 }

@@ -11,8 +11,13 @@ import (
 
 // BatchConfig bounds the batches of a BatchConsumer.
 type BatchConfig struct {
-	Size int           // messages per batch at most
+	Size int           // messages per batch at most (or Weight, when set)
 	Wait time.Duration // how long the first message of a batch waits for company
+	// Weight, when set, is what a message counts towards Size — e.g. the
+	// records it carries, when publishers pack several into one message.
+	// A batch closes once it reaches Size, so it may exceed Size by less
+	// than one message's weight.
+	Weight func(*Message) int
 	// WriteTimeout bounds one call of the write function (default 30 s).
 	WriteTimeout time.Duration
 }
@@ -80,6 +85,7 @@ func ConsumeBatches(ctx context.Context, b Broker, topic, group string, cfg Batc
 func (c *BatchConsumer) loop() {
 	defer close(c.done)
 	batch := make([]*Message, 0, c.cfg.Size)
+	weight := 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -89,7 +95,12 @@ func (c *BatchConsumer) loop() {
 				timer.Reset(c.cfg.Wait)
 			}
 			batch = append(batch, m)
-			if len(batch) < c.cfg.Size {
+			if c.cfg.Weight != nil {
+				weight += max(1, c.cfg.Weight(m))
+			} else {
+				weight++
+			}
+			if weight < c.cfg.Size {
 				continue
 			}
 			timer.Stop()
@@ -110,6 +121,7 @@ func (c *BatchConsumer) loop() {
 		if len(batch) > 0 {
 			c.flush(batch)
 			batch = batch[:0]
+			weight = 0
 		}
 	}
 }
