@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,8 +84,9 @@ func (c *conn) run() {
 }
 
 func (c *conn) readLoop() {
+	var frame bytes.Buffer // reused: nothing keeps a frame's bytes past its iteration
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := readMessage(c.ctx, c.ws, &frame)
 		if err != nil {
 			return // closed by the peer, by us, or over MaxFrame (coder/websocket sends 1009)
 		}
@@ -108,6 +110,20 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// readMessage reads the next message into buf (reset first) and returns its
+// bytes, valid until the next call: ws.Read would allocate every frame.
+func readMessage(ctx context.Context, ws *websocket.Conn, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return 0, nil, err
+	}
+	return typ, buf.Bytes(), nil
 }
 
 func (c *conn) publish(in *Inbound) {
