@@ -19,6 +19,7 @@
 #   bench/chat.sh
 #   ROUNDS=3 MESSAGES=500000 CONNS=40 ROOMS=20 WINDOW=32 BROKERS="nats amqp" bench/chat.sh
 #   PACED_RATES="5000 10000" bench/chat.sh   # also paced runs at these rates
+#   SERVE_FLAGS="--publish-in-flight 2" bench/chat.sh  # extra flags for both servers
 #   PROFILE=1 ROUNDS=1 BROKERS=nats bench/chat.sh  # + top of a 5 s CPU profile of
 #                                                  # server 1 and the persister in each round
 #
@@ -134,16 +135,19 @@ round() {
 	DBS+=("$db")
 	local dburl="$PG/$db?sslmode=disable"
 	local common=(--db "$dburl" --broker "$url" --namespace "$ns")
+	local serve=()
+	# shellcheck disable=SC2206
+	[ -n "${SERVE_FLAGS:-}" ] && serve=($SERVE_FLAGS)
 	local prof1=() prof3=() profl=()
 	if [ "${PROFILE:-0}" = 1 ]; then
 		prof1=(--pprof-addr "127.0.0.1:${BASE}6")
 		prof3=(--pprof-addr "127.0.0.1:${BASE}7")
 		profl=(--cpu-profile "$WORK/loadgen.pprof")
 	fi
-	"$SL" chat serve --addr "127.0.0.1:${BASE}1" --rate-limit off --data "$WORK/s1" "${common[@]}" "${prof1[@]}" >"$WORK/s1.log" 2>&1 &
+	"$SL" chat serve --addr "127.0.0.1:${BASE}1" --rate-limit off --data "$WORK/s1" "${common[@]}" "${serve[@]}" "${prof1[@]}" >"$WORK/s1.log" 2>&1 &
 	local s1=$!
 	wait_ready "127.0.0.1:${BASE}1" # the first server migrates the schema
-	"$SL" chat serve --addr "127.0.0.1:${BASE}2" --rate-limit off --data "$WORK/s2" "${common[@]}" >"$WORK/s2.log" 2>&1 &
+	"$SL" chat serve --addr "127.0.0.1:${BASE}2" --rate-limit off --data "$WORK/s2" "${common[@]}" "${serve[@]}" >"$WORK/s2.log" 2>&1 &
 	local s2=$!
 	"$SL" chat persist --addr "127.0.0.1:${BASE}3" --data "$WORK/p" "${common[@]}" "${prof3[@]}" >"$WORK/p.log" 2>&1 &
 	local p=$!
