@@ -20,6 +20,7 @@
 #   ROUNDS=3 MESSAGES=500000 CONNS=40 ROOMS=20 WINDOW=32 BROKERS="nats amqp" bench/chat.sh
 #   PACED_RATES="5000 10000" bench/chat.sh   # also paced runs at these rates
 #   SERVE_FLAGS="--publish-in-flight 2" bench/chat.sh  # extra flags for both servers
+#   PACE_AT_MEDIAN=0 bench/chat.sh  # skip the paced run at 80 % of the median
 #   PROFILE=1 ROUNDS=1 BROKERS=nats bench/chat.sh  # + top of a 5 s CPU profile of
 #                                                  # server 1 and the persister in each round
 #
@@ -231,6 +232,7 @@ for broker in $BROKERS; do
 	delivered=$(field delivered_per_s <"$WORK/$broker.results" | sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
 	rate=$(awk -v d="$delivered" 'BEGIN {printf "%d", d*0.8}')
 	target_rate=$((TARGET * 8 / 10))
+	[ "${PACE_AT_MEDIAN:-1}" = 1 ] || rate=""
 	for r in $rate $target_rate ${PACED_RATES:-}; do
 		paced=$((r * 20)) # a 20-second paced run
 		if [ "$r" = "$rate" ]; then
