@@ -12,8 +12,9 @@
 // (publish.go): one broker message carries every chat message that arrived
 // while the previous envelopes awaited their ack — at low load one, under
 // load dozens, and nothing ever waits for company. Envelopes are published
-// in order by one goroutine (broker.PublishAsync, pipelined, at most
-// PublishFlight awaiting their ack), so per-connection order holds. A
+// in order by one goroutine (broker.PublishAsync; by default the next
+// leaves when the previous is acked, like a group commit), so
+// per-connection order holds. A
 // per-connection reply loop waits for each message's envelope ack in
 // order and only then answers OK, so OK means "durably accepted by the
 // broker", and replies come in the order of the messages they answer. A

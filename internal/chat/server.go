@@ -49,7 +49,7 @@ func DefaultServerConfig() ServerConfig {
 		PublishTimeout: 10 * time.Second,
 		PublishBatch:   256,
 		PublishBytes:   64 << 10,
-		PublishFlight:  2,
+		PublishFlight:  1,
 		PingInterval:   30 * time.Second,
 	}
 }
