@@ -153,7 +153,7 @@ func (c *persistCounter) start(now time.Time) {
 // second cost PostgreSQL a sizeable share of the cores it shares with what
 // is measured. (If everything is stored by the first count, the persisted
 // rate is reported as the acked rate: that is its resolution.)
-func (c *persistCounter) poll(time.Time) {
+func (c *persistCounter) poll() {
 	c.stop, c.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(c.done)

@@ -150,11 +150,9 @@ func (p *publisher) publishLoop() {
 			p.takeOpen(nil).finish(errPublisherClosed)
 			return
 		}
+		// One kick per envelope, sent by its first message, and the open
+		// envelope is taken only here, after its kick: it is never empty.
 		env := p.takeOpen(newEnvelope())
-		if env.n == 0 { // emptied by nobody, but a kick can outlive its envelope
-			<-p.slots
-			continue
-		}
 		p.observe(env.n)
 		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 		pending, err := p.broker.PublishAsync(ctx, Topic, env.data)
