@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,10 @@ type ServerConfig struct {
 	WriteTimeout      time.Duration // default 30s
 	IdleTimeout       time.Duration // default 120s
 	DrainTimeout      time.Duration // default 10s: how long in-flight requests get at shutdown
+	// TLS, when set, serves HTTPS on the listener (peer listeners: mutual
+	// TLS from the auth package). Handshakes happen per connection, so a
+	// caller that fails one never reaches the handler.
+	TLS *tls.Config
 }
 
 // Server is an http.Server that binds first and shuts down gracefully.
@@ -68,6 +73,9 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("httpx: listen %s: %w", s.cfg.Addr, err)
 	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	s.ln = ln
 	return nil
 }
@@ -93,7 +101,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
-	s.logger.Info("listening", "addr", "http://"+s.Addr())
+	scheme := "http://"
+	if s.cfg.TLS != nil {
+		scheme = "https://"
+	}
+	s.logger.Info("listening", "addr", scheme+s.Addr())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("httpx: serve: %w", err)
