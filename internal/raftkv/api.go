@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/raftkv/kv"
 )
@@ -40,6 +41,9 @@ type API struct {
 	maxKey   int
 	maxValue int
 	book     *AddressBook // nil in one process: membership is not served
+	admin    *auth.AdminToken
+	// active returns the voters the leader has heard from recently.
+	active func(ctx context.Context) (map[uint64]bool, error)
 }
 
 // NewAPI returns the HTTP API of node; requests give up with 503 after timeout.
@@ -55,16 +59,22 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/kv/{key...}", a.get)
 	mux.HandleFunc("GET /v1/cluster", a.cluster)
 	if a.book != nil {
-		mux.HandleFunc("POST /v1/members", a.addMember)
-		mux.HandleFunc("DELETE /v1/members/{id}", a.removeMember)
+		mux.Handle("POST /v1/members", a.admin.RequireFunc(a.addMember))
+		mux.Handle("DELETE /v1/members/{id}", a.admin.RequireFunc(a.removeMember))
 	}
 	return mux
 }
 
-// WithAddressBook serves membership changes (POST /v1/members {"id",
-// "peer_addr"}, DELETE /v1/members/{id}), answering with the members and
-// their peer addresses — what a joining node needs to reach them.
-func (a *API) WithAddressBook(b *AddressBook) *API { a.book = b; return a }
+// WithMembership serves membership changes (POST /v1/members {"id",
+// "peer_addr"}, DELETE /v1/members/{id}) to holders of the admin token,
+// answering with the members and their peer addresses — what a joining
+// node needs to reach them. A change that would leave fewer active voters
+// than a quorum is refused (409), as etcd's strict reconfiguration check
+// does; active asks the leader which voters it hears from.
+func (a *API) WithMembership(b *AddressBook, admin *auth.AdminToken, active func(context.Context) (map[uint64]bool, error)) *API {
+	a.book, a.admin, a.active = b, admin, active
+	return a
+}
 
 func (a *API) members() []MemberAddr { return sortedMembers(a.node.Members(), a.book.Addrs()) }
 
@@ -78,9 +88,21 @@ func (a *API) addMember(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "want {\"id\": N ≥ 1, \"peer_addr\": \"host:port\"}"))
 		return
 	}
+	if err := validPeerAddr(m.PeerAddr); err != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "%s", err.Error()))
+		return
+	}
+	addrs := a.book.Addrs()
 	for _, v := range a.node.Members() {
-		if v == m.ID {
+		switch {
+		case v == m.ID && addrs[v] == m.PeerAddr:
 			httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": a.members()}) // already in: a retried join
+			return
+		case v == m.ID:
+			httpx.WriteError(w, r, apperr.E(apperr.Conflict, "node %d is a member at %s; remove it first", v, addrs[v]))
+			return
+		case addrs[v] == m.PeerAddr:
+			httpx.WriteError(w, r, apperr.E(apperr.Conflict, "peer address %s belongs to member %d", m.PeerAddr, v))
 			return
 		}
 	}
@@ -99,6 +121,10 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 func (a *API) change(w http.ResponseWriter, r *http.Request, add bool, id uint64, addr string) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
+	if err := a.safeToChange(ctx, add, id); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
 	for {
 		actx, acancel := context.WithTimeout(ctx, max(a.timeout/3, 200*time.Millisecond))
 		err := a.node.ChangeMembership(actx, add, id, addr)
@@ -112,6 +138,33 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, add bool, id uint64
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// safeToChange applies checkReconfig to the leader's view. A leader that
+// was just elected has not heard from every follower yet, so an unsafe
+// verdict is re-asked for up to two election timeouts before it stands.
+func (a *API) safeToChange(ctx context.Context, add bool, id uint64) error {
+	wait := 2 * time.Duration(a.node.cfg.ElectionTicks) * a.node.cfg.TickInterval
+	deadline := time.Now().Add(wait)
+	for {
+		active, err := a.active(ctx)
+		if err != nil {
+			return apperr.E(apperr.Unavailable, "cannot check the quorum: %v", err)
+		}
+		err = checkReconfig(a.node.Members(), active, add, id)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrNotMember):
+			return apperr.E(apperr.NotFound, "node %d is not a member", id)
+		case time.Now().After(deadline) || ctx.Err() != nil:
+			return apperr.E(apperr.Conflict, "%s", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

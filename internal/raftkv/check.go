@@ -20,6 +20,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/spf13/cobra"
+
+	"github.com/scalelab/scalelab/internal/platform/auth"
 )
 
 // CheckOptions shape `scalelab raftkv check`.
@@ -46,6 +48,9 @@ type checkRun struct {
 	ops     []porcupine.Operation
 	faults  []string
 	hclient *http.Client
+	keyFile string
+	peerc   *http.Client // to the peer ports, under the run's cluster key
+	peersA  *auth.Peers
 }
 
 // RunCheck starts opts.Nodes real `scalelab raftkv node` processes, runs
@@ -69,6 +74,17 @@ func RunCheck(ctx context.Context, w io.Writer, opts CheckOptions) (bool, error)
 	defer os.RemoveAll(dir)
 	c := &checkRun{opts: opts, bin: bin, dir: dir, procs: map[int]*exec.Cmd{}, paused: map[int]bool{},
 		hclient: &http.Client{Timeout: 2 * time.Second}}
+	// The nodes run as a real cluster does: peers authenticated by a key.
+	keyText := auth.NewKeyText()
+	c.keyFile = filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(c.keyFile, []byte(keyText), 0o600); err != nil {
+		return false, err
+	}
+	key, _ := auth.ParseKey(keyText)
+	if c.peersA, err = auth.NewPeers(key, "raftkv-check"); err != nil {
+		return false, err
+	}
+	c.peerc = &http.Client{Timeout: 2 * time.Second, Transport: c.peersA.Transport(&http.Transport{})}
 	var peerList []string
 	for i := 1; i <= opts.Nodes; i++ {
 		a, p, err := twoPorts()
@@ -149,7 +165,8 @@ func (c *checkRun) startNode(i int, peers string) error {
 		return err
 	}
 	cmd := exec.Command(c.bin, "raftkv", "node", "--id", fmt.Sprint(i), "--addr", c.addrs[i-1], "--peer-addr", c.peers[i-1],
-		"--peers", peers, "--data", filepath.Join(c.dir, fmt.Sprint(i)), "--tick", "50ms", "--request-timeout", "1s", "--fault-injection")
+		"--peers", peers, "--data", filepath.Join(c.dir, fmt.Sprint(i)), "--tick", "50ms", "--request-timeout", "1s", "--fault-injection",
+		"--cluster-key", c.keyFile)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return err
@@ -292,8 +309,8 @@ func (c *checkRun) injectFaults(ctx context.Context, stop time.Time) {
 
 func (c *checkRun) cut(node int, ids []uint64) {
 	body, _ := json.Marshal(ids)
-	req, _ := http.NewRequest(http.MethodPut, "http://"+c.peers[node-1]+"/debug/cut", bytes.NewReader(body))
-	if resp, err := c.hclient.Do(req); err == nil {
+	req, _ := http.NewRequest(http.MethodPut, c.peersA.URL(c.peers[node-1], "/debug/cut"), bytes.NewReader(body))
+	if resp, err := c.peerc.Do(req); err == nil {
 		resp.Body.Close()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.etcd.io/raft/v3"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/raftkv/wal"
@@ -56,10 +58,9 @@ func ParsePeers(s string) (map[uint64]string, error) {
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var addr, peerAddr, peers, join string
-	var timeout time.Duration
-	var maxValue int
-	var debug, faults bool
+	var peers, join, keyFile, adminToken string
+	opts := NodeOptions{}
+	var debug bool
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one node: client API on --addr, Raft traffic on --peer-addr",
@@ -68,6 +69,15 @@ func nodeCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = host.Logger(cmd.ErrOrStderr(), debug)
+			var err error
+			if opts.ClusterKey, err = auth.LoadKey(keyFile); err != nil {
+				return usageErr{err}
+			}
+			var where string
+			if opts.Admin, where, err = auth.LoadAdminToken(adminToken, cfg.DataDir); err != nil {
+				return usageErr{err}
+			}
+			cfg.Logger.Info("admin operations need the admin token", "from", where)
 			pm := map[uint64]string{}
 			switch {
 			case peers != "" && join != "":
@@ -84,7 +94,7 @@ func nodeCommand() *cobra.Command {
 					cfg.Peers = append(cfg.Peers, id)
 				}
 			case join != "":
-				members, err := joinCluster(cmd.Context(), join, cfg.ID, peerAddr)
+				members, err := joinCluster(cmd.Context(), join, cfg.ID, opts.PeerAddr, opts.Admin)
 				if err != nil {
 					return err
 				}
@@ -95,13 +105,17 @@ func nodeCommand() *cobra.Command {
 			case !wal.Exists(cfg.DataDir):
 				return usageErr{fmt.Errorf("a new node needs --peers (bootstrap) or --join URL")}
 			}
-			return RunNode(cmd.Context(), cfg, addr, peerAddr, pm, timeout, maxValue, faults)
+			opts.Peers = pm
+			return RunNode(cmd.Context(), cfg, opts)
 		},
 	}
 	f := cmd.Flags()
 	f.Uint64Var(&cfg.ID, "id", 0, "node ID, ≥ 1 (required)")
-	f.StringVar(&addr, "addr", "127.0.0.1:7301", "client HTTP address")
-	f.StringVar(&peerAddr, "peer-addr", "127.0.0.1:7401", "Raft peer address")
+	f.StringVar(&opts.Addr, "addr", "127.0.0.1:7301", "client HTTP address")
+	f.StringVar(&opts.PeerAddr, "peer-addr", "127.0.0.1:7401", "Raft peer address (mutual TLS with --cluster-key; loopback only without)")
+	f.StringVar(&keyFile, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same on every member ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
+	f.StringVar(&adminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "token of admin operations (membership) ($SCALELAB_ADMIN_TOKEN; default: DATA/admin-token, made at first start)")
+	f.Int64Var(&opts.MaxPeerMessage, "max-peer-message", 64<<20, "largest peer request in bytes (a batch of Raft messages, or one snapshot)")
 	f.StringVar(&peers, "peers", "", "bootstrap a new cluster with these members: ID=PEER-ADDR,… (this node included)")
 	f.StringVar(&join, "join", "", "enter a running cluster through any member's client URL (http://host:port)")
 	f.StringVar(&cfg.DataDir, "data", "./data/raftkv", "directory of the log and snapshots")
@@ -109,29 +123,54 @@ func nodeCommand() *cobra.Command {
 	f.DurationVar(&cfg.TickInterval, "tick", cfg.TickInterval, "Raft tick (heartbeat); elections after 10 ticks")
 	f.Uint64Var(&cfg.SnapshotEvery, "snapshot-every", cfg.SnapshotEvery, "applied entries between snapshots")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", cfg.MaxInflight, "append messages in flight per follower (1: no pipelining)")
-	f.DurationVar(&timeout, "request-timeout", 3*time.Second, "how long a request waits for a quorum before 503")
-	f.IntVar(&maxValue, "max-value", 1<<20, "largest value in bytes")
+	f.DurationVar(&opts.RequestTimeout, "request-timeout", 3*time.Second, "how long a request waits for a quorum before 503")
+	f.IntVar(&opts.MaxValue, "max-value", 1<<20, "largest value in bytes")
 	f.BoolVar(&debug, "debug", false, "log every request")
-	f.BoolVar(&faults, "fault-injection", false, "serve PUT /debug/cut on the peer address (partitions for `raftkv check`); never in production")
+	f.BoolVar(&opts.Faults, "fault-injection", false, "serve PUT /debug/cut on the peer address (partitions for `raftkv check`); never in production")
 	_ = f.MarkHidden("fault-injection")
 	_ = cmd.MarkFlagRequired("id")
 	return cmd
 }
 
+// NodeOptions are a process's settings around its Node.
+type NodeOptions struct {
+	Addr, PeerAddr string
+	Peers          map[uint64]string // bootstrap members, or the members a join answered
+	RequestTimeout time.Duration
+	MaxValue       int
+	MaxPeerMessage int64
+	Faults         bool             // serve PUT /debug/cut on the peer port
+	ClusterKey     *auth.Key        // nil: loopback demo mode
+	Admin          *auth.AdminToken // guards membership changes
+}
+
 // RunNode runs a node until ctx ends; a leader hands leadership to the
 // most up-to-date follower before it stops.
-func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[uint64]string, timeout time.Duration, maxValue int, faults bool) error {
+func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	logger := cfg.Logger
-	book, err := LoadAddressBook(cfg.DataDir, peers)
+	peersA, err := auth.NewPeers(o.ClusterKey, fmt.Sprintf("raftkv-%d", cfg.ID))
 	if err != nil {
 		return err
 	}
-	tr := NewHTTPTransport(cfg.ID, book.Addrs())
-	if faults {
+	if err := peersA.CheckAddr(o.PeerAddr); err != nil {
+		return usageErr{err}
+	}
+	if o.Admin == nil {
+		return fmt.Errorf("raftkv: a node needs an admin token")
+	}
+	book, err := LoadAddressBook(cfg.DataDir, o.Peers)
+	if err != nil {
+		return err
+	}
+	tr := NewHTTPTransport(cfg.ID, book.Addrs(), peersA)
+	if o.Faults {
 		tr.Cut = &Cut{}
 	}
 	book.tr = tr
 	cfg.OnConfChange = book.OnConfChange
+	cfg.KnownPeer = func(id uint64) bool { _, ok := book.Addrs()[id]; return ok }
+	window := 2 * time.Duration(cfg.ElectionTicks) * cfg.TickInterval
+	cfg.Reachable = func(id uint64) bool { return tr.Reachable(id, window) }
 	node, err := Start(cfg, tr)
 	if err != nil {
 		tr.Close()
@@ -139,11 +178,22 @@ func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[u
 	}
 	tr.Bind(node)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := NewAPI(node, timeout, maxValue).WithAddressBook(book)
-	app := httpx.Instrument("raftkv", httpx.NewMetrics(reg), int64(maxValue)+1<<20, logger, api.Handler())
-	client := httpx.NewServer(httpx.ServerConfig{Addr: addr}, httpx.Ops(httpx.JSONErrors(app), reg, nil), logger)
-	peer := httpx.NewServer(httpx.ServerConfig{Addr: peerAddr, WriteTimeout: time.Minute, ReadTimeout: time.Minute}, PeerHandler(node, tr.Cut), logger)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), node.Collector())
+	active := func(ctx context.Context) (map[uint64]bool, error) {
+		if a, ok := node.ActiveVoters(); ok {
+			return a, nil
+		}
+		lead := node.Leader()
+		if lead == 0 {
+			return nil, ErrNoLeader
+		}
+		return tr.ActiveVoters(ctx, lead, book.Addrs()[lead])
+	}
+	api := NewAPI(node, o.RequestTimeout, o.MaxValue).WithMembership(book, o.Admin, active)
+	app := httpx.Instrument("raftkv", httpx.NewMetrics(reg), int64(o.MaxValue)+1<<20, logger, api.Handler())
+	client := httpx.NewServer(httpx.ServerConfig{Addr: o.Addr}, httpx.Ops(httpx.JSONErrors(app), reg, nil), logger)
+	peerHandler := peersA.Guard(PeerHandler(node, tr.Cut), auth.Limits{MaxBody: o.MaxPeerMessage, MaxConcurrent: 32}, reg)
+	peer := httpx.NewServer(httpx.ServerConfig{Addr: o.PeerAddr, WriteTimeout: time.Minute, ReadTimeout: time.Minute, TLS: peersA.ServerTLS()}, peerHandler, logger)
 	if err := errors.Join(client.Listen(), peer.Listen()); err != nil {
 		client.Close()
 		peer.Close()
@@ -151,7 +201,8 @@ func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[u
 		tr.Close()
 		return err
 	}
-	logger.Info("raftkv node up", "id", cfg.ID, "addr", client.Addr(), "peer_addr", peer.Addr(), "peers", peers, "fsync", cfg.Sync)
+	logger.Info(peersA.StartLine())
+	logger.Info("raftkv node up", "id", cfg.ID, "addr", client.Addr(), "peer_addr", peer.Addr(), "peers", o.Peers, "fsync", cfg.Sync)
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	errs := make(chan error, 2)
 	go func() { errs <- client.Serve(serveCtx) }()
@@ -171,7 +222,7 @@ func RunNode(ctx context.Context, cfg Config, addr, peerAddr string, peers map[u
 
 // joinCluster asks a member to add this node and returns the members with
 // their peer addresses.
-func joinCluster(ctx context.Context, url string, id uint64, peerAddr string) ([]MemberAddr, error) {
+func joinCluster(ctx context.Context, url string, id uint64, peerAddr string, admin *auth.AdminToken) ([]MemberAddr, error) {
 	body, _ := json.Marshal(MemberAddr{ID: id, PeerAddr: peerAddr})
 	var out struct {
 		Members []MemberAddr `json:"members"`
@@ -179,6 +230,7 @@ func joinCluster(ctx context.Context, url string, id uint64, peerAddr string) ([
 	}
 	for attempt := 0; attempt < 10; attempt++ {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(url, "/")+"/v1/members", bytes.NewReader(body))
+		admin.Header(req)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&out)
@@ -201,10 +253,13 @@ func joinCluster(ctx context.Context, url string, id uint64, peerAddr string) ([
 
 func memberCommand() *cobra.Command {
 	root := &cobra.Command{Use: "member", Short: "Change the cluster's membership (one voter at a time)"}
-	var server, peerAddr string
+	var server, peerAddr, token string
 	var id uint64
 	call := func(cmd *cobra.Command, method, path string, body []byte) error {
 		req, _ := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(server, "/")+path, bytes.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
@@ -234,6 +289,7 @@ func memberCommand() *cobra.Command {
 	for _, c := range []*cobra.Command{add, remove} {
 		c.Flags().StringVar(&server, "server", "http://127.0.0.1:7301", "any member's client URL")
 		c.Flags().Uint64Var(&id, "id", 0, "the member's ID")
+		c.Flags().StringVar(&token, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "the member's admin token ($SCALELAB_ADMIN_TOKEN; a node's default is in its DATA/admin-token)")
 		_ = c.MarkFlagRequired("id")
 	}
 	root.AddCommand(add, remove)

@@ -2,6 +2,7 @@ package raftkv
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -100,3 +101,47 @@ func sortedMembers(voters []uint64, addrs map[uint64]string) []MemberAddr {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// checkReconfig is etcd's strict reconfiguration check (its
+// --strict-reconfig-check, on by default): a change may not leave the
+// cluster with fewer active voters than its quorum. Adding counts the
+// newcomer as not yet active — it has not started, or has just — so 3
+// healthy voters may add a fourth (3 ≥ 3) but not, with that one still
+// absent, a fifth and a sixth; removing counts the voters that remain.
+// A removal of a node that is not a voter is ErrNotMember.
+func checkReconfig(voters []uint64, active map[uint64]bool, add bool, id uint64) error {
+	isVoter := false
+	for _, v := range voters {
+		isVoter = isVoter || v == id
+	}
+	after := len(voters) + 1
+	if !add {
+		if !isVoter {
+			return ErrNotMember
+		}
+		after = len(voters) - 1
+		if after == 0 {
+			return fmt.Errorf("%w: node %d is the last voter", ErrUnsafeReconfig, id)
+		}
+	}
+	live := 0
+	for _, v := range voters {
+		if active[v] && (add || v != id) {
+			live++
+		}
+	}
+	if add && len(voters) == 1 && live == 1 {
+		return nil // growing a one-node cluster: etcd allows it too (a second node is how it is restored)
+	}
+	if quorum := after/2 + 1; live < quorum {
+		return fmt.Errorf("%w: %d of the %d voters after the change would be active; a quorum is %d",
+			ErrUnsafeReconfig, live, after, quorum)
+	}
+	return nil
+}
+
+// ErrNotMember is a removal of a node that is not a voter.
+var ErrNotMember = errors.New("raftkv: not a member")
+
+// ErrUnsafeReconfig is a membership change that would lose the quorum.
+var ErrUnsafeReconfig = errors.New("raftkv: the change would leave too few active voters")

@@ -58,11 +58,14 @@ func TestMembershipChangeUnderLoad(t *testing.T) {
 	// Node 4 starts empty, joining: it learns the cluster from the leader.
 	cfg := c.cfg
 	cfg.ID, cfg.Join, cfg.DataDir = 4, true, filepath.Join(c.dir, "4")
+	// What a join answers: the members, whose messages it then admits.
+	cfg.KnownPeer = func(id uint64) bool { return id >= 1 && id <= 3 }
 	n4, err := Start(cfg, c.net.Transport(4))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.net.Attach(n4)
+	c.all = append(c.all, n4)
 	mu.Lock()
 	c.nodes[4] = n4
 	mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -32,6 +33,12 @@ type Config struct {
 	// OnConfChange, if set, is told of every applied membership change
 	// (the transport adds or drops the peer; context carries its address).
 	OnConfChange func(t raftpb.ConfChangeType, id uint64, context []byte)
+	// KnownPeer, if set, admits messages from members this node knows of
+	// outside its applied membership (the address book of a joining node).
+	KnownPeer func(id uint64) bool
+	// Reachable, if set, is the transport's own word on whether a peer
+	// answers; ActiveVoters requires it as well as Raft's RecentActive.
+	Reachable func(id uint64) bool
 }
 
 // DefaultConfig: 100 ms ticks, elections after 1 s, snapshots every 100,000
@@ -75,6 +82,12 @@ type Node struct {
 	stopped chan struct{}
 	done    chan struct{}
 	leader  atomic.Uint64
+
+	// The guard's view of the persisted state (see guard.go).
+	term, commit atomic.Uint64
+	dropped      *prometheus.CounterVec
+	droppedTotal atomic.Uint64
+	lastDrop     atomic.Value // string: why the last refused message was refused
 }
 
 // ErrStopped is returned by requests to a stopped node.
@@ -103,6 +116,10 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 		kv: kv.New(), waiters: map[uint64]chan kv.Result{}, reads: map[uint64]chan uint64{},
 		stopped: make(chan struct{}), done: make(chan struct{}), snapResult: make(chan snapResult, 1)}
 	n.applied = sync.NewCond(&n.mu)
+	n.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scalelab_raftkv_peer_messages_dropped_total",
+		Help: "Raft messages from peers refused by the guard before reaching Raft, by message type.",
+	}, []string{"type"})
 	n.nextID.Store(uint64(time.Now().UnixNano()))
 	if !raft.IsEmptySnap(st.Snapshot) {
 		if err := n.storage.ApplySnapshot(st.Snapshot); err != nil {
@@ -116,6 +133,8 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 	if err := n.storage.SetHardState(st.HardState); err != nil {
 		return nil, err
 	}
+	n.term.Store(st.HardState.Term)
+	n.commit.Store(max(st.HardState.Commit, n.snapIndex))
 	if err := n.storage.Append(st.Entries); err != nil {
 		return nil, err
 	}
@@ -139,8 +158,62 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 	return n, nil
 }
 
-// Step hands a message from a peer to Raft.
-func (n *Node) Step(ctx context.Context, m raftpb.Message) error { return n.rn.Step(ctx, m) }
+// Step hands a message from a peer to Raft, once the guard has passed it
+// (guard.go). A refused message is dropped and counted, and the error
+// says why; the caller goes on with the next one.
+func (n *Node) Step(ctx context.Context, m raftpb.Message) error {
+	if err := checkMessage(&m, n.view()); err != nil {
+		n.dropped.WithLabelValues(m.Type.String()).Inc()
+		n.lastDrop.Store(err.Error())
+		if n.droppedTotal.Add(1)%1000 == 1 { // the first, then every thousandth
+			n.log.Warn("peer message dropped", "err", err, "from", m.From, "dropped", n.droppedTotal.Load())
+		}
+		return err
+	}
+	return n.rn.Step(ctx, m)
+}
+
+// Dropped is how many peer messages the guard refused, and why the last was.
+func (n *Node) Dropped() (count uint64, last string) {
+	last, _ = n.lastDrop.Load().(string)
+	return n.droppedTotal.Load(), last
+}
+
+// Collector exposes the guard's counters to Prometheus.
+func (n *Node) Collector() prometheus.Collector { return n.dropped }
+
+func (n *Node) view() raftView {
+	last, _ := n.storage.LastIndex()
+	return raftView{
+		self: n.cfg.ID, term: n.term.Load(), commit: n.commit.Load(), lastIndex: last,
+		termAt: func(i uint64) (uint64, bool) {
+			t, err := n.storage.Term(i)
+			return t, err == nil
+		},
+		member: n.isMember,
+	}
+}
+
+func (n *Node) isMember(id uint64) bool {
+	if n.cfg.KnownPeer != nil && n.cfg.KnownPeer(id) {
+		return true
+	}
+	for _, p := range n.cfg.Peers {
+		if p == id {
+			return true
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ids := range [][]uint64{n.confState.Voters, n.confState.Learners, n.confState.VotersOutgoing} {
+		for _, v := range ids {
+			if v == id {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // ID is the node's ID.
 func (n *Node) ID() uint64 { return n.cfg.ID }
@@ -216,6 +289,10 @@ func (n *Node) handle(rd raft.Ready) error {
 	if err := n.storage.Append(rd.Entries); err != nil {
 		return err
 	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		n.term.Store(rd.HardState.Term)
+		n.commit.Store(rd.HardState.Commit)
+	}
 	n.transport.Send(rd.Messages)
 	for _, rs := range rd.ReadStates {
 		id := binary.BigEndian.Uint64(rs.RequestCtx)
@@ -282,6 +359,15 @@ func (n *Node) apply(e raftpb.Entry) {
 		n.mu.Unlock()
 	case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeI
+		if err := checkEntry(&e); err != nil {
+			// Committed everywhere alike, so every node skips it alike.
+			n.log.Error("membership change skipped", "index", e.Index, "err", err)
+			n.mu.Lock()
+			n.kv.Skip(e.Index)
+			n.applied.Broadcast()
+			n.mu.Unlock()
+			return
+		}
 		if e.Type == raftpb.EntryConfChange {
 			var c raftpb.ConfChange
 			_ = c.Unmarshal(e.Data)
@@ -304,6 +390,22 @@ func (n *Node) apply(e raftpb.Entry) {
 		n.applied.Broadcast()
 		n.mu.Unlock()
 	}
+}
+
+// ActiveVoters is, on the leader, the voters it has heard from within the
+// last election timeout (itself included); ok is false elsewhere.
+func (n *Node) ActiveVoters() (active map[uint64]bool, ok bool) {
+	st := n.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return nil, false
+	}
+	active = map[uint64]bool{n.cfg.ID: true}
+	for id, p := range st.Progress {
+		if p.RecentActive && (n.cfg.Reachable == nil || n.cfg.Reachable(id)) {
+			active[id] = true
+		}
+	}
+	return active, true
 }
 
 // Members returns the current voters.

@@ -17,6 +17,7 @@ type cluster struct {
 	net   *Network
 	nodes map[uint64]*Node
 	cfg   Config
+	all   []*Node // every node started, for the guard's check at the end
 }
 
 func newCluster(t *testing.T, seed uint64, size int) *cluster {
@@ -34,6 +35,13 @@ func newCluster(t *testing.T, seed uint64, size int) *cluster {
 		for _, n := range c.nodes {
 			_ = n.Stop()
 		}
+		// Correct peers never send what the guard refuses, whatever the
+		// faults: a drop here is a guard rule that is too strict.
+		for _, n := range c.all {
+			if d, why := n.Dropped(); d != 0 {
+				t.Errorf("node %d's guard dropped %d messages from correct peers; the last: %s", n.ID(), d, why)
+			}
+		}
 	})
 	return c
 }
@@ -47,6 +55,7 @@ func (c *cluster) start(id uint64) {
 		c.t.Fatal(err)
 	}
 	c.nodes[id] = n
+	c.all = append(c.all, n)
 	c.net.Attach(n)
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
 )
 
@@ -35,10 +36,16 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 	}
 	procs := map[int]*exec.Cmd{}
 	addrs[4], peerAddrs[4] = proctest.FreeAddr(t), proctest.FreeAddr(t)
+	// As a real cluster runs: peers under a cluster key, membership behind the admin token.
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(auth.NewKeyText()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	start := func(i int, extra ...string) {
 		log, _ := os.OpenFile(filepath.Join(dir, fmt.Sprint(i, ".log")), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		args := []string{"raftkv", "node", "--id", fmt.Sprint(i), "--addr", addrs[i], "--peer-addr", peerAddrs[i],
-			"--data", filepath.Join(dir, fmt.Sprint(i)), "--tick", "20ms", "--snapshot-every", "100", "--request-timeout", "1s"}
+			"--data", filepath.Join(dir, fmt.Sprint(i)), "--tick", "20ms", "--snapshot-every", "100", "--request-timeout", "1s",
+			"--cluster-key", keyFile, "--admin-token", testAdminToken}
 		if len(extra) == 0 {
 			extra = []string{"--peers", strings.Join(peers, ",")}
 		}
@@ -168,7 +175,8 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, err := exec.Command(bin, "raftkv", "member", "remove", "--server", "http://"+addrs[3], "--id", "1").CombinedOutput()
+	out, err := exec.Command(bin, "raftkv", "member", "remove", "--server", "http://"+addrs[3], "--id", "1",
+		"--admin-token", testAdminToken).CombinedOutput()
 	if err != nil {
 		t.Fatalf("member remove: %v %s", err, out)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,9 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
 // HTTPTransport carries Raft messages between processes: one sender
@@ -31,9 +35,11 @@ type HTTPTransport struct {
 
 	self   uint64
 	node   atomic.Pointer[Node]
+	peersA *auth.Peers
 	client *http.Client
 	mu     sync.Mutex
 	peers  map[uint64]*peerSender
+	lastOK sync.Map // peer ID → time.Time of its last accepted batch
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -43,13 +49,14 @@ type peerSender struct {
 	queue chan raftpb.Message
 }
 
-// NewHTTPTransport sends to the given peer addresses (id → host:port).
-func NewHTTPTransport(self uint64, peers map[uint64]string) *HTTPTransport {
-	t := &HTTPTransport{self: self, peers: map[uint64]*peerSender{}, stop: make(chan struct{}),
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+// NewHTTPTransport sends to the given peer addresses (id → host:port),
+// over mutual TLS when the cluster has a key (auth.Peers).
+func NewHTTPTransport(self uint64, peers map[uint64]string, pa *auth.Peers) *HTTPTransport {
+	t := &HTTPTransport{self: self, peers: map[uint64]*peerSender{}, stop: make(chan struct{}), peersA: pa,
+		client: &http.Client{Timeout: 5 * time.Second, Transport: pa.Transport(&http.Transport{
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 			MaxIdleConnsPerHost: 16,
-		}}}
+		})}}
 	for id, addr := range peers {
 		t.AddPeer(id, addr)
 	}
@@ -69,7 +76,7 @@ func (t *HTTPTransport) AddPeer(id uint64, addr string) {
 	if _, ok := t.peers[id]; ok {
 		return
 	}
-	p := &peerSender{url: "http://" + addr + "/raft/messages", queue: make(chan raftpb.Message, 4096)}
+	p := &peerSender{url: t.peersA.URL(addr, "/raft/messages"), queue: make(chan raftpb.Message, 4096)}
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.sendLoop(id, p)
@@ -108,12 +115,19 @@ func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
 			return
 		case first = <-p.queue:
 		}
+		// A batch stops at 512 messages or batchBytes, so that it stays
+		// well under the receiver's body limit; a snapshot goes alone.
 		batch := []raftpb.Message{first}
+		size := first.Size()
 	more:
-		for len(batch) < 512 {
+		for len(batch) < 512 && size < batchBytes && first.Type != raftpb.MsgSnap {
 			select {
 			case m := <-p.queue:
 				batch = append(batch, m)
+				size += m.Size()
+				if m.Type == raftpb.MsgSnap {
+					break more
+				}
 			default:
 				break more
 			}
@@ -143,6 +157,8 @@ func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
 		}
 		if err != nil {
 			n.rn.ReportUnreachable(id)
+		} else {
+			t.lastOK.Store(id, time.Now())
 		}
 	}
 }
@@ -158,6 +174,46 @@ func (t *HTTPTransport) post(url string, body []byte) error {
 		return fmt.Errorf("raftkv: peer answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// Reachable reports whether peer id accepted a batch within the window.
+// On the leader, which sends every peer a heartbeat each tick, it is an
+// exact answer to "can I reach it"; Raft's own RecentActive is not,
+// because Raft marks a member it has just added active until the next
+// quorum check.
+func (t *HTTPTransport) Reachable(id uint64, window time.Duration) bool {
+	at, ok := t.lastOK.Load(id)
+	return ok && time.Since(at.(time.Time)) < window
+}
+
+// batchBytes is where a sender closes a batch of messages.
+const batchBytes = 4 << 20
+
+// ActiveVoters asks the leader (over the peer channel) which voters it has
+// heard from recently.
+func (t *HTTPTransport) ActiveVoters(ctx context.Context, leader uint64, addr string) (map[uint64]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.peersA.URL(addr, "/raft/active"), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("raftkv: asking leader %d: %w", leader, err)
+	}
+	defer resp.Body.Close()
+	var out activeBody
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("raftkv: leader %d answered %d", leader, resp.StatusCode)
+	}
+	active := map[uint64]bool{}
+	for _, id := range out.Active {
+		active[id] = true
+	}
+	return active, nil
+}
+
+type activeBody struct {
+	Active []uint64 `json:"active"`
 }
 
 // Close stops the senders.
@@ -193,9 +249,13 @@ func (c *Cut) Set(ids []uint64) {
 	}
 }
 
-// PeerHandler receives Raft messages for node: POST /raft/messages. With
-// cut set it also serves PUT /debug/cut (a JSON list of peer IDs to cut
-// off; [] heals) and drops messages from cut peers.
+// PeerHandler receives Raft messages for node: POST /raft/messages, each
+// message checked by the node's guard before Raft sees it (a refused one
+// is dropped and counted; the rest of the batch goes on). GET
+// /raft/active answers, on the leader, the voters it has heard from
+// recently (the membership API's quorum check). With cut set it also
+// serves PUT /debug/cut (a JSON list of peer IDs to cut off; [] heals) and
+// drops messages from cut peers. Serve it behind auth.Peers.Guard.
 func PeerHandler(n *Node, cut *Cut) http.Handler {
 	mux := http.NewServeMux()
 	if cut != nil {
@@ -209,10 +269,22 @@ func PeerHandler(n *Node, cut *Cut) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		})
 	}
+	mux.HandleFunc("GET /raft/active", func(w http.ResponseWriter, r *http.Request) {
+		active, ok := n.ActiveVoters()
+		if !ok {
+			http.Error(w, "not the leader", http.StatusServiceUnavailable)
+			return
+		}
+		var out activeBody
+		for id := range active {
+			out.Active = append(out.Active, id)
+		}
+		httpx.WriteJSON(w, http.StatusOK, out)
+	})
 	mux.HandleFunc("POST /raft/messages", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 512<<20))
+		body, err := io.ReadAll(r.Body) // capped by the guard
 		if err != nil {
-			http.Error(w, "read", http.StatusBadRequest)
+			http.Error(w, "read", http.StatusRequestEntityTooLarge)
 			return
 		}
 		rd := bytes.NewReader(body)
@@ -222,8 +294,8 @@ func PeerHandler(n *Node, cut *Cut) http.Handler {
 				http.Error(w, "malformed batch", http.StatusBadRequest)
 				return
 			}
-			b := make([]byte, l)
-			_, _ = rd.Read(b)
+			b := body[len(body)-rd.Len():][:l]
+			_, _ = rd.Seek(int64(l), io.SeekCurrent)
 			var m raftpb.Message
 			if err := m.Unmarshal(b); err != nil {
 				http.Error(w, "malformed message", http.StatusBadRequest)
@@ -232,7 +304,7 @@ func PeerHandler(n *Node, cut *Cut) http.Handler {
 			if cut.Has(m.From) {
 				continue
 			}
-			if err := n.Step(context.Background(), m); err != nil {
+			if err := n.Step(r.Context(), m); err != nil && !errors.Is(err, errBadMessage) {
 				http.Error(w, "stopped", http.StatusServiceUnavailable)
 				return
 			}
