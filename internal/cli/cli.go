@@ -19,6 +19,7 @@ import (
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/idgen"
 	"github.com/scalelab/scalelab/internal/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/raftkv"
 	"github.com/scalelab/scalelab/internal/shortener"
@@ -56,7 +57,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load)
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load, clusterKeyCommand())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -83,4 +84,24 @@ func isArgsError(err error) bool {
 		}
 	}
 	return false
+}
+
+func clusterKeyCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cluster-key",
+		Short: "Print a new random cluster key (give every member the same file with --cluster-key)",
+		Long: `Print a new random cluster key: 32 random bytes, base64.
+
+Save it to a file readable only by the nodes' user, copy that file to every
+member, and start each with --cluster-key FILE (or SCALELAB_CLUSTER_KEY=FILE).
+Peers then talk over mutual TLS under a certificate authority derived from
+the key, and gossip is encrypted with a key derived from it; a process
+without the key is refused before it can send a message. See docs/security.md.`,
+		Example: "  scalelab cluster-key > cluster.key && chmod 600 cluster.key",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), auth.NewKeyText())
+			return err
+		},
+	}
 }

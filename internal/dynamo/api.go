@@ -28,7 +28,9 @@ type Siblings struct {
 //	GET    /kv/{key}  ?r=  → 200 value | 300 siblings | 404
 //	DELETE /kv/{key}  X-Causal-Context; ?w=  → 204
 //	GET    /cluster   this node's view of members and the ring
-//	POST   /internal/rpc  node-to-node messages
+//
+// Node-to-node messages are not here: PeerHandler serves them on the
+// peer listener.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /kv/{key...}", n.handlePut)
@@ -37,13 +39,26 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, n.Cluster())
 	})
+	return mux
+}
+
+// PeerHandler serves node-to-node messages (POST /internal/rpc) for the
+// peer listener; serve it behind auth.Peers.Guard, which caps the body.
+func (n *Node) PeerHandler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("POST /internal/rpc", n.handleRPC)
 	return mux
 }
 
-// MaxBody is the request body limit the node needs: a value at the limit
-// plus room for a peer's message carrying it with siblings.
-func (n *Node) MaxBody() int64 { return int64(n.cfg.MaxValue)*4 + 1<<20 }
+// MaxBody is the client request body limit: a value at the limit plus
+// room for headers' worth of slack.
+func (n *Node) MaxBody() int64 { return int64(n.cfg.MaxValue) + 1<<20 }
+
+// MaxPeerBody is the peer request limit: a replica batch (closed at
+// batchBytes) or one key's versions at their cap, with room to spare.
+func (n *Node) MaxPeerBody() int64 {
+	return max(int64(batchBytes), int64(n.cfg.MaxKeyBytes)) + int64(n.cfg.MaxValue) + 1<<20
+}
 
 func quorumParam(r *http.Request, name string, max int) (int, error) {
 	s := r.URL.Query().Get(name)

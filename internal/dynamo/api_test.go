@@ -108,7 +108,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"r not a number", "GET", "/kv/k?r=two", "", "", 400, "?r=two"},
 		{"empty key", "PUT", "/kv/", "", "v", 400, "empty key"},
 		{"missing", "GET", "/kv/nothing-here", "", "", 404, "not found"},
-		{"garbage rpc", "POST", "/internal/rpc", "", "\xff\x00garbage", 200, ""},
+		{"peer RPC is not on the client port", "POST", "/internal/rpc", "", "\xff\x00garbage", 404, ""},
 		{"wrong method", "PATCH", "/kv/k", "", "", 405, "not allowed"},
 	} {
 		status, body := do(tc.method, tc.path, tc.ctx, tc.body)
@@ -133,6 +133,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(replicaPut([]byte("k"), "", nil))
 	f.Add([]byte{byte(opLeaves), 0, 0, 4, 200})
 	f.Add([]byte{byte(opCoordinate), 1, 'k', 2, 2, 0, 0, 0, 1})
+	f.Add([]byte{byte(opIssued), 1, 'k', 4, 'n', '1', '.', 'x'})
 	dir := f.TempDir()
 	cfg := testConfig()
 	cfg.ID, cfg.DataDir = "n1", dir

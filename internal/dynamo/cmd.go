@@ -18,6 +18,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/dynamo/client"
 	"github.com/scalelab/scalelab/internal/dynamo/store"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
@@ -38,13 +39,13 @@ func (usageErr) UsageError() bool { return true }
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var addr, gossipAddr, join, sync, pprofAddr string
+	var addr, peerAddr, gossipAddr, join, sync, pprofAddr, keyFile string
 	var leave, debug, fast bool
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Run one node: HTTP API on --addr, gossip on --gossip, data in --data",
-		Example: `  scalelab dynamo node --id n1 --addr 127.0.0.1:7101 --gossip 127.0.0.1:7201 --data /tmp/d1
-  scalelab dynamo node --id n2 --addr 127.0.0.1:7102 --gossip 127.0.0.1:7202 --join 127.0.0.1:7201 --data /tmp/d2`,
+		Short: "Run one node: client API on --addr, replica RPC on --peer-addr, gossip on --gossip, data in --data",
+		Example: `  scalelab dynamo node --id n1 --addr 127.0.0.1:7101 --peer-addr 127.0.0.1:7151 --gossip 127.0.0.1:7201 --data /tmp/d1
+  scalelab dynamo node --id n2 --addr 127.0.0.1:7102 --peer-addr 127.0.0.1:7152 --gossip 127.0.0.1:7202 --join 127.0.0.1:7201 --data /tmp/d2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mode, err := store.ParseSyncMode(sync)
@@ -60,12 +61,19 @@ func nodeCommand() *cobra.Command {
 			if join != "" {
 				seeds = strings.Split(join, ",")
 			}
-			return RunNode(cmd.Context(), cfg, GossipConfig{Bind: gossipAddr, Join: seeds, Fast: fast}, addr, leave, logger)
+			key, err := auth.LoadKey(keyFile)
+			if err != nil {
+				return usageErr{err}
+			}
+			return RunNode(cmd.Context(), cfg, GossipConfig{Bind: gossipAddr, Join: seeds, Fast: fast},
+				Listen{Addr: addr, PeerAddr: peerAddr, ClusterKey: key}, leave, logger)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ID, "id", "", "node name, unique in the cluster (required)")
-	f.StringVar(&addr, "addr", "127.0.0.1:7101", "HTTP listen address (clients and peers)")
+	f.StringVar(&addr, "addr", "127.0.0.1:7101", "client HTTP listen address")
+	f.StringVar(&peerAddr, "peer-addr", "127.0.0.1:7151", "peer listen address: replica RPC (mutual TLS with --cluster-key; loopback only without)")
+	f.StringVar(&keyFile, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same on every member: peers over mutual TLS, gossip encrypted ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
 	f.StringVar(&gossipAddr, "gossip", "127.0.0.1:7201", "gossip listen address (UDP and TCP)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of existing members")
 	f.StringVar(&cfg.DataDir, "data", "./data/dynamo", "directory of the node's store")
@@ -75,6 +83,8 @@ func nodeCommand() *cobra.Command {
 	f.IntVar(&cfg.W, "w", cfg.W, "default write quorum")
 	f.IntVar(&cfg.VNodes, "vnodes", cfg.VNodes, "virtual nodes per node (same on every node)")
 	f.IntVar(&cfg.MaxValue, "max-value", cfg.MaxValue, "largest value in bytes")
+	f.IntVar(&cfg.MaxSiblings, "max-siblings", cfg.MaxSiblings, "most versions (siblings) one key may hold; a write past it is refused with 400")
+	f.IntVar(&cfg.MaxKeyBytes, "max-key-bytes", cfg.MaxKeyBytes, "most bytes one key's versions may hold together; a write past it is refused with 400")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "timeout of one replica request")
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", cfg.SyncInterval, "anti-entropy, range hand-off and reaping period")
 	f.DurationVar(&cfg.HintInterval, "hint-interval", cfg.HintInterval, "hinted hand-off period")
@@ -88,41 +98,67 @@ func nodeCommand() *cobra.Command {
 	return cmd
 }
 
+// Listen is where a node serves, and how it admits peers.
+type Listen struct {
+	Addr       string    // clients
+	PeerAddr   string    // replica RPC
+	ClusterKey *auth.Key // nil: unauthenticated peers, loopback only
+}
+
 // RunNode runs a node with gossip membership and the HTTP transport until
 // ctx ends. With leave set it hands its data off and leaves first.
-func RunNode(ctx context.Context, cfg Config, gc GossipConfig, addr string, leave bool, logger *slog.Logger) error {
+func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave bool, logger *slog.Logger) error {
+	peers, err := auth.NewPeers(l.ClusterKey, "dynamo-"+cfg.ID)
+	if err != nil {
+		return err
+	}
+	for _, a := range []string{l.PeerAddr, gc.Bind} {
+		if err := peers.CheckAddr(a); err != nil {
+			return usageErr{err}
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Logger, cfg.Registry = logger, reg
-	srv := httpx.NewServer(httpx.ServerConfig{Addr: addr}, nil, logger)
-	if err := srv.Listen(); err != nil {
+	srv := httpx.NewServer(httpx.ServerConfig{Addr: l.Addr}, nil, logger)
+	peerSrv := httpx.NewServer(httpx.ServerConfig{Addr: l.PeerAddr, ReadTimeout: time.Minute, WriteTimeout: time.Minute, TLS: peers.ServerTLS()}, nil, logger)
+	if err := errors.Join(srv.Listen(), peerSrv.Listen()); err != nil {
+		srv.Close()
+		peerSrv.Close()
 		return err
 	}
-	gc.Name, gc.HTTPAddr, gc.Logger = cfg.ID, srv.Addr(), logger
+	gc.Name, gc.HTTPAddr, gc.PeerAddr, gc.SecretKey, gc.Logger = cfg.ID, srv.Addr(), peerSrv.Addr(), l.ClusterKey.GossipKey(), logger
 	g, err := NewGossip(gc)
 	if err != nil {
 		srv.Close()
+		peerSrv.Close()
 		return err
 	}
-	tr := NewHTTPTransport(g.Resolve)
+	tr := NewHTTPTransport(g.Resolve, peers)
 	node, err := Open(cfg, g, tr)
 	if err != nil {
 		g.Close()
 		srv.Close()
+		peerSrv.Close()
 		return err
 	}
 	metrics := httpx.NewMetrics(reg)
 	app := httpx.Instrument("dynamo", metrics, node.MaxBody(), logger, node.Handler())
 	srv.SetHandler(httpx.Ops(httpx.JSONErrors(app), reg, nil))
-	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "gossip", gc.Bind, "join", gc.Join, "sync", cfg.Sync,
+	peerSrv.SetHandler(peers.Guard(node.PeerHandler(), auth.Limits{MaxBody: node.MaxPeerBody(), MaxConcurrent: 64}, reg))
+	logger.Info(peers.StartLine())
+	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "peer", peerSrv.Addr(), "gossip", gc.Bind, "join", gc.Join, "sync", cfg.Sync,
 		"n", cfg.N, "r", cfg.R, "w", cfg.W)
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 	go func() { serveErr <- srv.Serve(serveCtx) }()
+	go func() { serveErr <- peerSrv.Serve(serveCtx) }()
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
+		stopServing()
+		<-serveErr
 		node.Close()
 		g.Close()
 		return err
@@ -136,7 +172,7 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, addr string, leav
 		cancel()
 	}
 	stopServing()
-	errs = append(errs, <-serveErr, node.Close(), g.Close())
+	errs = append(errs, <-serveErr, <-serveErr, node.Close(), g.Close())
 	tr.Close()
 	return errors.Join(errs...)
 }

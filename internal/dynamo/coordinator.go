@@ -135,8 +135,21 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 			hintFor, inPlaces = p.HintFor, true
 		}
 	}
+	local, err := n.store.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	claim, err := n.verifyContext(ctx, key, req.Context, local)
+	if err != nil {
+		n.metrics.contextsRefused.Add(1)
+		return nil, err
+	}
+	if err := n.checkLimits(local, claim, len(req.Value)); err != nil {
+		n.metrics.limitsRefused.Add(1)
+		return nil, err
+	}
 	now := time.Now()
-	ctxClock := req.Context.Prune(n.cfg.Prune, now)
+	ctxClock := claim.Prune(n.cfg.Prune, now)
 	made := vclock.Version{
 		Dot:     n.store.Stamp(key, n.store.Actor(n.cfg.ID), ctxClock, now),
 		Context: ctxClock, Value: req.Value, Tombstone: req.Tombstone,

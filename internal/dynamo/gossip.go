@@ -19,10 +19,15 @@ import (
 type GossipConfig struct {
 	Name     string
 	Bind     string   // gossip host:port (UDP and TCP)
-	HTTPAddr string   // this node's HTTP host:port, shared in its metadata
+	HTTPAddr string   // this node's client HTTP host:port, shared in its metadata
+	PeerAddr string   // this node's peer host:port (replica RPC), shared in its metadata
 	Join     []string // gossip addresses of existing members
 	Fast     bool     // probe every 200ms: tests and demos on one machine
-	Logger   *slog.Logger
+	// SecretKey encrypts and authenticates every gossip message
+	// (memberlist's keyring, AES-256-GCM): a process without it can
+	// neither join nor be heard. Nil: plain gossip, loopback only.
+	SecretKey []byte
+	Logger    *slog.Logger
 }
 
 // Gossip is Membership over memberlist. Each node's metadata carries its
@@ -42,6 +47,7 @@ type Gossip struct {
 
 type nodeMeta struct {
 	HTTP    string `json:"http"`
+	Peer    string `json:"peer"`
 	Leaving bool   `json:"leaving,omitempty"`
 }
 
@@ -59,7 +65,7 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamo: --gossip %q: bad port", cfg.Bind)
 	}
-	g := &Gossip{log: cfg.Logger, members: map[string]Member{}, leaving: map[string]bool{}, meta: nodeMeta{HTTP: cfg.HTTPAddr}}
+	g := &Gossip{log: cfg.Logger, members: map[string]Member{}, leaving: map[string]bool{}, meta: nodeMeta{HTTP: cfg.HTTPAddr, Peer: cfg.PeerAddr}}
 	c := memberlist.DefaultLANConfig()
 	if cfg.Fast {
 		c = memberlist.DefaultLocalConfig()
@@ -70,6 +76,10 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		c.PushPullInterval = 2 * time.Second
 	}
 	c.Name = cfg.Name
+	if cfg.SecretKey != nil {
+		c.SecretKey = cfg.SecretKey
+		c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
+	}
 	c.BindAddr, c.BindPort = host, port
 	c.AdvertiseAddr, c.AdvertisePort = host, port
 	c.Events = g
@@ -144,6 +154,9 @@ func (g *Gossip) update(n *memberlist.Node, state MemberState) {
 	if meta.HTTP != "" {
 		m.Addr = meta.HTTP
 	}
+	if meta.Peer != "" {
+		m.PeerAddr = meta.Peer
+	}
 	g.members[n.Name] = m
 }
 
@@ -176,12 +189,12 @@ func (g *Gossip) Member(name string) (Member, bool) {
 	return m, ok
 }
 
-// Resolve returns a member's HTTP address (for HTTPTransport).
+// Resolve returns a member's peer address (for HTTPTransport).
 func (g *Gossip) Resolve(name string) (string, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m, ok := g.members[name]
-	return m.Addr, ok && m.Addr != ""
+	return m.PeerAddr, ok && m.PeerAddr != ""
 }
 
 // AnnounceLeave implements Membership: flag the departure in this node's

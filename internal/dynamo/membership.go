@@ -24,10 +24,11 @@ const (
 
 // Member is one node as membership sees it.
 type Member struct {
-	Name  string      `json:"name"`
-	Addr  string      `json:"addr,omitempty"` // HTTP host:port, for the HTTP transport and clients
-	State MemberState `json:"state"`
-	Since time.Time   `json:"since"` // when it entered State
+	Name     string      `json:"name"`
+	Addr     string      `json:"addr,omitempty"`      // client HTTP host:port
+	PeerAddr string      `json:"peer_addr,omitempty"` // peer host:port, for the HTTP transport
+	State    MemberState `json:"state"`
+	Since    time.Time   `json:"since"` // when it entered State
 }
 
 // Membership tells a node who is in the cluster. Gossip (memberlist)

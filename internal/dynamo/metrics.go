@@ -21,6 +21,7 @@ type Stats struct {
 
 type metrics struct {
 	hintsStored, hintsDelivered, readRepairs, aeKeys, handedOff, reaped, quorumFailures, forwarded atomic.Uint64
+	contextsRefused, contextsClamped, limitsRefused                                                atomic.Uint64
 }
 
 func newMetrics(node string, reg prometheus.Registerer) *metrics {
@@ -40,6 +41,9 @@ func newMetrics(node string, reg prometheus.Registerer) *metrics {
 		{"dynamo_tombstones_reaped_total", "Tombstones deleted after the grace period.", &m.reaped},
 		{"dynamo_quorum_failures_total", "Requests that did not reach R or W replicas.", &m.quorumFailures},
 		{"dynamo_forwarded_requests_total", "Writes forwarded to a node of the key's preference list.", &m.forwarded},
+		{"dynamo_contexts_refused_total", "Writes refused: their causal context claimed writes never issued.", &m.contextsRefused},
+		{"dynamo_contexts_clamped_total", "Context entries no node could vouch for, clamped to what the replica knew.", &m.contextsClamped},
+		{"dynamo_limit_refusals_total", "Writes refused: the key would pass its sibling or byte limit.", &m.limitsRefused},
 	} {
 		v := c.v
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

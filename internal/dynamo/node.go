@@ -31,6 +31,11 @@ type Config struct {
 
 	MaxKey   int // bytes; longer keys are refused with 400
 	MaxValue int // bytes; larger values are refused with 400
+	// MaxSiblings and MaxKeyBytes bound one key's versions (count, and
+	// bytes of values together): a write past either is refused with 400
+	// (Riak's max_siblings and max_object_size).
+	MaxSiblings int
+	MaxKeyBytes int
 
 	RequestTimeout time.Duration // one replica request
 	FailureBackoff time.Duration // how long a peer that failed to answer is routed around
@@ -49,7 +54,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Sync: store.SyncAlways, N: 3, R: 2, W: 2, VNodes: 64,
-		MaxKey: 1024, MaxValue: 1 << 20,
+		MaxKey: 1024, MaxValue: 1 << 20, MaxSiblings: 32, MaxKeyBytes: 8 << 20,
 		RequestTimeout: 2 * time.Second, FailureBackoff: time.Second,
 		HintInterval: time.Second, SyncInterval: 10 * time.Second,
 		TombstoneGrace: time.Hour, DeadAfter: 10 * time.Minute, MerkleDepth: 6,
@@ -67,6 +72,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dynamo: %d virtual nodes: want 1–4096", c.VNodes)
 	case c.MaxKey < 1 || c.MaxValue < 1:
 		return fmt.Errorf("dynamo: key and value limits must be positive")
+	case c.MaxSiblings < 1 || c.MaxKeyBytes < c.MaxValue:
+		return fmt.Errorf("dynamo: max siblings %d, max key bytes %d: want ≥ 1 and ≥ the value limit %d", c.MaxSiblings, c.MaxKeyBytes, c.MaxValue)
 	case c.MerkleDepth < 0 || c.MerkleDepth > 12:
 		return fmt.Errorf("dynamo: merkle depth %d: want 0–12", c.MerkleDepth)
 	case c.RequestTimeout <= 0 || c.HintInterval <= 0 || c.SyncInterval <= 0:

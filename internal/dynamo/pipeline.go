@@ -15,6 +15,7 @@ import (
 // (group commit, as in a database log).
 const (
 	maxBatch   = 256
+	batchBytes = 8 << 20 // a batch closes here, far under the peer body limit
 	maxSenders = 4
 )
 
@@ -87,7 +88,11 @@ func (n *Node) drain(node string, q *peerQueue) {
 	defer n.bg.Done()
 	for {
 		q.mu.Lock()
-		k := min(len(q.items), maxBatch)
+		k, size := 0, 0
+		for k < len(q.items) && k < maxBatch && (k == 0 || size+len(q.items[k].versions) <= batchBytes) {
+			size += len(q.items[k].versions)
+			k++
+		}
 		if k == 0 {
 			q.senders--
 			q.mu.Unlock()

@@ -13,20 +13,25 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/dynamo/client"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
 )
 
 type proc struct {
-	name, http, gossip, data string
-	cmd                      *exec.Cmd
-	log                      *os.File
+	name, http, peer, gossip, data string
+	key                            string // cluster key file ("": none)
+	cmd                            *exec.Cmd
+	log                            *os.File
 }
 
 func (p *proc) start(t *testing.T, bin string, join string, extra ...string) {
 	t.Helper()
-	args := []string{"dynamo", "node", "--id", p.name, "--addr", p.http, "--gossip", p.gossip, "--data", p.data,
+	args := []string{"dynamo", "node", "--id", p.name, "--addr", p.http, "--peer-addr", p.peer, "--gossip", p.gossip, "--data", p.data,
 		"--sync", "always", "--gossip-fast", "--hint-interval", "200ms", "--sync-interval", "1s",
 		"--request-timeout", "300ms", "--debug"}
+	if p.key != "" {
+		args = append(args, "--cluster-key", p.key)
+	}
 	if join != "" {
 		args = append(args, "--join", join)
 	}
@@ -56,6 +61,16 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 	p.cmd = nil
 	p.log.Close()
+}
+
+// writeKey writes a fresh cluster key file into dir.
+func writeKey(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("cluster-%d.key", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(auth.NewKeyText()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -97,9 +112,12 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 	bin := proctest.Binary(t)
 	dir := t.TempDir()
 	nodes := make([]*proc, 4)
+	// As a real cluster runs: peers and gossip under a cluster key.
+	key := writeKey(t, dir)
 	for i := range nodes {
 		name := fmt.Sprint("p", i+1)
-		nodes[i] = &proc{name: name, http: proctest.FreeAddr(t), gossip: proctest.FreeAddr(t), data: filepath.Join(dir, name)}
+		nodes[i] = &proc{name: name, http: proctest.FreeAddr(t), peer: proctest.FreeAddr(t), gossip: proctest.FreeAddr(t),
+			data: filepath.Join(dir, name), key: key}
 	}
 	t.Cleanup(func() {
 		for _, p := range nodes {

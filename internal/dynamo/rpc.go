@@ -81,6 +81,20 @@ func (n *Node) Handle(ctx context.Context, req []byte) []byte {
 		e := okResponse()
 		e.bytes(made.MarshalBinary())
 		return e.b
+	case opIssued:
+		key, actor := d.bytes(n.cfg.MaxKey), d.str(256)
+		if d.done() != nil || len(key) == 0 {
+			return errorResponse(http.StatusBadRequest, "malformed issued request")
+		}
+		e := okResponse()
+		if actor == n.store.Actor(n.cfg.ID) {
+			e.bool(true)
+			e.uint(n.store.Issued(key))
+		} else {
+			e.bool(false) // an older incarnation: its counters are not told apart
+			e.uint(0)
+		}
+		return e.b
 	case opTree:
 		start, end, depth := d.uint(), d.uint(), d.uint()
 		if d.done() != nil || depth > merkle.MaxDepth {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/auth"
 )
 
 // Transport carries one request to a peer and brings back its response.
@@ -27,21 +29,23 @@ var ErrUnreachable = errors.New("dynamo: peer unreachable")
 // many values, a replica write carries at most a few siblings.
 const maxRPC = 256 << 20
 
-// HTTPTransport posts requests to http://ADDR/internal/rpc, finding a
-// peer's address through Resolve (membership).
+// HTTPTransport posts requests to PEER-ADDR/internal/rpc on the peer
+// listener (https under the cluster key), finding a peer's address
+// through Resolve (membership).
 type HTTPTransport struct {
 	Resolve func(node string) (addr string, ok bool)
+	peers   *auth.Peers
 	client  *http.Client
 }
 
 // NewHTTPTransport returns a transport with pooled keep-alive connections.
-func NewHTTPTransport(resolve func(string) (string, bool)) *HTTPTransport {
-	return &HTTPTransport{Resolve: resolve, client: &http.Client{Transport: &http.Transport{
+func NewHTTPTransport(resolve func(string) (string, bool), peers *auth.Peers) *HTTPTransport {
+	return &HTTPTransport{Resolve: resolve, peers: peers, client: &http.Client{Transport: peers.Transport(&http.Transport{
 		DialContext:         (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
-	}}}
+	})}}
 }
 
 // Call implements Transport.
@@ -50,7 +54,7 @@ func (t *HTTPTransport) Call(ctx context.Context, to string, req []byte) ([]byte
 	if !ok {
 		return nil, fmt.Errorf("%w: %s has no known address", ErrUnreachable, to)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/rpc", bytes.NewReader(req))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, t.peers.URL(addr, "/internal/rpc"), bytes.NewReader(req))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}

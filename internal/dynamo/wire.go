@@ -28,6 +28,7 @@ const (
 	opTree                         // start, end, depth → leaf hashes
 	opLeaves                       // start, end, depth, leaf indices → (key, versions)…
 	opReplicaPutMany               // count, (key, hintFor, versions)… → nothing
+	opIssued                       // key, actor → known, highest counter the actor issued for key
 )
 
 // RemoteError is an error a peer answered with (not a transport failure).

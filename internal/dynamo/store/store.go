@@ -242,6 +242,22 @@ func (s *Store) Stamp(key []byte, actor string, ctx vclock.Clock, now time.Time)
 	return vclock.Entry{Node: actor, Counter: c, At: now.UnixMilli()}
 }
 
+// Issued is the highest counter this store has stamped for key, under any
+// of its actors: every dot it ever issued for key is at or below it.
+func (s *Store) Issued(key []byte) uint64 {
+	sk := storageKey(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stored uint64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if raw := tx.Bucket(bucketCounters).Get(sk); len(raw) == 8 {
+			stored = binary.BigEndian.Uint64(raw)
+		}
+		return nil
+	})
+	return max(stored, s.inflight[string(sk)])
+}
+
 // Commit stores a version made with Stamp into key's replica (or the hints
 // for hintFor) and records its counter; it returns the versions stored.
 func (s *Store) Commit(key []byte, hintFor string, made vclock.Version) ([]vclock.Version, error) {
