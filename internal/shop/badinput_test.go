@@ -87,7 +87,7 @@ func FuzzShopJSON(f *testing.F) {
 		}
 	}
 	cfg := testConfig()
-	base := hosttest.Start(f, host.Engines{}, func(ctx context.Context, d *host.Deps) (host.System, error) { return New(ctx, d, cfg) })
+	base := hosttest.Start(f, host.Engines{AdminToken: testAdminToken}, func(ctx context.Context, d *host.Deps) (host.System, error) { return New(ctx, d, cfg) })
 	var p productJSON
 	api(f, "POST", base+"/api/v1/products", `{"name":"Fuzz item","category":"fuzz","price_cents":10,"stock":1000000}`, nil, &p)
 	var c struct {
@@ -123,9 +123,9 @@ func FuzzShopJSON(f *testing.F) {
 
 func TestDownstreamIsIdempotent(t *testing.T) {
 	d := NewDownstream(1)
-	srv := httptest.NewServer(d.Handler())
+	srv := httptest.NewServer(d.Handler(nil))
 	defer srv.Close()
-	c := newDownstreamClient(srv.URL, true, DefaultConfig().Inventory, DefaultConfig().Payment, nil)
+	c := newDownstreamClient(srv.URL, nil, true, DefaultConfig().Inventory, DefaultConfig().Payment, nil)
 	ctx := context.Background()
 	id1, err := c.Charge(ctx, "k1", "o1", 500)
 	if err != nil {

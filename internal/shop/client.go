@@ -37,12 +37,12 @@ type downstreamClient struct {
 	payment   *resilience.Dependency
 }
 
-func newDownstreamClient(base string, protect bool, inventory, payment resilience.Config, m *resilience.Metrics) *downstreamClient {
+func newDownstreamClient(base string, rt http.RoundTripper, protect bool, inventory, payment resilience.Config, m *resilience.Metrics) *downstreamClient {
 	c := &downstreamClient{base: strings.TrimRight(base, "/")}
-	tr := &http.Transport{
-		MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second,
+	if rt == nil {
+		rt = &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}
 	}
-	c.http = &http.Client{Transport: tr}
+	c.http = &http.Client{Transport: rt}
 	if protect {
 		c.inventory = resilience.New("inventory", inventory, m)
 		c.payment = resilience.New("payment", payment, m)

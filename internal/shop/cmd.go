@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
@@ -49,6 +50,7 @@ func bindDependency(f *pflag.FlagSet, name string, c *resilience.Config) {
 func downstreamCommand() *cobra.Command {
 	var (
 		addr, stallService   string
+		adminToken           string
 		latency              time.Duration
 		failRate             float64
 		stallAfter, stallFor time.Duration
@@ -60,7 +62,9 @@ func downstreamCommand() *cobra.Command {
 		Long: `Serves POST /inventory/reservations, DELETE /inventory/reservations/{orderId},
 POST /payments (Idempotency-Key header), GET /payments/{key}, POST /payments/{key}/void,
 and the control API: GET /control, PUT /control/{inventory|payment}
-{"latency":"20ms","failRate":0.1,"stalled":true}, GET /stats.`,
+{"latency":"20ms","failRate":0.1,"stalled":true}, GET /stats — these need
+Authorization: Bearer TOKEN (--admin-token; a random one is made and
+printed at start when none is given).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d := NewDownstream(seed)
@@ -69,16 +73,25 @@ and the control API: GET /control, PUT /control/{inventory|payment}
 					return fmt.Errorf("shop downstream: %w", err)
 				}
 			}
+			printed := ""
+			if adminToken == "" {
+				adminToken = auth.NewKeyText()
+				printed = " (control API token: " + adminToken + ")"
+			}
+			admin, err := auth.NewAdminToken(adminToken)
+			if err != nil {
+				return err
+			}
 			logger := host.Logger(cmd.ErrOrStderr(), false)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			srv := httpx.NewServer(httpx.ServerConfig{Addr: addr}, httpx.Ops(d.Handler(), reg, nil), logger)
+			srv := httpx.NewServer(httpx.ServerConfig{Addr: addr}, httpx.Ops(d.Handler(admin), reg, nil), logger)
 			if err := srv.Listen(); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fmt.Fprintf(cmd.OutOrStdout(), "shop downstream on http://%s (latency %s, fail rate %g)\n", srv.Addr(), latency, failRate)
+			fmt.Fprintf(cmd.OutOrStdout(), "shop downstream on http://%s (latency %s, fail rate %g)%s\n", srv.Addr(), latency, failRate, printed)
 			return RunDownstream(ctx, d, srv, stallService, stallAfter, stallFor)
 		},
 	}
@@ -90,5 +103,6 @@ and the control API: GET /control, PUT /control/{inventory|payment}
 	f.DurationVar(&stallFor, "stall-for", 0, "lift the stall after this long (0: never)")
 	f.StringVar(&stallService, "stall-service", "payment", "the service that stalls: payment or inventory")
 	f.Uint64Var(&seed, "seed", 1, "seed of the failure draws")
+	f.StringVar(&adminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "token of the control API ($SCALELAB_ADMIN_TOKEN)")
 	return cmd
 }

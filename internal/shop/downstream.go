@@ -7,12 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
@@ -146,27 +148,50 @@ func (d *Downstream) ChargesFor(orderID string) int {
 	return n
 }
 
-// Handler serves both services and the control API.
-func (d *Downstream) Handler() http.Handler {
+// Handler serves both services, and with admin the control API (GET
+// /control, PUT /control/{service}, GET /stats) to holders of the admin
+// token: whoever may stall payments may take the shop down. With a nil
+// admin there is no control API (faults are set in process, SetFaults).
+func (d *Downstream) Handler(admin *auth.AdminToken) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /inventory/reservations", d.faulty("inventory", d.reserve))
 	mux.HandleFunc("DELETE /inventory/reservations/{orderId}", d.faulty("inventory", d.release))
 	mux.HandleFunc("POST /payments", d.faulty("payment", d.charge))
 	mux.HandleFunc("GET /payments/{key}", d.faulty("payment", d.paymentStatus))
 	mux.HandleFunc("POST /payments/{key}/void", d.faulty("payment", d.void))
-	mux.HandleFunc("GET /control", func(w http.ResponseWriter, r *http.Request) {
+	if admin == nil {
+		return mux
+	}
+	mux.Handle("GET /control", admin.RequireFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]faultsJSON{}
 		for _, s := range downstreamServices {
 			f := d.Faults(s)
 			out[s] = faultsJSON{Latency: f.Latency.String(), FailRate: &f.FailRate, Stalled: &f.Stalled}
 		}
 		httpx.WriteJSON(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("PUT /control/{service}", d.control)
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("PUT /control/{service}", admin.RequireFunc(d.control))
+	mux.Handle("GET /stats", admin.RequireFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, d.Stats())
-	})
+	}))
 	return mux
+}
+
+// inProcess carries the shop's calls to a downstream in the same process
+// straight to its handler: no port is bound, so nothing outside the
+// process can reach it. httptest's recorder is the response writer: the
+// standard library's own, complete implementation.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
 }
 
 // control changes one service's faults; absent fields keep their value.

@@ -206,7 +206,7 @@ func TestReconcilerSettlesPendingOrders(t *testing.T) {
 			if err := ts.down.SetFaults("payment", Faults{}); err != nil {
 				t.Fatal(err)
 			}
-			client := newDownstreamClient(ts.svc.down.base, false, cfg.Inventory, cfg.Payment, nil)
+			client := newDownstreamClient(ts.svc.down.base, nil, false, cfg.Inventory, cfg.Payment, nil)
 			if _, err := client.Charge(context.Background(), paymentKey(orderA.ID), idString(orderA.ID), orderA.TotalCents); err != nil {
 				t.Fatal(err)
 			}

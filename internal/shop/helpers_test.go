@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
@@ -44,7 +45,7 @@ func testConfig() Config {
 func startShop(t *testing.T, e host.Engines, cfg Config) *testShop {
 	t.Helper()
 	ts := &testShop{down: NewDownstream(7)}
-	srv := httptest.NewServer(ts.down.Handler())
+	srv := httptest.NewServer(ts.down.Handler(downstreamAdmin))
 	t.Cleanup(func() {
 		// A stalled request would keep Close waiting: lift stalls first.
 		for _, s := range downstreamServices {
@@ -53,6 +54,9 @@ func startShop(t *testing.T, e host.Engines, cfg Config) *testShop {
 		srv.Close()
 	})
 	cfg.Downstream = srv.URL
+	if e.AdminToken == "" {
+		e.AdminToken = testAdminToken
+	}
 	ts.base = hosttest.Start(t, e, func(ctx context.Context, d *host.Deps) (host.System, error) {
 		svc, err := New(ctx, d, cfg)
 		ts.svc = svc
@@ -86,6 +90,9 @@ func apiH(t testing.TB, method, url string, body any, hdr map[string]string, out
 	req, err := http.NewRequest(method, url, r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if isCatalogWrite(method, url) {
+		req.Header.Set("Authorization", "Bearer "+testAdminToken) // the shop's operator; TestCatalogWritesNeedTheAdminToken goes without
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -163,3 +170,12 @@ func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool)
 }
 
 func key(i int) string { return fmt.Sprintf("key-%d-%d", time.Now().UnixNano(), i) }
+
+const testAdminToken = "shop-test-admin-token"
+
+// downstreamAdmin guards the test simulator's control API.
+var downstreamAdmin, _ = auth.NewAdminToken("downstream-test-admin-token")
+
+func isCatalogWrite(method, url string) bool {
+	return (method == http.MethodPost || method == http.MethodPut) && strings.Contains(url, "/api/v1/products")
+}

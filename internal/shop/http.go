@@ -14,10 +14,10 @@ import (
 // MaxInFlight bound.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/products", s.handleCreateProduct)
+	mux.Handle("POST /api/v1/products", s.admin.RequireFunc(s.handleCreateProduct))
 	mux.HandleFunc("GET /api/v1/products", s.handleSearch)
 	mux.HandleFunc("GET /api/v1/products/{id}", s.handleProduct)
-	mux.HandleFunc("PUT /api/v1/products/{id}", s.handleUpdateProduct)
+	mux.Handle("PUT /api/v1/products/{id}", s.admin.RequireFunc(s.handleUpdateProduct))
 	mux.HandleFunc("POST /api/v1/carts", s.handleCreateCart)
 	mux.HandleFunc("GET /api/v1/carts/{id}", s.handleCart)
 	mux.HandleFunc("POST /api/v1/carts/{id}/items", s.handleAddItem)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
@@ -74,7 +75,7 @@ type Service struct {
 	metrics  *metrics
 	logger   *slog.Logger
 
-	local *httpx.Server // the in-process downstream, when Downstream is ""
+	admin *auth.AdminToken // catalog writes
 	stop  context.CancelFunc
 	done  sync.WaitGroup
 }
@@ -100,19 +101,14 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{cfg: cfg, baseURL: d.BaseURL, store: st, ids: ids, metrics: newMetrics(d.Registry), logger: d.Logger, stop: stop}
 	base := cfg.Downstream
+	var rt http.RoundTripper // nil: the network
 	if base == "" {
-		s.local = httpx.NewServer(httpx.ServerConfig{Addr: "127.0.0.1:0"}, NewDownstream(1).Handler(), d.Logger)
-		if err := s.local.Listen(); err != nil {
-			stop()
-			ids.Close(context.Background())
-			return nil, fmt.Errorf("shop: in-process downstream: %w", err)
-		}
-		s.done.Add(1)
-		go func() { defer s.done.Done(); _ = s.local.Serve(runCtx) }()
-		base = "http://" + s.local.Addr()
+		// In process: handler calls, no port (nobody else can reach it).
+		base, rt = "http://downstream.in-process", inProcess{NewDownstream(1).Handler(nil)}
 	}
 	deps := resilience.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"system": "shop"}, d.Registry))
-	s.down = newDownstreamClient(base, cfg.Protect, cfg.Inventory, cfg.Payment, deps)
+	s.down = newDownstreamClient(base, rt, cfg.Protect, cfg.Inventory, cfg.Payment, deps)
+	s.admin = d.Admin
 	s.database = resilience.New("database", cfg.Database, deps)
 	if cfg.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, cfg.MaxInFlight)

@@ -1,8 +1,6 @@
 package shortener
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -24,7 +22,6 @@ func serveCommand() *cobra.Command {
 	return host.ServeCommand("Serve the shortener: POST /api/v1/links, GET /{code}, stats, delete", "127.0.0.1:8082",
 		func(f *pflag.FlagSet) {
 			f.BoolVar(&cfg.Permanent, "permanent", cfg.Permanent, "answer redirects with 301 instead of 302")
-			f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "token that may delete any link ($SCALELAB_ADMIN_TOKEN)")
 			f.StringVar(&cfg.CreateLimit, "create-limit", cfg.CreateLimit, "per-client limit on link creation, COUNT/UNIT[:BURST] (s, m, h) or off; shared through Redis with --cache redis://")
 			f.DurationVar(&cfg.CacheTTL, "cache-ttl", cfg.CacheTTL, "how long a link stays cached")
 			f.DurationVar(&cfg.NegativeTTL, "negative-ttl", cfg.NegativeTTL, "how long an unknown code stays cached as unknown")

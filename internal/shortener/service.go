@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/cache"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -28,7 +29,6 @@ const description = "URL shortener: cached redirects, click analytics over the b
 // Config is the shortener's configuration.
 type Config struct {
 	Permanent   bool          // 301 instead of 302
-	AdminToken  string        // may delete any link
 	CreateLimit string        // per-client limit on POST /api/v1/links, e.g. "60/m"; "off" for none
 	CacheTTL    time.Duration // how long a found link stays cached
 	NegativeTTL time.Duration // how long "no such code" stays cached
@@ -50,6 +50,7 @@ func DefaultConfig() Config {
 // Service is the shortener system.
 type Service struct {
 	cfg     Config
+	admin   *auth.AdminToken
 	baseURL string
 	store   *store
 	cache   cache.Cache
@@ -95,7 +96,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shortener: %w", err)
 	}
-	s := &Service{
+	s := &Service{admin: d.Admin,
 		cfg:     cfg,
 		baseURL: d.BaseURL,
 		store:   st,
@@ -292,7 +293,7 @@ func (s *Service) Delete(ctx context.Context, code, token string) error {
 	if err != nil {
 		return err
 	}
-	admin := s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
+	admin := s.admin.Matches(token) // the host's admin token may delete any link
 	owner := subtle.ConstantTimeCompare([]byte(hashToken(token)), []byte(l.DeleteTokenHash)) == 1
 	if !admin && !owner {
 		return apperr.E(apperr.Forbidden, "the token does not match this link")

@@ -20,8 +20,7 @@ import (
 // The whole API on embedded defaults: SQLite, in-process cache, embedded NATS.
 func TestAPIOnEmbeddedDefaults(t *testing.T) {
 	cfg := testConfig()
-	cfg.AdminToken = "admin-secret"
-	inst := startInstance(t, host.Engines{}, cfg, nil)
+	inst := startInstance(t, host.Engines{AdminToken: "admin-secret-0123456789"}, cfg, nil)
 	base := inst.url
 
 	// Create with a generated code: base62 of a Snowflake ID.
@@ -119,7 +118,7 @@ func TestAPIOnEmbeddedDefaults(t *testing.T) {
 	}
 	mustStatus(t, do(t, "GET", base+"/"+code, ""), 404, "redirect after delete")
 	mustStatus(t, do(t, "GET", base+"/api/v1/links/"+code, ""), 404, "get after delete")
-	if r := do(t, "DELETE", base+"/api/v1/links/my-alias", "", "X-Delete-Token", "admin-secret"); r.status != 204 {
+	if r := do(t, "DELETE", base+"/api/v1/links/my-alias", "", "X-Delete-Token", "admin-secret-0123456789"); r.status != 204 {
 		t.Fatalf("admin delete: %d %s", r.status, r.raw)
 	}
 

@@ -65,6 +65,12 @@ func LoadAdminToken(given, dataDir string) (tok *AdminToken, where string, err e
 // Value is the token itself (for a caller that must present it).
 func (a *AdminToken) Value() string { return a.token }
 
+// Matches reports, in constant time, whether token is the admin token
+// (false for a nil AdminToken).
+func (a *AdminToken) Matches(token string) bool {
+	return a != nil && subtle.ConstantTimeCompare([]byte(token), []byte(a.token)) == 1
+}
+
 // Check accepts a request carrying `Authorization: Bearer TOKEN`.
 func (a *AdminToken) Check(r *http.Request) error {
 	h := r.Header.Get("Authorization")
@@ -72,7 +78,7 @@ func (a *AdminToken) Check(r *http.Request) error {
 		return apperr.E(apperr.Unauthorized, "this is an admin operation: send Authorization: Bearer <admin token>")
 	}
 	got, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+	if !ok || !a.Matches(got) {
 		return apperr.E(apperr.Forbidden, "wrong admin token")
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/cache"
@@ -68,6 +69,9 @@ type Engines struct {
 	BrokerAckWait time.Duration
 	MaxBody       int64
 	Debug         bool
+	// AdminToken guards every system's admin operations; empty: the one
+	// in DATA/admin-token, made at first start (see the auth package).
+	AdminToken string
 	// PprofAddr, when set, serves net/http/pprof on its own listener (never
 	// on the public one), for profiling under load.
 	PprofAddr string
@@ -91,6 +95,7 @@ func (e *Engines) BindFlags(fs *pflag.FlagSet, defaultAddr string) {
 	fs.StringVar(&e.Cache, "cache", envOr("CACHE", ""), "cache: mem:// (default) or redis://… ($SCALELAB_CACHE)")
 	fs.StringVar(&e.Broker, "broker", envOr("BROKER", ""), "broker: embedded:// (default, NATS JetStream in-process), nats://…, amqp://… ($SCALELAB_BROKER)")
 	fs.StringVar(&e.Blob, "blob", envOr("BLOB", ""), "blob store: file://DIR (default DATA/blobs) or s3://BUCKET?endpoint=http://… ($SCALELAB_BLOB)")
+	fs.StringVar(&e.AdminToken, "admin-token", envOr("ADMIN_TOKEN", ""), "token of admin operations, sent as Authorization: Bearer TOKEN ($SCALELAB_ADMIN_TOKEN; default: made once in DATA/admin-token)")
 	fs.StringVar(&e.Namespace, "namespace", envOr("NAMESPACE", "scalelab"), "prefix of keys, streams and queues on shared engines ($SCALELAB_NAMESPACE)")
 	fs.DurationVar(&e.BrokerAckWait, "broker-ack-wait", 30*time.Second, "NATS: how long a crashed consumer's unacked messages wait before redelivery")
 	fs.Int64Var(&e.MaxBody, "max-body", httpx.DefaultMaxBody, "request body limit in bytes")
@@ -110,6 +115,8 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Metrics  *httpx.Metrics
 	Logger   *slog.Logger
+	// Admin guards admin operations (catalog writes, fault controls …).
+	Admin *auth.AdminToken
 	// BaseURL is where the system's routes are reachable from outside
 	// (e.g. http://127.0.0.1:8080/shortener), set per system by the host.
 	BaseURL string
@@ -124,6 +131,11 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 	d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.Metrics = httpx.NewMetrics(d.Registry)
 	var err error
+	var where string
+	if d.Admin, where, err = auth.LoadAdminToken(e.AdminToken, e.Data); err != nil {
+		return nil, err
+	}
+	logger.Info("admin operations need the admin token", "from", where)
 	if d.DB, err = sqldb.Open(ctx, e.DB, e.Data); err != nil {
 		return nil, err
 	}

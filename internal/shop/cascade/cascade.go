@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/shop"
 )
@@ -120,7 +121,7 @@ func runMode(ctx context.Context, cfg Config, protect bool) (*ModeResult, error)
 			return nil, err
 		}
 	}
-	downSrv := httpx.NewServer(httpx.ServerConfig{Addr: "127.0.0.1:0"}, down.Handler(), slog.New(slog.DiscardHandler))
+	downSrv := httpx.NewServer(httpx.ServerConfig{Addr: "127.0.0.1:0"}, down.Handler(nil), slog.New(slog.DiscardHandler))
 	if err := downSrv.Listen(); err != nil {
 		return nil, err
 	}
@@ -128,12 +129,13 @@ func runMode(ctx context.Context, cfg Config, protect bool) (*ModeResult, error)
 	defer stopDown()
 	go func() { _ = downSrv.Serve(downCtx) }()
 
-	base, stopShop, err := startShop(ctx, cfg, protect, "http://"+downSrv.Addr())
+	admin := auth.NewKeyText() // the experiment is the shop's operator: it seeds the catalog
+	base, stopShop, err := startShop(ctx, cfg, protect, "http://"+downSrv.Addr(), admin)
 	if err != nil {
 		return nil, err
 	}
 	defer stopShop()
-	products, carts, err := seed(ctx, base, int(math.Ceil(cfg.CheckoutRate*cfg.Duration.Seconds()))+16)
+	products, carts, err := seed(ctx, base, admin, int(math.Ceil(cfg.CheckoutRate*cfg.Duration.Seconds()))+16)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +200,7 @@ func runMode(ctx context.Context, cfg Config, protect bool) (*ModeResult, error)
 
 // startShop runs `scalelab shop serve` as its own process, so that its
 // goroutines and memory are its own, and waits until it is ready.
-func startShop(ctx context.Context, cfg Config, protect bool, downstream string) (string, func(), error) {
+func startShop(ctx context.Context, cfg Config, protect bool, downstream, admin string) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "scalelab-cascade-")
 	if err != nil {
 		return "", nil, err
@@ -214,7 +216,7 @@ func startShop(ctx context.Context, cfg Config, protect bool, downstream string)
 		return "", nil, err
 	}
 	cmd := exec.Command(cfg.Binary, "shop", "serve", "--addr", addr, "--data", dir, "--downstream", downstream,
-		"--resilience="+strconv.FormatBool(protect), "--max-in-flight", strconv.Itoa(cfg.MaxInFlight), "--reconcile-every", "0")
+		"--resilience="+strconv.FormatBool(protect), "--admin-token", admin, "--max-in-flight", strconv.Itoa(cfg.MaxInFlight), "--reconcile-every", "0")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("cascade: start the shop: %w", err)
@@ -252,12 +254,13 @@ func startShop(ctx context.Context, cfg Config, protect bool, downstream string)
 
 // seed creates 20 products (one per category, stock that never runs out)
 // and n carts holding one of them each, 16 at a time.
-func seed(ctx context.Context, base string, n int) ([]string, []string, error) {
+func seed(ctx context.Context, base, admin string, n int) ([]string, []string, error) {
 	post := func(path, body string, out any) error {
 		req, err := http.NewRequestWithContext(ctx, "POST", base+path, strings.NewReader(body))
 		if err != nil {
 			return err
 		}
+		req.Header.Set("Authorization", "Bearer "+admin)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
