@@ -29,9 +29,17 @@
 //     between processes, a static list in one process — and each node's own
 //     failure detector, which routes around a peer that stopped answering.
 //   - wire.go, transport.go, network.go, rpc.go: node-to-node messages, over
-//     HTTP between processes or through an in-process Network that can
-//     partition (both ways or one way), delay, lose and crash — the fault
-//     tests and the CAP experiment run on it.
+//     HTTP between processes — on a peer listener of their own, mutual TLS
+//     under the cluster key (internal/platform/auth), never the client
+//     port — or through an in-process Network that can partition (both
+//     ways or one way), delay, lose and crash — the fault tests and the
+//     CAP experiment run on it.
+//   - contexts.go: what a coordinator checks before it stamps a write. A
+//     client's causal context is a claim, and a false one (a counter at
+//     2^64−1) would make the key drop every later write; each entry is
+//     checked against this node's own counters, its replica, or the
+//     actor's node (opIssued), and refused (400) or clamped. Siblings and
+//     bytes per key are capped there too (MaxSiblings, MaxKeyBytes).
 //   - api.go, client/, cmd.go, system.go, cap.go: the HTTP API (Riak-like,
 //     with X-Causal-Context), the Go client, the CLI, the `up` cluster and
 //     `scalelab dynamo cap`.

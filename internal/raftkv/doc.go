@@ -1,27 +1,64 @@
-// Package raftkv will be the Raft-replicated, linearizable key-value store
-// (issue 5): the CP half of the key-value story, built the way etcd,
-// CockroachDB and TiKV build it — the Raft algorithm from go.etcd.io/raft/v3
-// (a pure state machine: it decides, the node does the IO), and around it
-// the Ready loop, the transport, the durable log and snapshots, the
-// key-value state machine, linearizable reads (ReadIndex) and membership
-// changes.
+// Package raftkv is a Raft-replicated, linearizable key-value store: the CP
+// half of the key-value story, built the way etcd, CockroachDB and TiKV
+// build it. The Raft algorithm is go.etcd.io/raft/v3, a deterministic state
+// machine that decides and does no IO; everything around it is here.
+// docs/raftkv.md has the user's manual and the measurements.
 //
-// Built so far, bottom-up:
+// # The Ready loop
 //
-//	kv/   the replicated state machine: revisions, compare-and-set, deletes,
-//	      exactly-once retries through a session table, deterministic
-//	      snapshots (pure, tested by replaying random logs)
-//	wal/  the durable log: segmented records with CRCs, torn tails cut on
-//	      recovery, snapshot files and compaction
-//	node.go     the Ready loop (persist, send, apply), proposals waiting for
-//	            their result, ReadIndex reads, snapshots every N entries
-//	network.go  an in-process transport that blocks, delays, reorders, loses
+// One goroutine (Node.run) owns the raft.Node. It ticks Raft every
+// TickInterval and, for each Ready, does in this order what etcd raft asks
+// of its caller:
 //
-//	api.go, transport.go, cmd.go, system.go, client/  the HTTP API, the
-//	            node-to-node transport, `scalelab raftkv node`, the `up`
-//	            cluster and the Go client
-//	checker.go  the Porcupine model the fault schedules are checked against
+//  1. Install an incoming snapshot: restore the kv state from it, write it
+//     to the WAL, apply it to the MemoryStorage.
+//  2. Persist the HardState and the new entries (WAL, fsync unless
+//     Config.Sync is off), then append them to the MemoryStorage.
+//  3. Only then send the messages: a follower must not acknowledge, and a
+//     candidate must not vote, on state it has not stored.
+//  4. Answer the ReadIndex requests whose index Raft has confirmed.
+//  5. Apply the committed entries: commands to the kv store (waking the
+//     proposer), membership changes to Raft (ApplyConfChange) and the
+//     address book.
+//  6. Start a snapshot every SnapshotEvery applied entries (and after a
+//     membership change) in the background; the log is compacted when the
+//     snapshot file is durable.
+//  7. Advance.
 //
-// To come: membership changes (--join, `scalelab raftkv member`),
-// `scalelab raftkv check` against real processes, docs/raftkv.md.
+// A failure to persist stops the loop: a node that cannot store must not
+// acknowledge.
+//
+// # What each file owns
+//
+//	node.go       the Ready loop, proposals waiting for their result,
+//	              ReadIndex reads, membership changes, snapshots
+//	guard.go      what stands between the peer port and Raft: every peer
+//	              message is checked against this node's state (sender,
+//	              term, commit, appends over committed entries, membership
+//	              entries, snapshots) and dropped and counted when it cannot
+//	              be right — Raft panics on such states, it does not refuse
+//	transport.go  HTTPTransport (batched POST /raft/messages per peer, mutual
+//	              TLS under the cluster key) and the peer handler
+//	members.go    the address book of peer addresses and the membership
+//	              rule (etcd's strict reconfiguration check)
+//	api.go        the client HTTP API; membership behind the admin token
+//	network.go    an in-process transport that blocks, delays, reorders,
+//	              loses: the fault schedules run on it
+//	check.go, checker.go  `scalelab raftkv check` (real processes, faults,
+//	              a Porcupine verdict) and the Porcupine model
+//	cmd.go, system.go, client/  the CLI, the `up` cluster, the Go client
+//	kv/           the replicated state machine: revisions, compare-and-set,
+//	              deletes, exactly-once retries through a session table,
+//	              deterministic snapshots (pure)
+//	wal/          the durable log: segmented records with CRCs, torn tails
+//	              cut on recovery, snapshot files and compaction
+//
+// # Trust
+//
+// Peers authenticate with the cluster key (internal/platform/auth): without
+// it a process cannot open the peer port, and without a key at all a node
+// serves peers on loopback only. The guard runs in both modes; a message
+// that passes it comes from a member or from a process on this machine
+// that speaks Raft, and can still do what a member can — authentication is
+// what keeps forgers out, the guard is what keeps a node alive.
 package raftkv
