@@ -29,13 +29,17 @@ source "$(dirname "$0")/lib/kvbench.sh"
 
 BASE=${DYN_BASE:-1710} # nodes: HTTP on 17101-17103, gossip on 17105-17107, peers on 17108-17110
 # Run as a real cluster runs: peers under a cluster key (mutual TLS, encrypted gossip).
+# PEER_AUTH=off runs the nodes without a key (loopback demo mode), to
+# measure what authentication costs.
+KEYFLAG=(--cluster-key "$WORK/cluster.key")
+[ "${PEER_AUTH:-on}" = off ] && KEYFLAG=()
 "$SL" cluster-key >"$WORK/cluster.key"
-echo "== start 3 dynamo nodes (--sync batch, --cluster-key)"
+echo "== start 3 dynamo nodes (--sync batch, peer auth ${PEER_AUTH:-on})"
 for i in 1 2 3; do
 	join=""
 	[ "$i" != 1 ] && join="--join 127.0.0.1:${BASE}5"
 	"$SL" dynamo node --id "n$i" --addr "127.0.0.1:${BASE}$i" --gossip "127.0.0.1:${BASE}$((i + 4))" \
-		--peer-addr "127.0.0.1:$((${BASE}0 + i + 7))" --cluster-key "$WORK/cluster.key" \
+		--peer-addr "127.0.0.1:$((${BASE}0 + i + 7))" "${KEYFLAG[@]}" \
 		$join --data "$WORK/dyn$i" --sync batch >"$WORK/dyn$i.log" 2>&1 &
 	PIDS+=($!)
 done

@@ -23,12 +23,16 @@ source "$(dirname "$0")/lib/kvbench.sh"
 
 BASE=${RAFT_BASE:-1730} # nodes: HTTP on 17301-17303, Raft peers on 17305-17307
 # Run as a real cluster runs: peers under a cluster key (mutual TLS).
+# PEER_AUTH=off runs the nodes without a key (loopback demo mode), to
+# measure what authentication costs.
+KEYFLAG=(--cluster-key "$WORK/cluster.key")
+[ "${PEER_AUTH:-on}" = off ] && KEYFLAG=()
 "$SL" cluster-key >"$WORK/cluster.key"
-echo "== start 3 raftkv nodes (fsync on, --cluster-key)"
+echo "== start 3 raftkv nodes (fsync on, peer auth ${PEER_AUTH:-on})"
 PEERS="1=127.0.0.1:${BASE}5,2=127.0.0.1:${BASE}6,3=127.0.0.1:${BASE}7"
 for i in 1 2 3; do
 	"$SL" raftkv node --id "$i" --addr "127.0.0.1:${BASE}$i" --peer-addr "127.0.0.1:${BASE}$((i + 4))" \
-		--peers "$PEERS" --data "$WORK/raft$i" --cluster-key "$WORK/cluster.key" ${RAFT_ARGS:-} >"$WORK/raft$i.log" 2>&1 &
+		--peers "$PEERS" --data "$WORK/raft$i" "${KEYFLAG[@]}" ${RAFT_ARGS:-} >"$WORK/raft$i.log" 2>&1 &
 	PIDS+=($!)
 done
 for _ in $(seq 1 150); do

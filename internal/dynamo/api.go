@@ -55,9 +55,12 @@ func (n *Node) PeerHandler() http.Handler {
 func (n *Node) MaxBody() int64 { return int64(n.cfg.MaxValue) + 1<<20 }
 
 // MaxPeerBody is the peer request limit: a replica batch (closed at
-// batchBytes) or one key's versions at their cap, with room to spare.
+// batchBytes), or one key's versions. The caps are checked by each
+// coordinator against its own replica, so coordinators racing on one key
+// can together pass them — by at most N-fold — and a hand-off of such a
+// key must still fit.
 func (n *Node) MaxPeerBody() int64 {
-	return max(int64(batchBytes), int64(n.cfg.MaxKeyBytes)) + int64(n.cfg.MaxValue) + 1<<20
+	return int64(n.cfg.N)*int64(n.cfg.MaxKeyBytes) + batchBytes + 1<<20
 }
 
 func quorumParam(r *http.Request, name string, max int) (int, error) {

@@ -115,7 +115,8 @@ func nodeCommand() *cobra.Command {
 	f.StringVar(&opts.PeerAddr, "peer-addr", "127.0.0.1:7401", "Raft peer address (mutual TLS with --cluster-key; loopback only without)")
 	f.StringVar(&keyFile, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same on every member ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
 	f.StringVar(&adminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "token of admin operations (membership) ($SCALELAB_ADMIN_TOKEN; default: DATA/admin-token, made at first start)")
-	f.Int64Var(&opts.MaxPeerMessage, "max-peer-message", 64<<20, "largest peer request in bytes (a batch of Raft messages, or one snapshot)")
+	f.Int64Var(&opts.MaxPeerMessage, "max-peer-message", 16<<20, "largest batch of Raft messages a peer may send, in bytes (senders close batches at 4 MiB)")
+	f.Int64Var(&opts.MaxSnapshot, "max-snapshot", 1<<30, "largest snapshot a peer may send, in bytes (the whole store; two at a time)")
 	f.StringVar(&peers, "peers", "", "bootstrap a new cluster with these members: ID=PEER-ADDR,… (this node included)")
 	f.StringVar(&join, "join", "", "enter a running cluster through any member's client URL (http://host:port)")
 	f.StringVar(&cfg.DataDir, "data", "./data/raftkv", "directory of the log and snapshots")
@@ -138,7 +139,8 @@ type NodeOptions struct {
 	Peers          map[uint64]string // bootstrap members, or the members a join answered
 	RequestTimeout time.Duration
 	MaxValue       int
-	MaxPeerMessage int64
+	MaxPeerMessage int64            // one batch of Raft messages
+	MaxSnapshot    int64            // one snapshot message
 	Faults         bool             // serve PUT /debug/cut on the peer port
 	ClusterKey     *auth.Key        // nil: loopback demo mode
 	Admin          *auth.AdminToken // guards membership changes
@@ -192,7 +194,12 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	api := NewAPI(node, o.RequestTimeout, o.MaxValue).WithMembership(book, o.Admin, active)
 	app := httpx.Instrument("raftkv", httpx.NewMetrics(reg), int64(o.MaxValue)+1<<20, logger, api.Handler())
 	client := httpx.NewServer(httpx.ServerConfig{Addr: o.Addr}, httpx.Ops(httpx.JSONErrors(app), reg, nil), logger)
-	peerHandler := peersA.Guard(PeerHandler(node, tr.Cut), auth.Limits{MaxBody: o.MaxPeerMessage, MaxConcurrent: 32}, reg)
+	// Snapshots have their own route and limit: a store's whole state,
+	// one or two at a time; everything else is small batches.
+	inner := PeerHandler(node, tr.Cut)
+	peerHandler := http.NewServeMux()
+	peerHandler.Handle("POST /raft/snapshot", peersA.Guard(inner, auth.Limits{MaxBody: o.MaxSnapshot, MaxConcurrent: 2}, reg))
+	peerHandler.Handle("/", peersA.Guard(inner, auth.Limits{MaxBody: o.MaxPeerMessage, MaxConcurrent: 32}, reg))
 	peer := httpx.NewServer(httpx.ServerConfig{Addr: o.PeerAddr, WriteTimeout: time.Minute, ReadTimeout: time.Minute, TLS: peersA.ServerTLS()}, peerHandler, logger)
 	if err := errors.Join(client.Listen(), peer.Listen()); err != nil {
 		client.Close()

@@ -45,8 +45,8 @@ type HTTPTransport struct {
 }
 
 type peerSender struct {
-	url   string
-	queue chan raftpb.Message
+	url, snapURL string
+	queue        chan raftpb.Message
 }
 
 // NewHTTPTransport sends to the given peer addresses (id → host:port),
@@ -76,7 +76,8 @@ func (t *HTTPTransport) AddPeer(id uint64, addr string) {
 	if _, ok := t.peers[id]; ok {
 		return
 	}
-	p := &peerSender{url: t.peersA.URL(addr, "/raft/messages"), queue: make(chan raftpb.Message, 4096)}
+	p := &peerSender{url: t.peersA.URL(addr, "/raft/messages"), snapURL: t.peersA.URL(addr, "/raft/snapshot"),
+		queue: make(chan raftpb.Message, 4096)}
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.sendLoop(id, p)
@@ -108,26 +109,33 @@ func (t *HTTPTransport) Send(msgs []raftpb.Message) {
 func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
 	defer t.wg.Done()
 	var buf []byte
+	var held *raftpb.Message // a snapshot met while filling a batch: it goes next, alone
 	for {
 		var first raftpb.Message
-		select {
-		case <-t.stop:
-			return
-		case first = <-p.queue:
+		if held != nil {
+			first, held = *held, nil
+		} else {
+			select {
+			case <-t.stop:
+				return
+			case first = <-p.queue:
+			}
 		}
 		// A batch stops at 512 messages or batchBytes, so that it stays
-		// well under the receiver's body limit; a snapshot goes alone.
+		// well under the receiver's body limit. A snapshot goes alone, to
+		// its own route with its own (larger) limit.
 		batch := []raftpb.Message{first}
 		size := first.Size()
 	more:
 		for len(batch) < 512 && size < batchBytes && first.Type != raftpb.MsgSnap {
 			select {
 			case m := <-p.queue:
-				batch = append(batch, m)
-				size += m.Size()
 				if m.Type == raftpb.MsgSnap {
+					held = &m
 					break more
 				}
+				batch = append(batch, m)
+				size += m.Size()
 			default:
 				break more
 			}
@@ -141,7 +149,11 @@ func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
 			buf = binary.AppendUvarint(buf, uint64(len(b)))
 			buf = append(buf, b...)
 		}
-		err := t.post(p.url, buf)
+		url := p.url
+		if first.Type == raftpb.MsgSnap {
+			url = p.snapURL
+		}
+		err := t.post(url, buf)
 		n := t.node.Load()
 		if n == nil {
 			continue
@@ -249,9 +261,11 @@ func (c *Cut) Set(ids []uint64) {
 	}
 }
 
-// PeerHandler receives Raft messages for node: POST /raft/messages, each
-// message checked by the node's guard before Raft sees it (a refused one
-// is dropped and counted; the rest of the batch goes on). GET
+// PeerHandler receives Raft messages for node: POST /raft/messages (a
+// batch) and POST /raft/snapshot (one snapshot message, apart so that it
+// can have a larger body limit), each message checked by the node's guard
+// before Raft sees it (a refused one is dropped and counted; the rest of
+// the batch goes on). GET
 // /raft/active answers, on the leader, the voters it has heard from
 // recently (the membership API's quorum check). With cut set it also
 // serves PUT /debug/cut (a JSON list of peer IDs to cut off; [] heals) and
@@ -281,7 +295,7 @@ func PeerHandler(n *Node, cut *Cut) http.Handler {
 		}
 		httpx.WriteJSON(w, http.StatusOK, out)
 	})
-	mux.HandleFunc("POST /raft/messages", func(w http.ResponseWriter, r *http.Request) {
+	messages := func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body) // capped by the guard
 		if err != nil {
 			http.Error(w, "read", http.StatusRequestEntityTooLarge)
@@ -310,6 +324,8 @@ func PeerHandler(n *Node, cut *Cut) http.Handler {
 			}
 		}
 		w.WriteHeader(http.StatusNoContent)
-	})
+	}
+	mux.HandleFunc("POST /raft/messages", messages)
+	mux.HandleFunc("POST /raft/snapshot", messages)
 	return mux
 }

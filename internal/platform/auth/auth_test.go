@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
@@ -236,5 +238,36 @@ func TestGuardLimits(t *testing.T) {
 		if st := <-results; st != http.StatusNoContent {
 			t.Fatalf("a held request ended with %d", st)
 		}
+	}
+}
+
+func TestGuardsShareTheirCounter(t *testing.T) {
+	p := mustPeers(t, nil, "n1")
+	reg := prometheus.NewRegistry()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux := http.NewServeMux()
+	mux.Handle("/big", p.Guard(ok, Limits{MaxBody: 1 << 20, MaxConcurrent: 1}, reg))
+	mux.Handle("/", p.Guard(ok, Limits{MaxBody: 10, MaxConcurrent: 1}, reg)) // a second guard on one registry
+	addr := serve(t, p, mux)
+	if st, _ := postPath(p, addr, "/big", strings.Repeat("x", 100)); st != http.StatusNoContent {
+		t.Fatalf("100 bytes on the big route: %d", st)
+	}
+	if st, _ := postPath(p, addr, "/small", strings.Repeat("x", 100)); st != http.StatusRequestEntityTooLarge {
+		t.Fatalf("100 bytes on the small route: %d", st)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused float64
+	for _, f := range families {
+		if f.GetName() == "scalelab_peer_refused_total" {
+			for _, m := range f.Metric {
+				refused += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("refusals counted: %v, want 1", refused)
 	}
 }

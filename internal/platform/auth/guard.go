@@ -24,7 +24,14 @@ func (p *Peers) Guard(h http.Handler, lim Limits, reg prometheus.Registerer) htt
 		Help: "Peer requests refused before reaching the system, by reason (remote, body, busy).",
 	}, []string{"reason"})
 	if reg != nil {
-		reg.MustRegister(refused)
+		// Several guards (one per route limit) share the one counter.
+		if err := reg.Register(refused); err != nil {
+			are, ok := err.(prometheus.AlreadyRegisteredError)
+			if !ok {
+				panic(err)
+			}
+			refused = are.ExistingCollector.(*prometheus.CounterVec)
+		}
 	}
 	remote, body, busy := refused.WithLabelValues("remote"), refused.WithLabelValues("body"), refused.WithLabelValues("busy")
 	slots := make(chan struct{}, max(lim.MaxConcurrent, 1))
