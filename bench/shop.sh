@@ -62,6 +62,9 @@ fresh_db() { # → a new database name
 }
 
 declare -A MEDIAN
+# The bench is the operator: one admin token for the shop (catalog writes)
+# and the simulator (its /stats, for the books).
+export SCALELAB_ADMIN_TOKEN=$("$WORK/scalelab" cluster-key)
 setup() { # name db-url
 	local name=$1 db=$2
 	echo "== $name: downstream simulator (latency $LATENCY) on :$DOWN_PORT, shop on :$PORT"

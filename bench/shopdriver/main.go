@@ -38,9 +38,10 @@ func main() {
 	verify := flag.Bool("verify", false, "check the books instead of running load: orders, charges and stock agree")
 	sold := flag.Int64("sold", 0, "with -verify: checkouts answered 201 over all rounds")
 	units := flag.Int64("units", 0, "with -verify: units in those checkouts")
+	token := flag.String("admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "admin token of the shop and the simulator ($SCALELAB_ADMIN_TOKEN)")
 	flag.Parse()
 
-	c := &client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}, Timeout: 30 * time.Second}, base: *shop}
+	c := &client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}, Timeout: 30 * time.Second}, base: *shop, token: *token}
 	var err error
 	switch {
 	case *seedProducts > 0:
@@ -61,8 +62,9 @@ func main() {
 const initialStock = 1_000_000_000
 
 type client struct {
-	http *http.Client
-	base string
+	http  *http.Client
+	base  string
+	token string // admin token: catalog writes and the simulator's /stats need it
 }
 
 // do sends JSON and decodes a JSON answer; it returns the status.
@@ -75,6 +77,9 @@ func (c *client) do(method, path string, hdr map[string]string, in, out any) (in
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
 		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -239,7 +244,7 @@ func check(c *client, down, file string, sold, units int64) error {
 		RepeatedCharges int64 `json:"repeatedCharges"`
 		Reservations    int64 `json:"reservations"`
 	}
-	dc := &client{http: c.http, base: down}
+	dc := &client{http: c.http, base: down, token: c.token}
 	if code, err := dc.do("GET", "/stats", nil, nil, &st); err != nil || code != http.StatusOK {
 		return fmt.Errorf("downstream stats: %d %v", code, err)
 	}

@@ -62,7 +62,7 @@ func (n *Node) Put(ctx context.Context, key []byte, req WriteRequest) (vclock.Cl
 	if req.W < 1 || req.W > n.cfg.N {
 		return nil, apperr.E(apperr.Invalid, "w=%d: want 1 ≤ w ≤ N=%d", req.W, n.cfg.N)
 	}
-	places := n.Ring().Placements(key, n.cfg.N, n.healthy)
+	places := n.placements(key, req.W)
 	if !req.forwarded && !isPlacement(places, n.cfg.ID) {
 		for _, p := range places {
 			clock, err := n.forward(ctx, p.Node, key, req)
@@ -165,7 +165,7 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 		q.Fail(fmt.Sprint("\x00missing", i)) // fewer healthy nodes than N
 	}
 	answers := make(chan answer, n.cfg.N*2+1)
-	tried := map[string]bool{n.cfg.ID: true}
+	tried, failed := map[string]bool{n.cfg.ID: true}, map[string]bool{}
 	// This node's own copy is written while the others are sent theirs: it
 	// counts towards W like any replica's once committed (when this node
 	// is a placement), and is kept in any case.
@@ -212,7 +212,7 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 			if inPlaces {
 				q.Fail(a.node)
 			}
-		case !n.sendToStandIn(key, tried, send):
+		case !n.sendToStandIn(key, tried, markFailed(failed, a.node), send):
 			q.Fail(a.node)
 		}
 		localDone = localDone || a.node == n.cfg.ID
@@ -234,17 +234,51 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 }
 
 // sendToStandIn is sloppy quorum within one request: a replica failed to
-// answer (the failure detector now routes around it), so the request goes
-// to the first placement not yet tried — a stand-in carrying a hint for
-// the node it replaces. It reports whether there was one.
-func (n *Node) sendToStandIn(key []byte, tried map[string]bool, send func(ring.Placement)) bool {
-	for _, p := range n.Ring().Placements(key, n.cfg.N, n.healthy) {
+// answer, so the request goes to the first placement not yet tried —
+// counting the nodes that failed in this request as down, whatever the
+// failure detector concluded from one answer — a stand-in carrying a hint
+// for the node it replaces. It reports whether there was one.
+func (n *Node) sendToStandIn(key []byte, tried, failed map[string]bool, send func(ring.Placement)) bool {
+	usable := func(node string) bool { return !failed[node] && n.healthy(node) }
+	for _, p := range n.Ring().Placements(key, n.cfg.N, usable) {
 		if !tried[p.Node] {
 			send(p)
 			return true
 		}
 	}
 	return false
+}
+
+func markFailed(failed map[string]bool, node string) map[string]bool {
+	failed[node] = true
+	return failed
+}
+
+// placements is where a request for key goes: the sloppy-quorum
+// placements of the nodes the failure detector trusts, widened — when they
+// are fewer than the request needs — by the distrusted nodes of the
+// preference list that gossip still holds alive. A node the detector
+// routes around may only have been slow; asking it costs a request,
+// answering 503 without asking costs the client its read or write.
+func (n *Node) placements(key []byte, needed int) []ring.Placement {
+	r := n.Ring()
+	places := r.Placements(key, n.cfg.N, n.healthy)
+	if len(places) >= needed {
+		return places
+	}
+	alive := func(node string) bool {
+		m, ok := n.members.Member(node)
+		return node == n.cfg.ID || ok && m.State == Alive
+	}
+	for _, p := range r.Placements(key, n.cfg.N, alive) {
+		if len(places) >= n.cfg.N {
+			break
+		}
+		if p.HintFor == "" && !isPlacement(places, p.Node) {
+			places = append(places, p)
+		}
+	}
+	return places
 }
 
 func replicaPut(key []byte, hintFor string, versions []vclock.Version) []byte {
@@ -274,7 +308,7 @@ func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, er
 	if err != nil {
 		return nil, apperr.E(apperr.Invalid, "r=%d: want 1 ≤ r ≤ N=%d", r, n.cfg.N)
 	}
-	places := n.Ring().Placements(key, n.cfg.N, n.healthy)
+	places := n.placements(key, r)
 	for i := len(places); i < n.cfg.N; i++ {
 		q.Fail(fmt.Sprint("\x00missing", i))
 	}
@@ -282,7 +316,7 @@ func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, er
 	answers := make(chan answer, n.cfg.N*2)
 	msg := newRequest(opReplicaGet)
 	msg.bytes(key)
-	tried := map[string]bool{}
+	tried, failed := map[string]bool{}, map[string]bool{}
 	pending := 0
 	send := func(p ring.Placement) {
 		tried[p.Node] = true
@@ -309,7 +343,7 @@ func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, er
 		switch {
 		case a.err == nil:
 			q.Answer(a.node, a.versions)
-		case !n.sendToStandIn(key, tried, send):
+		case !n.sendToStandIn(key, tried, markFailed(failed, a.node), send):
 			q.Fail(a.node)
 		}
 	}

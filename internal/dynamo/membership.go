@@ -124,11 +124,18 @@ func newDetector(backoff time.Duration) *detector {
 	return &detector{backoff: backoff, down: map[string]time.Time{}, strikes: map[string]int{}}
 }
 
-func (d *detector) failed(node string) {
+// failed records a failed request to node. A definite failure (refused,
+// reset, an error answer) routes around it at once; a slow one (no answer
+// in time) only from the second in a row: one slow answer under load is
+// not a dead node.
+func (d *detector) failed(node string, slow bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := min(d.strikes[node], 3)
 	d.strikes[node]++
+	if slow && d.strikes[node] < 2 {
+		return
+	}
 	d.down[node] = time.Now().Add(d.backoff << s)
 }
 

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -234,7 +235,7 @@ func (n *Node) call(ctx context.Context, node string, req []byte) (*decoder, err
 	} else {
 		var err error
 		if raw, err = n.transport.Call(ctx, node, req); err != nil {
-			n.detector.failed(node)
+			n.detector.failed(node, errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)
 			return nil, err
 		}
 		n.detector.succeeded(node)

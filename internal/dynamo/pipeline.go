@@ -78,7 +78,7 @@ func (n *Node) replicate(ctx context.Context, node string, key []byte, hintFor s
 	case err := <-item.done:
 		return err
 	case <-ctx.Done():
-		n.detector.failed(node) // no answer in time, whatever the batch does later
+		n.detector.failed(node, true) // no answer in time, whatever the batch does later
 		return fmt.Errorf("%w: %s: %v", ErrUnreachable, node, ctx.Err())
 	}
 }

@@ -250,6 +250,7 @@ func (a *API) identity(r *http.Request) (client, seq uint64, err error) {
 // request is numbered (retries are deduplicated), otherwise only when Raft
 // certainly did not take it. Out of time: 503.
 func (a *API) propose(ctx context.Context, cmd kv.Command) (kv.Result, error) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	for {
@@ -259,12 +260,20 @@ func (a *API) propose(ctx context.Context, cmd kv.Command) (kv.Result, error) {
 		if err == nil {
 			return res, nil
 		}
+		// The message says how long the request really waited: an
+		// unnumbered write gives up after its first attempt, long before
+		// the request timeout.
+		waited := time.Since(start).Truncate(10 * time.Millisecond)
 		notTaken := errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrProposalDropped)
 		switch {
-		case errors.Is(err, ErrStopped) || ctx.Err() != nil && notTaken:
-			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: no leader accepted the write within %v; it was not applied", a.timeout)
-		case ctx.Err() != nil || !notTaken && cmd.Client == 0:
-			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied (send X-Client-ID and X-Request-Seq to retry it safely)", a.timeout)
+		case errors.Is(err, ErrStopped):
+			return kv.Result{}, apperr.E(apperr.Unavailable, "the node is stopping; the write was not applied")
+		case ctx.Err() != nil && notTaken:
+			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: no leader accepted the write within %v; it was not applied", waited)
+		case ctx.Err() != nil:
+			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied", waited)
+		case !notTaken && cmd.Client == 0:
+			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied; it is not retried because it is not numbered (send X-Client-ID and X-Request-Seq to retry it safely)", waited)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

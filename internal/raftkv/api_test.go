@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,44 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	if st, m := do(s1, "GET", "/v1/kv/counter?stale=true", ""); st != 200 || m["value"] != "1" {
 		t.Fatalf("stale read without quorum: %d %v", st, m)
+	}
+}
+
+// A write that gives up says how long it waited, not the request timeout:
+// an unnumbered write stops after its first attempt.
+func TestGivingUpSaysHowLongItWaited(t *testing.T) {
+	c := newCluster(t, 10, 3)
+	lead := c.leader()
+	api := NewAPI(c.nodes[lead], 3*time.Second, 1000)
+	s := httptest.NewServer(httpx.JSONErrors(api.Handler()))
+	defer s.Close()
+	for id := range c.nodes {
+		if id != lead {
+			c.crash(id)
+		}
+	}
+	within := regexp.MustCompile(`within ([0-9.]+m?s)`)
+	for _, numbered := range []bool{false, true} {
+		req, _ := http.NewRequest("PUT", s.URL+"/v1/kv/k", strings.NewReader("v"))
+		if numbered {
+			req.Header.Set("X-Client-ID", "7")
+			req.Header.Set("X-Request-Seq", "1")
+		}
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		m := within.FindSubmatch(raw)
+		if resp.StatusCode != http.StatusServiceUnavailable || m == nil {
+			t.Fatalf("numbered=%v: %d %s", numbered, resp.StatusCode, raw)
+		}
+		said, err := time.ParseDuration(string(m[1]))
+		if err != nil || said > took || took-said > 300*time.Millisecond {
+			t.Fatalf("numbered=%v: said %s, took %v: %s", numbered, m[1], took, raw)
+		}
 	}
 }

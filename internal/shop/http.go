@@ -281,7 +281,7 @@ func toOrderJSON(o *Order) orderJSON {
 	out := orderJSON{OrderID: idString(o.ID), CartID: idString(o.CartID), State: o.State, TotalCents: o.TotalCents,
 		ChargeID: o.ChargeID, Reason: o.Reason, Items: make([]cartItemJSON, len(o.Items))}
 	for i, it := range o.Items {
-		out.Items[i] = cartItemJSON{ProductID: idString(it.ProductID), Quantity: it.Quantity, PriceCents: it.PriceCents}
+		out.Items[i] = cartItemJSON{ProductID: idString(it.ProductID), Name: it.Name, Quantity: it.Quantity, PriceCents: it.PriceCents}
 	}
 	return out
 }
@@ -301,12 +301,14 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-		w.Header().Set("Location", s.baseURL+"/api/v1/orders/"+idString(o.ID))
+	// A replay answers what the first request did — 201 with the order
+	// and its Location — as Stripe and the IETF Idempotency-Key draft
+	// do; Idempotent-Replayed tells the two apart.
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	httpx.WriteJSON(w, status, toOrderJSON(o))
+	w.Header().Set("Location", s.baseURL+"/api/v1/orders/"+idString(o.ID))
+	httpx.WriteJSON(w, http.StatusCreated, toOrderJSON(o))
 }
 
 func (s *Service) handleOrder(w http.ResponseWriter, r *http.Request) {

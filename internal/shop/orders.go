@@ -27,6 +27,7 @@ type Order struct {
 // OrderItem is one line of an order, priced when the order was placed.
 type OrderItem struct {
 	ProductID  int64
+	Name       string // the product's name when it was bought
 	Quantity   int
 	PriceCents int64
 }
@@ -71,14 +72,14 @@ func (s *store) scanOrder(ctx context.Context, q sqlQuerier, where string, arg a
 	if err != nil {
 		return nil, fmt.Errorf("shop: get order: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, s.q(`SELECT product_id, quantity, price_cents FROM shop_order_items WHERE order_id = ? ORDER BY product_id`), o.ID)
+	rows, err := q.QueryContext(ctx, s.q(`SELECT product_id, name, quantity, price_cents FROM shop_order_items WHERE order_id = ? ORDER BY product_id`), o.ID)
 	if err != nil {
 		return nil, fmt.Errorf("shop: get order items: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var it OrderItem
-		if err := rows.Scan(&it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
+		if err := rows.Scan(&it.ProductID, &it.Name, &it.Quantity, &it.PriceCents); err != nil {
 			return nil, fmt.Errorf("shop: get order items: %w", err)
 		}
 		o.Items = append(o.Items, it)
@@ -119,7 +120,7 @@ func (s *store) placeOrder(ctx context.Context, o *Order) error {
 			}
 			return &cartOrderedError{OrderID: id}
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT i.product_id, i.quantity, p.price_cents
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT i.product_id, p.name, i.quantity, p.price_cents
 			FROM shop_cart_items i JOIN shop_products p ON p.product_id = i.product_id
 			WHERE i.cart_id = ? ORDER BY i.product_id`), o.CartID)
 		if err != nil {
@@ -128,7 +129,7 @@ func (s *store) placeOrder(ctx context.Context, o *Order) error {
 		o.Items, o.TotalCents = nil, 0
 		for rows.Next() {
 			var it OrderItem
-			if err := rows.Scan(&it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
+			if err := rows.Scan(&it.ProductID, &it.Name, &it.Quantity, &it.PriceCents); err != nil {
 				rows.Close()
 				return fmt.Errorf("shop: read cart: %w", err)
 			}
@@ -163,11 +164,11 @@ func (s *store) placeOrder(ctx context.Context, o *Order) error {
 			}
 			return fmt.Errorf("shop: insert order: %w", err)
 		}
-		query := `INSERT INTO shop_order_items (order_id, product_id, quantity, price_cents) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(o.Items)), ", ")
-		args := make([]any, 0, 4*len(o.Items))
+		query := `INSERT INTO shop_order_items (order_id, product_id, name, quantity, price_cents) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(o.Items)), ", ")
+		args := make([]any, 0, 5*len(o.Items))
 		for _, it := range o.Items {
-			args = append(args, o.ID, it.ProductID, it.Quantity, it.PriceCents)
+			args = append(args, o.ID, it.ProductID, it.Name, it.Quantity, it.PriceCents)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
 			return fmt.Errorf("shop: insert order items: %w", err)

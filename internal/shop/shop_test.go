@@ -90,10 +90,20 @@ func TestShopEndToEnd(t *testing.T) {
 			if code != http.StatusCreated || o.State != "paid" || o.TotalCents != 3*8999+6999 || o.ChargeID == "" || h.Get("Location") == "" {
 				t.Fatalf("checkout: %d %s", code, raw)
 			}
-			// The same key again: the same order, no second charge.
-			code, o2, raw, _ := ts.checkout(t, cart, "k-1")
-			if code != http.StatusOK || o2.OrderID != o.OrderID || o2.ChargeID != o.ChargeID {
-				t.Fatalf("repeated checkout: %d %s", code, raw)
+			for _, it := range o.Items {
+				if it.Name == "" {
+					t.Fatalf("order item without its name: %s", raw)
+				}
+			}
+			// The same key again: the same answer (status, Location, order), no second charge.
+			code2, o2, raw2, h2 := ts.checkout(t, cart, "k-1")
+			if code2 != code || h2.Get("Location") != h.Get("Location") || h2.Get("Idempotent-Replayed") != "true" ||
+				o2.OrderID != o.OrderID || o2.ChargeID != o.ChargeID || raw2 != raw {
+				t.Fatalf("repeated checkout: %d %s\nfirst: %d %s", code2, raw2, code, raw)
+			}
+			var fetched orderJSON
+			if code, raw := api(t, "GET", base+"/api/v1/orders/"+o.OrderID, nil, nil, &fetched); code != http.StatusOK || fetched.Items[0].Name == "" {
+				t.Fatalf("the order read back: %d %s", code, raw)
 			}
 			if st := ts.down.Stats(); st.Charges != 1 || st.Reservations != 1 {
 				t.Fatalf("downstream saw %+v, want one charge and one reservation", st)

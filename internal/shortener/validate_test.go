@@ -27,6 +27,10 @@ func TestURLValidator(t *testing.T) {
 		// back at the shortener itself, in every spelling of this machine
 		"http://127.0.0.1:8080/shortener/abc", "http://localhost:8080/x", "http://[::1]:8080/x",
 		"HTTP://LOCALHOST:8080/x", "http://localhost.:8080/",
+		// …including the spellings a browser also resolves to it
+		"http://127.1:8080/x", "http://2130706433:8080/x", "http://0x7f000001:8080/x", "http://0177.0.0.1:8080/x",
+		"http://0.0.0.0:8080/x", "http://[::ffff:127.0.0.1]:8080/x", "http://foo.localhost:8080/x", "http://127.0.0.1:08080/x",
+		"http://127.0.0.2:8080/x", "http://0x7f.1:8080/x", "http://[::]:8080/x", "http://0:8080/x",
 	}
 	for _, u := range bad {
 		err := v.Validate(u)
@@ -41,6 +45,20 @@ func TestURLValidator(t *testing.T) {
 	}
 	if err := pub.Validate("http://sho.rt:8080/abc"); err != nil {
 		t.Errorf("another port of the public host: %v", err)
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1": "127.0.0.1", "127.1": "127.0.0.1", "2130706433": "127.0.0.1", "0x7f000001": "127.0.0.1",
+		"0177.0.0.1": "127.0.0.1", "0x7f.0.0.1": "127.0.0.1", "127.0.1": "127.0.0.1", "0": "0.0.0.0",
+		"::ffff:127.0.0.1": "127.0.0.1", "::1": "::1", "EXAMPLE.com.": "example.com",
+		"256.0.0.1": "256.0.0.1", "1.2.3.4.5": "1.2.3.4.5", "08.0.0.1": "08.0.0.1", "example.123": "example.123",
+		"4294967295": "255.255.255.255", "4294967296": "4294967296",
+	} {
+		if got := canonicalHost(in); got != want {
+			t.Errorf("canonicalHost(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
