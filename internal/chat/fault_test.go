@@ -122,6 +122,17 @@ func (w *workload) finish(t *testing.T) map[string]string {
 	return w.acked
 }
 
+func (w *workload) ackedIDs() []int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]int64, 0, len(w.acked))
+	for id := range w.acked {
+		n, _ := strconv.ParseInt(id, 10, 64)
+		out = append(out, n)
+	}
+	return out
+}
+
 func (w *workload) ackedCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -208,13 +219,57 @@ func TestPersisterKilledMidStream(t *testing.T) {
 	w := startWorkload([]string{srv.url}, 4)
 	waitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
 	persister.Kill()
-	killedAt := w.ackedCount()
+	ackedAtKill := w.ackedIDs()
+	killedAt := len(ackedAtKill)
+	// The kill must land mid-stream for the test to mean anything: acked
+	// messages that the dead persister had not stored, which only the
+	// restarted one can bring in.
+	storedAtKill := countStored(t, e.DB, ackedAtKill)
+	if storedAtKill >= killedAt {
+		t.Fatalf("at the kill %d of the %d acked messages were stored: nothing was in flight", storedAtKill, killedAt)
+	}
 	time.Sleep(500 * time.Millisecond)
 	persister.Restart()
 	waitUntil(t, "traffic after the restart", 20*time.Second, func() bool { return w.ackedCount() > killedAt+1000 })
 	acked := w.finish(t)
-	checkStoredOnce(t, e.DB, t.TempDir(), acked)
-	t.Logf("restarted persister: %s", metricLine(t, persister.URL(), "scalelab_chat_persist_duplicates_total"))
+	checkStoredOnce(t, e.DB, t.TempDir(), acked) // every acked message exactly once, the in-flight ones included
+	line := metricLine(t, persister.URL(), "scalelab_chat_persist_duplicates_total")
+	if strings.HasSuffix(line, "(absent)") {
+		t.Fatalf("the restarted persister exports no duplicate count: %s", line)
+	}
+	t.Logf("at the kill: %d stored of %d acked; restarted persister: %s", storedAtKill, killedAt, line)
+}
+
+// countStored is how many of the messages ids the database holds now (the
+// table is shared with other tests: only these IDs count).
+func countStored(t *testing.T, dbURL string, ids []int64) int {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), dbURL, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lowest := ids[0]
+	want := map[int64]bool{}
+	for _, id := range ids {
+		want[id], lowest = true, min(lowest, id)
+	}
+	rows, err := db.QueryContext(context.Background(), fmt.Sprintf("SELECT message_id FROM chat_messages WHERE message_id >= %d", lowest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if want[id] {
+			n++
+		}
+	}
+	return n
 }
 
 // metricLine returns the line of a Prometheus metric from base/metrics.

@@ -1,6 +1,11 @@
 package chat
 
-import "time"
+import (
+	"net/http"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+)
 
 // routes is the whole HTTP surface of a chat server.
 func (s *System) routes() {
@@ -11,4 +16,9 @@ func (s *System) routes() {
 	s.mux.HandleFunc("GET /api/v1/users/{userId}/messages", api.userMessages)
 	s.mux.HandleFunc("GET /api/v1/users/{userId}/rooms", api.userRooms)
 	s.mux.HandleFunc("GET /api/v1/stats", api.statsHandler)
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "chat", "description": description,
+			"endpoints": []string{"GET chat/{roomId} (WebSocket)", "GET api/v1/rooms/{roomId}/messages",
+				"GET api/v1/rooms/active", "GET api/v1/users/{userId}/messages", "GET api/v1/users/{userId}/rooms", "GET api/v1/stats"}})
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/scalelab/scalelab/internal/shop"
 	"github.com/scalelab/scalelab/internal/shop/cascade"
 	"io"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -57,7 +59,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load, clusterKeyCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load, clusterKeyCommand(), versionCommand())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -104,4 +106,47 @@ without the key is refused before it can send a message. See docs/security.md.`,
 			return err
 		},
 	}
+}
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this binary: module, commit, Go",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), Version())
+			return err
+		},
+	}
+}
+
+// Version describes the binary from its build information: the module
+// version, the commit it was built from (when the build recorded it) and
+// the Go toolchain.
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "scalelab (no build information) " + runtime.Version()
+	}
+	out := "scalelab " + info.Main.Version
+	var rev, at, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	if rev != "" {
+		out += " commit " + rev[:min(12, len(rev))] + dirty
+		if at != "" {
+			out += " of " + at
+		}
+	}
+	return out + " " + info.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,9 +101,26 @@ func TestUp(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/idgen/api/v1/ids?count=3", "/idgen/", "/shortener/"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/idgen/api/v1/ids?count=3"} {
 		if s, body := get(p); s != 200 {
 			t.Fatalf("GET %s: %d %s", p, s, body)
+		}
+	}
+	// Every system's base URL (the dashboard links to it) says what it serves.
+	for _, f := range systems() {
+		s, body := get("/" + f.Name + "/")
+		var info struct {
+			System    string
+			Endpoints []string
+		}
+		if err := json.Unmarshal([]byte(body), &info); s != 200 || err != nil || info.System != f.Name || len(info.Endpoints) == 0 {
+			t.Errorf("GET /%s/: %d %s", f.Name, s, body)
+		}
+	}
+	// Errors inside one node of an in-process cluster are JSON too.
+	for _, p := range []string{"/dynamo/n1/nothing", "/raftkv/1/nothing"} {
+		if s, body := get(p); s != 404 || !json.Valid([]byte(body)) || !strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s: %d %q, want a JSON 404", p, s, body)
 		}
 	}
 	resp, err := http.Post(base+"/shortener/api/v1/links", "application/json", strings.NewReader(`{"url":"https://example.com/up"}`))
@@ -145,5 +167,37 @@ func TestUp(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("up did not shut down")
+	}
+}
+
+// A bad or busy address fails before anything is opened: no data
+// directory is left behind, and the error names the flag.
+func TestUpBindsBeforeOpeningEngines(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	err := Up(context.Background(), host.Engines{Addr: "not-an-address", Data: data}, systems(), slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "--addr") {
+		t.Fatalf("a bad address: %v", err)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a bad address left %s behind (%v)", data, err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	err = Up(context.Background(), host.Engines{Addr: busy.Addr().String(), Data: data}, systems(), slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "--addr") {
+		t.Fatalf("a busy port: %v", err)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a busy port left %s behind", data)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run("version")
+	if code != 0 || !strings.HasPrefix(out, "scalelab ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("version: %d %q", code, out)
 	}
 }

@@ -39,13 +39,15 @@ type SystemInfo struct {
 // Up runs the given systems, each under /<name>/, on one server with shared
 // engines until ctx ends. ready, if not nil, gets the base URL once bound.
 func Up(ctx context.Context, e host.Engines, factories []host.Factory, logger *slog.Logger, ready func(url string)) error {
-	d, err := host.Open(ctx, e, logger)
+	// Bind first: a bad or busy address must leave nothing behind (no
+	// ./data, no files).
+	srv, err := host.Listen(e, logger)
 	if err != nil {
 		return err
 	}
-	srv, err := host.Listen(d)
+	d, err := host.Open(ctx, e, logger)
 	if err != nil {
-		d.Close()
+		srv.Close()
 		return err
 	}
 	base := d.PublicURL(srv)

@@ -53,10 +53,17 @@ func NewLocalCluster(dir string, names []string, d *host.Deps) (*LocalCluster, e
 		}
 		net.Attach(name, n.Handle)
 		c.nodes = append(c.nodes, n)
-		c.mux.Handle("/"+name+"/", http.StripPrefix("/"+name, n.Handler()))
+		// JSONErrors inside StripPrefix: the node's own mux decides what
+		// is unmatched, so its 404s are JSON like every other error.
+		c.mux.Handle("/"+name+"/", http.StripPrefix("/"+name, httpx.JSONErrors(n.Handler())))
 	}
 	c.mux.HandleFunc("/kv/", func(w http.ResponseWriter, r *http.Request) {
 		c.nodes[c.next.Add(1)%uint64(len(c.nodes))].Handler().ServeHTTP(w, r)
+	})
+	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "dynamo", "description": description, "nodes": names,
+			"endpoints": []string{"PUT kv/{key} (X-Causal-Context, ?w=)", "GET kv/{key} (?r=)", "DELETE kv/{key}",
+				"{node}/kv/{key} (the same, through one node)", "{node}/cluster"}})
 	})
 	return c, nil
 }

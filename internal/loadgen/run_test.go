@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,9 +25,25 @@ func fastServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	return srv, &hits
 }
 
-// The open model keeps its rate within 1 % when the server is fast.
+// The open model sends on its schedule: never more than 1 % ahead of it
+// (the server sees 4,000 requests spread over at least 99 % of the
+// schedule's span), and — with a fast server — not far behind it.
 func TestOpenModelKeepsRate(t *testing.T) {
-	srv, hits := fastServer(t)
+	var mu sync.Mutex
+	var first, last time.Time
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		mu.Lock()
+		if first.IsZero() {
+			first = now
+		}
+		last = now
+		mu.Unlock()
+		hits.Add(1)
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
 	res, err := Run(context.Background(), Plan{HTTP: &HTTPTarget{URL: srv.URL}, Rate: 2000, Duration: 2 * time.Second, Connections: 16})
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +51,16 @@ func TestOpenModelKeepsRate(t *testing.T) {
 	if res.Requests != 4000 || hits.Load() != 4000 || res.Errors != 0 {
 		t.Fatalf("requests %d, server saw %d, errors %d (%v)", res.Requests, hits.Load(), res.Errors, res.ByKind)
 	}
-	// Never faster than the schedule; slower only by the last responses'
-	// latency (bounded loosely: CI runs other packages' tests alongside).
-	rate := float64(res.Requests) / res.Elapsed.Seconds()
-	if rate > 2020 || res.Elapsed > 2500*time.Millisecond {
-		t.Fatalf("achieved %.1f req/s over %v, want 2000/s (at most 1%% over) finishing within 2.5 s", rate, res.Elapsed)
+	// The schedule puts 3,999 intervals of 0.5 ms between the first and
+	// the last request: 1.9995 s. Ahead by more than 1 % is a bug of the
+	// pacing; behind is bounded loosely, since CI runs other packages'
+	// tests on the same two cores.
+	span := last.Sub(first)
+	if span < 1979*time.Millisecond {
+		t.Fatalf("the server saw the 4,000 requests within %v: more than 1 %% ahead of the 1.9995 s schedule", span)
+	}
+	if res.Elapsed > 2500*time.Millisecond {
+		t.Fatalf("the run took %v for a 2 s schedule", res.Elapsed)
 	}
 	if res.Model != "open" || res.ByClass["2xx"] != 4000 {
 		t.Fatalf("model %q, classes %v", res.Model, res.ByClass)

@@ -58,7 +58,7 @@ func NewLocalCluster(dir string, size int, d *host.Deps) (*LocalCluster, error) 
 		c.nodes = append(c.nodes, n)
 		h := NewAPI(n, 3*time.Second, 1<<20).Handler()
 		c.apis = append(c.apis, h)
-		c.mux.Handle(fmt.Sprintf("/%d/", id), http.StripPrefix(fmt.Sprintf("/%d", id), h))
+		c.mux.Handle(fmt.Sprintf("/%d/", id), http.StripPrefix(fmt.Sprintf("/%d", id), httpx.JSONErrors(h)))
 	}
 	// Ready means a leader: wait for the first election (about a second).
 	for deadline := time.Now().Add(5 * time.Second); c.nodes[0].Leader() == 0 && time.Now().Before(deadline); {
@@ -66,6 +66,11 @@ func NewLocalCluster(dir string, size int, d *host.Deps) (*LocalCluster, error) 
 	}
 	c.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		c.apis[c.next.Add(1)%uint64(len(c.apis))].ServeHTTP(w, r)
+	})
+	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "raftkv", "description": description, "nodes": ids,
+			"endpoints": []string{"PUT v1/kv/{key} (?if_revision=)", "GET v1/kv/{key} (?stale=true)", "DELETE v1/kv/{key}",
+				"GET v1/cluster", "{id}/v1/… (the same, through one node)"}})
 	})
 	return c, nil
 }

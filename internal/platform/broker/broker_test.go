@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -305,4 +307,29 @@ func TestEmbeddedDurableAcrossRestart(t *testing.T) {
 	}
 	defer cons2.Stop()
 	waitFor(t, "messages after restart", func() bool { return c2.distinct() == 50 })
+}
+
+// Two processes on one embedded broker directory would each run their own
+// server over the same files and never see each other's messages: the
+// second is refused with a message that says what to do, until the first
+// lets go.
+func TestEmbeddedStoreIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	first, err := broker.Open(ctx, "", broker.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = broker.Open(ctx, "embedded://", broker.Options{DataDir: dir})
+	if !errors.Is(err, broker.ErrStoreInUse) || !strings.Contains(err.Error(), "--broker nats://") {
+		t.Fatalf("a second embedded broker on one directory: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := broker.Open(ctx, "", broker.Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
 }

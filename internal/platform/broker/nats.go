@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -18,6 +22,7 @@ type NATS struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	embedded *server.Server // nil for an external server
+	lock     *os.File       // the embedded store's lock, held while open
 	opts     Options
 	streams  sync.Map // topic -> struct{}: streams known to exist
 }
@@ -25,35 +30,73 @@ type NATS struct {
 var _ Broker = (*NATS)(nil)
 
 func openEmbeddedNATS(ctx context.Context, opts Options) (*NATS, error) {
+	dir := filepath.Join(opts.DataDir, "nats")
+	lock, err := lockStore(dir)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "scalelab-embedded",
 		JetStream:  true,
-		StoreDir:   filepath.Join(opts.DataDir, "nats"),
+		StoreDir:   dir,
 		DontListen: true, // in-process connections only
 		NoSigs:     true, // signals belong to main
 		NoLog:      true,
 	})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("broker: embedded nats: %w", err)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
+		lock.Close()
 		return nil, errors.New("broker: embedded nats did not become ready in 10s")
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("scalelab"))
 	if err != nil {
 		srv.Shutdown()
+		lock.Close()
 		return nil, fmt.Errorf("broker: connect embedded nats: %w", err)
 	}
 	b, err := newNATS(nc, opts)
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
+		lock.Close()
 		return nil, err
 	}
-	b.embedded = srv
+	b.embedded, b.lock = srv, lock
 	return b, nil
+}
+
+// ErrStoreInUse is an embedded broker's directory held by another process.
+var ErrStoreInUse = errors.New("broker: the embedded broker's directory is in use")
+
+// lockStore takes dir for this process. Two processes each running an
+// embedded broker on one directory would each have their own server
+// over the same files: messages one publishes the other never sees, with
+// no error anywhere. So the second is refused at start, and told what to
+// do instead. The lock (flock) goes with the process, however it ends.
+func lockStore(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: embedded nats: %w", err)
+	}
+	path := filepath.Join(dir, "scalelab.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("broker: embedded nats: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is held by process %s; processes that work together need one broker: "+
+			"run a NATS server (or RabbitMQ) and give every process --broker nats://HOST:4222, or give this process its own --data",
+			ErrStoreInUse, dir, strings.TrimSpace(string(holder)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
 }
 
 func openNATS(_ context.Context, url string, opts Options) (*NATS, error) {
@@ -253,6 +296,9 @@ func (b *NATS) Close() error {
 	if b.embedded != nil {
 		b.embedded.Shutdown()
 		b.embedded.WaitForShutdown()
+	}
+	if b.lock != nil {
+		b.lock.Close() // releases the store for the next process
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -232,12 +233,17 @@ func (d *Deps) Instrument(sys System) http.Handler {
 	return httpx.Instrument(sys.Name(), d.Metrics, limit, d.Logger, sys.Handler())
 }
 
-// Listen binds the HTTP address before any system is built, so that a
-// system knows its public URL even when the port was ":0".
-func Listen(d *Deps) (*httpx.Server, error) {
-	srv := httpx.NewServer(httpx.ServerConfig{Addr: d.Engines.Addr}, nil, d.Logger)
+// Listen binds the HTTP address before any engine is opened or system
+// built: a bad or busy address leaves nothing behind, and a system knows
+// its public URL even when the port was ":0". A busy port's error names
+// the flag that moves it.
+func Listen(e Engines, logger *slog.Logger) (*httpx.Server, error) {
+	srv := httpx.NewServer(httpx.ServerConfig{Addr: e.Addr}, nil, logger)
 	if err := srv.Listen(); err != nil {
-		return nil, err
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s is in use (another scalelab?): choose another address with --addr or $SCALELAB_ADDR", e.Addr)
+		}
+		return nil, fmt.Errorf("cannot listen on %q (--addr, $SCALELAB_ADDR): %w", e.Addr, err)
 	}
 	return srv, nil
 }
@@ -300,13 +306,14 @@ func BaseURL(addr string) string {
 // bind, build the system with its public URL, serve until ctx ends. ready,
 // if not nil, is called with the public URL once the server is bound.
 func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(context.Context, *Deps) (System, error), ready func(url string)) error {
-	d, err := Open(ctx, e, logger)
+	// Bind first: a bad or busy address must leave nothing behind.
+	srv, err := Listen(e, logger)
 	if err != nil {
 		return err
 	}
-	srv, err := Listen(d)
+	d, err := Open(ctx, e, logger)
 	if err != nil {
-		d.Close()
+		srv.Close()
 		return err
 	}
 	d.BaseURL = d.PublicURL(srv)
