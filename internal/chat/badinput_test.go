@@ -27,6 +27,7 @@ func TestBadInputKeepsTheConnection(t *testing.T) {
 		{`{"userId":"5","username":"abc","message":"","timestamp":"` + ts + `","messageType":"TEXT"}`, "message"},
 		{`{"userId":"5","username":"abc","message":"x","timestamp":"now","messageType":"TEXT"}`, "timestamp"},
 		{`{"userId":"5","username":"abc","message":"x","timestamp":"` + ts + `","messageType":"SHOUT"}`, "messageType"},
+		{`{"userId":"5","username":"abc","message":"a\u0000b","timestamp":"` + ts + `","messageType":"TEXT"}`, "NUL"},
 	}
 	for _, tc := range cases {
 		if err := c.SendRaw(ctx, []byte(tc.frame)); err != nil {
@@ -62,8 +63,8 @@ func TestBadInputKeepsTheConnection(t *testing.T) {
 			t.Fatalf("unexpected %+v", f)
 		}
 	}
-	if got := testutil.ToFloat64(inst.sys.server.metrics.invalid); got != 8 {
-		t.Fatalf("invalid counter %v, want 8", got)
+	if got := testutil.ToFloat64(inst.sys.server.metrics.invalid); got != 9 {
+		t.Fatalf("invalid counter %v, want 9", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,14 @@ func StartPersister(ctx context.Context, cfg PersisterConfig, b broker.Broker, s
 }
 
 // write stores a batch in one transaction; rows already stored are skipped.
+//
+// A batch must never block the stream for good. An entry that decodes but
+// cannot be stored (a NUL character: text columns refuse it) is set aside
+// in chat_dead_letters before the insert; an entry that does not decode at
+// all is dropped and counted (it has no ID to be set aside under). If the
+// database refuses the batch while it is up, the refused rows are found by
+// halving the batch and set aside (insert). If the database is down, the
+// batch fails and is retried: nothing is set aside for an outage.
 func (p *Persister) write(ctx context.Context, batch []*broker.Message) error {
 	start := time.Now()
 	rows := make([]Row, 0, len(batch))
@@ -64,13 +73,15 @@ func (p *Persister) write(ctx context.Context, batch []*broker.Message) error {
 			rest = next
 			row, err := decodeRow(body)
 			if err != nil {
-				p.reject(err)
+				if err := p.setAsideEntry(ctx, body, err); err != nil {
+					return err
+				}
 				continue
 			}
 			rows = append(rows, row)
 		}
 	}
-	inserted, err := p.store.Insert(ctx, rows)
+	inserted, err := p.insert(ctx, rows)
 	if err != nil {
 		return err
 	}
@@ -78,6 +89,65 @@ func (p *Persister) write(ctx context.Context, batch []*broker.Message) error {
 	p.metrics.duplicates.Add(float64(int64(len(rows)) - inserted))
 	p.metrics.batchSize.Observe(float64(len(rows)))
 	p.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// insert writes rows. When the database refuses them although it answers
+// a ping, the rows it refuses are found by halving — O(k log n) inserts for
+// k bad rows — and set aside; a single row is tried twice before that, so
+// that a passing lock timeout does not set a good row aside.
+func (p *Persister) insert(ctx context.Context, rows []Row) (int64, error) {
+	n, err := p.store.Insert(ctx, rows)
+	if err == nil || len(rows) == 0 {
+		return n, err
+	}
+	if perr := p.store.Ping(ctx); perr != nil || ctx.Err() != nil {
+		return 0, err // the database is down: retry the batch later
+	}
+	if len(rows) == 1 {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if n, again := p.store.Insert(ctx, rows); again == nil {
+			return n, nil
+		}
+		payload, _ := json.Marshal(rows[0])
+		return 0, p.setAside(ctx, rows[0].MessageID, err, payload)
+	}
+	half := len(rows) / 2
+	a, err := p.insert(ctx, rows[:half])
+	if err != nil {
+		return 0, err
+	}
+	b, err := p.insert(ctx, rows[half:])
+	return a + b, err
+}
+
+// setAsideEntry sets aside an entry that did not become a row, under its
+// message ID if it has one; without one it can only be dropped.
+func (p *Persister) setAsideEntry(ctx context.Context, body []byte, cause error) error {
+	var m struct {
+		MessageID string `json:"messageId"`
+	}
+	id, err := int64(0), json.Unmarshal(body, &m)
+	if err == nil {
+		id, err = strconv.ParseInt(m.MessageID, 10, 64)
+	}
+	if err != nil {
+		p.reject(cause)
+		return nil
+	}
+	return p.setAside(ctx, id, cause, body)
+}
+
+func (p *Persister) setAside(ctx context.Context, id int64, cause error, payload []byte) error {
+	if err := p.store.SetAside(ctx, id, cause.Error(), payload, time.Now()); err != nil {
+		return err
+	}
+	p.metrics.deadLetters.Inc()
+	p.logger.Warn("chat: persister set a message aside", "message_id", id, "reason", cause)
 	return nil
 }
 
@@ -103,8 +173,8 @@ func decodeRow(body []byte) (Row, error) {
 func (p *Persister) Close() { p.batches.Close() }
 
 type persistMetrics struct {
-	persisted, duplicates, rejected, errors prometheus.Counter
-	batchSize, batchSeconds                 prometheus.Histogram
+	persisted, duplicates, rejected, errors, deadLetters prometheus.Counter
+	batchSize, batchSeconds                              prometheus.Histogram
 }
 
 func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
@@ -115,6 +185,8 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 			Name: "scalelab_chat_persist_duplicates_total", Help: "Redelivered messages whose row already existed (skipped)."}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scalelab_chat_persist_rejected_total", Help: "Broker messages that could not be decoded (dropped)."}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scalelab_chat_dead_letters_total", Help: "Messages the store could not hold, set aside in chat_dead_letters."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scalelab_chat_persist_errors_total", Help: "Failed batch inserts (each retried)."}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -124,6 +196,6 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 			Name: "scalelab_chat_persist_batch_seconds", Help: "Time to write and commit one batch (successful attempts).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
 	}
-	reg.MustRegister(m.persisted, m.duplicates, m.rejected, m.errors, m.batchSize, m.batchSeconds)
+	reg.MustRegister(m.persisted, m.duplicates, m.rejected, m.errors, m.deadLetters, m.batchSize, m.batchSeconds)
 	return m
 }

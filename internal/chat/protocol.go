@@ -106,6 +106,9 @@ func (in Inbound) Validate() error {
 	if !utf8.ValidString(in.Message) {
 		return errors.New("message: must be valid UTF-8")
 	}
+	if strings.ContainsRune(in.Message, 0) {
+		return errors.New("message: must not contain NUL (U+0000), which text columns cannot hold")
+	}
 	if n := utf8.RuneCountInString(in.Message); n < 1 || n > MaxMessage {
 		return fmt.Errorf("message: must be 1–%d characters, got %d", MaxMessage, n)
 	}

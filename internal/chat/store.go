@@ -41,9 +41,44 @@ func RowFromOutbound(m *Outbound) (Row, error) {
 	if err != nil {
 		return Row{}, fmt.Errorf("userId %q: %w", m.UserID, err)
 	}
+	if strings.ContainsRune(m.Message, 0) || strings.ContainsRune(m.Username, 0) || strings.ContainsRune(m.Timestamp, 0) {
+		// Servers refuse these at the edge; one from elsewhere must not
+		// reach an INSERT that fails for ever.
+		return Row{}, fmt.Errorf("message %s holds a NUL character", m.MessageID)
+	}
 	return Row{MessageID: id, RoomID: int32(room), UserID: int32(user), Username: m.Username,
 		Message: m.Message, Type: m.MessageType, ClientTS: m.Timestamp}, nil
 }
+
+// SetAside records a message the store could not take in the dead-letter
+// table (once per message ID).
+func (s *Store) SetAside(ctx context.Context, id int64, reason string, payload []byte, now time.Time) error {
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	q := "INSERT INTO chat_dead_letters (message_id, reason, payload, set_aside_at) VALUES (?, ?, ?, ?)"
+	switch s.db.Dialect {
+	case sqldb.MySQL:
+		q = strings.Replace(q, "INSERT", "INSERT IGNORE", 1)
+	default:
+		q += " ON CONFLICT (message_id) DO NOTHING"
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(q), id, strings.ToValidUTF8(reason, "?"), string(payload), now.UTC()); err != nil {
+		return fmt.Errorf("chat: set aside message %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeadLetters counts the messages set aside.
+func (s *Store) DeadLetters(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM chat_dead_letters").Scan(&n)
+	return n, err
+}
+
+// Ping tells a database that is down (retry later) from a row it refuses
+// (set it aside).
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Outbound renders a row as clients receive messages; the server timestamp
 // is the ID's millisecond.
