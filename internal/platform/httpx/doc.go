@@ -7,6 +7,11 @@
 //     a listener bound before serving (so tests can use "127.0.0.1:0" and ask
 //     for the real address), and graceful shutdown when the context ends:
 //     in-flight requests finish within a drain deadline, then the server closes.
+//     Its listener caps open connections in all and per client address
+//     (connlimit.go): past a cap a connection is accepted and closed at once,
+//     and near the global cap idle keep-alive connections are closed to make
+//     room, so idle connections cannot exhaust the descriptors. Optional TLS
+//     (peer listeners).
 //   - Ops: /healthz (the process is alive), /readyz (every dependency answers;
 //     503 with the failing check otherwise) and /metrics (Prometheus).
 //   - Middleware: panic recovery (a panic becomes a logged 500 with a JSON body,

@@ -27,14 +27,19 @@ type ServerConfig struct {
 	// TLS from the auth package). Handshakes happen per connection, so a
 	// caller that fails one never reaches the handler.
 	TLS *tls.Config
+	// MaxConns and MaxConnsPerClient cap open connections, in all (default:
+	// 3/4 of the descriptor limit, at most 10,000) and per client IP address
+	// (default 2,048); near MaxConns, idle keep-alive connections are closed.
+	MaxConns, MaxConnsPerClient int
 }
 
 // Server is an http.Server that binds first and shuts down gracefully.
 type Server struct {
-	cfg    ServerConfig
-	srv    *http.Server
-	ln     net.Listener
-	logger *slog.Logger
+	cfg     ServerConfig
+	srv     *http.Server
+	ln      net.Listener
+	limiter *connLimiter
+	logger  *slog.Logger
 }
 
 // NewServer builds a server for h; call Listen, then Serve.
@@ -49,6 +54,12 @@ func NewServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *Server {
 	def(&cfg.WriteTimeout, 30*time.Second)
 	def(&cfg.IdleTimeout, 120*time.Second)
 	def(&cfg.DrainTimeout, 10*time.Second)
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = defaultMaxConns()
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = min(2048, cfg.MaxConns)
+	}
 	return &Server{
 		cfg:    cfg,
 		logger: logger,
@@ -73,6 +84,9 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("httpx: listen %s: %w", s.cfg.Addr, err)
 	}
+	s.limiter = newConnLimiter(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerClient)
+	s.srv.ConnState = s.limiter.connState
+	ln = s.limiter
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
@@ -86,6 +100,14 @@ func (s *Server) Close() error {
 		return nil
 	}
 	return s.ln.Close()
+}
+
+// RefusedConns is how many connections the caps turned away.
+func (s *Server) RefusedConns() uint64 {
+	if s.limiter == nil {
+		return 0
+	}
+	return s.limiter.refused.Load()
 }
 
 // Addr is the bound address (host:port), valid after Listen.
