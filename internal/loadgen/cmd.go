@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,6 +55,7 @@ type runFlags struct {
 	requests           int64
 	allowRemote, quiet bool
 	seed               uint64
+	thresholds         []string
 }
 
 func (f *runFlags) bind(fs *pflag.FlagSet) {
@@ -70,6 +72,19 @@ func (f *runFlags) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a target outside the loopback range")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
 	fs.Uint64Var(&f.seed, "seed", 0, "seed for {{rand}} and {{uuid}} (0: random)")
+	fs.StringArrayVar(&f.thresholds, "threshold", nil, "pass/fail criterion, repeatable: 'p99<50ms', 'errors<1%', 'rps>=1000'; a failed one (or a run in which no request succeeded) exits 99, as k6 does")
+}
+
+func (f *runFlags) parseThresholds() ([]Threshold, error) {
+	var out []Threshold
+	for _, s := range f.thresholds {
+		t, err := ParseThreshold(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func (f *runFlags) plan() (Plan, error) {
@@ -164,6 +179,10 @@ func wsCommand() *cobra.Command {
 // execute runs the plan with a progress line, prints the summary, and
 // writes the report (also after Ctrl-C).
 func execute(cmd *cobra.Command, p Plan, f runFlags) error {
+	thresholds, err := f.parseThresholds()
+	if err != nil {
+		return UsageError{err}
+	}
 	// With one P (a generator pinned to one CPU gets GOMAXPROCS=1), Go polls
 	// the network only when that P runs out of goroutines, so under load a
 	// reply waits for the whole run queue: measured here, p90 0.58 ms instead
@@ -185,7 +204,8 @@ func execute(cmd *cobra.Command, p Plan, f runFlags) error {
 			}
 		}
 	}
-	res, err := Run(cmd.Context(), p)
+	res, runErr := Run(cmd.Context(), p)
+	err = runErr
 	if tty && !f.quiet {
 		fmt.Fprintln(stderr)
 	}
@@ -210,7 +230,14 @@ func execute(cmd *cobra.Command, p Plan, f runFlags) error {
 	if res.Interrupted && cmd.Context().Err() != nil {
 		return InterruptedError{}
 	}
-	return nil
+	lines, terr := checkThresholds(s, thresholds)
+	if len(lines) > 0 {
+		fmt.Fprintln(cmd.OutOrStdout(), "thresholds")
+		for _, l := range lines {
+			fmt.Fprintln(cmd.OutOrStdout(), l)
+		}
+	}
+	return terr
 }
 
 func printSummary(w io.Writer, s Summary) {
@@ -225,11 +252,23 @@ func printSummary(w io.Writer, s Summary) {
 	}
 	fmt.Fprintf(w, "  latency ms  min %.3f  mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
 		l.Min, l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max)
-	if len(s.ErrorsByKind) > 0 {
-		fmt.Fprintf(w, "  errors by kind %v\n", s.ErrorsByKind)
+	printCounts(w, "status", s.Status)
+	printCounts(w, "errors", s.ErrorsByKind)
+}
+
+// printCounts prints a tally as a small table, largest first.
+func printCounts(w io.Writer, title string, m map[string]int64) {
+	if len(m) == 0 {
+		return
 	}
-	if len(s.Status) > 0 {
-		fmt.Fprintf(w, "  status %v\n", s.Status)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	fmt.Fprintf(w, "  %s\n", title)
+	for _, k := range keys {
+		fmt.Fprintf(w, "    %-14s %10d\n", k, m[k])
 	}
 }
 

@@ -74,7 +74,7 @@ func writeMarkdown(w io.Writer, s Summary) {
 	fmt.Fprintln(w, "\n| min | mean | p50 | p90 | p99 | p99.9 | max |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|")
 	fmt.Fprintf(w, "| %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n\n", l.Min, l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max)
-	writeCounts(w, "Status classes", s.Status)
+	writeCounts(w, "Status codes", s.Status)
 	writeCounts(w, "Errors by kind", s.ErrorsByKind)
 	fmt.Fprint(w, "![throughput](throughput.svg)\n\n![latency](latency.svg)\n\n![distribution](distribution.svg)\n\n")
 	fmt.Fprintln(w, "## Per second")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -64,7 +65,8 @@ type Result struct {
 	Bytes       int64
 	Received    int64 // WebSocket messages received (broadcast receipts, replies)
 	ByKind      map[string]int64
-	ByClass     map[string]int64
+	ByClass     map[string]int64 // "2xx" …
+	ByStatus    map[string]int64 // "200", "404" …: exact codes
 	Latency     *hdr.Histogram
 	PerSecond   []SecondStats
 	Interrupted bool // stopped by the caller (Ctrl-C) or the hard deadline
@@ -200,6 +202,10 @@ loop:
 		if totals.byClass[c] > 0 {
 			res.ByClass[fmt.Sprintf("%dxx", c)] = totals.byClass[c]
 		}
+	}
+	res.ByStatus = map[string]int64{}
+	for code, n := range totals.byStatus {
+		res.ByStatus[strconv.Itoa(code)] = n
 	}
 	res.Received = received()
 	res.Interrupted = ctx.Err() != nil || errors.Is(runCtx.Err(), context.DeadlineExceeded)

@@ -74,6 +74,9 @@ type counts struct {
 	bytes    int64
 	byKind   [numErrorKinds]int64
 	byClass  [6]int64 // status 1xx … 5xx at index 1 … 5
+	// byStatus counts exact status codes; a map, since a run sees a few
+	// codes and a worker must stay small (thousands of them at once).
+	byStatus map[int]int64
 }
 
 func (c *counts) add(o *counts) {
@@ -85,6 +88,12 @@ func (c *counts) add(o *counts) {
 	}
 	for i := range c.byClass {
 		c.byClass[i] += o.byClass[i]
+	}
+	for code, n := range o.byStatus {
+		if c.byStatus == nil {
+			c.byStatus = map[int]int64{}
+		}
+		c.byStatus[code] += n
 	}
 }
 
@@ -125,6 +134,10 @@ func (r *recorder) record(latency time.Duration, status int, bytes int64, err er
 	}
 	if status >= 100 && status < 600 {
 		c.byClass[status/100]++
+		if c.byStatus == nil {
+			c.byStatus = map[int]int64{}
+		}
+		c.byStatus[status]++
 	}
 	r.mu.Unlock()
 }

@@ -69,7 +69,7 @@ func Summarize(r *Result) (Summary, error) {
 	s := Summary{
 		Schema: SummarySchema, Target: r.Target, Model: r.Model, Started: r.Started.UTC(),
 		Requests: r.Requests, Errors: r.Errors, DurationS: r.Elapsed.Seconds(), Bytes: r.Bytes, Received: r.Received,
-		LatencyMS: latencyOf(r.Latency), ErrorsByKind: r.ByKind, Status: r.ByClass, PerSecond: r.PerSecond,
+		LatencyMS: latencyOf(r.Latency), ErrorsByKind: r.ByKind, Status: r.ByStatus, PerSecond: r.PerSecond,
 		Interrupted: r.Interrupted, Plan: r.Plan, Histogram: base64.StdEncoding.EncodeToString(enc),
 	}
 	if s.DurationS > 0 {
