@@ -97,9 +97,10 @@ func (c *counts) add(o *counts) {
 	}
 }
 
-// recorder is one worker's tallies since the last harvest. The worker
-// records without contention (its own mutex, uncontended but for the
-// once-a-second harvest); the run's totals are the sum of the harvests.
+// recorder is the tallies since the last harvest of the workers that share
+// it (a few per P: a mutex held for an increment is nearly uncontended,
+// and the run's memory does not grow with its workers); the run's totals
+// are the sum of the harvests.
 type recorder struct {
 	mu        sync.Mutex
 	sec       *hdr.Histogram
