@@ -24,17 +24,17 @@ type CAPOptions struct {
 
 // CAPResult is what the experiment measured.
 type CAPResult struct {
-	Phases        [3]PhaseStats
-	KeysWithSibs  int
-	MaxSiblings   int
-	AckedWrites   int
-	LostWrites    int
+	Phases       [3]PhaseStats
+	KeysWithSibs int
+	MaxSiblings  int
+	AckedWrites  int
+	LostWrites   int
 	// SibsAfterRepair are the keys that held siblings once repair had run
 	// and before the last read-and-resolve: versions the clients never
 	// read (held as hints, or on the replica an R=2 read skipped).
 	SibsAfterRepair int
-	HintsStored   uint64
-	HintsHandedOn uint64
+	HintsStored     uint64
+	HintsHandedOn   uint64
 }
 
 // PhaseStats counts one phase's writes.
