@@ -177,10 +177,22 @@ func TestAlbumsBadInput(t *testing.T) {
 	add("two images", 400, "more than one image", ok, part{name: "image", body: img}, part{name: "image", body: img})
 	add("profile not json", 400, "profile: invalid JSON", part{name: "profile", body: []byte("{")}, part{name: "image", body: img})
 	add("profile unknown field", 400, "unknown field", part{name: "profile", body: []byte(`{"artist":"a","title":"b","year":2000,"x":1}`)}, part{name: "image", body: img})
-	add("profile year string", 400, "profile: invalid JSON", part{name: "profile", body: []byte(`{"artist":"a","title":"b","year":"2000"}`)}, part{name: "image", body: img})
+	add("profile year not a number", 400, "not a number", part{name: "profile", body: []byte(`{"artist":"a","title":"b","year":"nineteen"}`)}, part{name: "image", body: img})
+	add("profile year signed string", 400, "not a number", part{name: "profile", body: []byte(`{"artist":"a","title":"b","year":"+1977"}`)}, part{name: "image", body: img})
+	add("profile year fraction", 400, "not a whole number", part{name: "profile", body: []byte(`{"artist":"a","title":"b","year":1977.5}`)}, part{name: "image", body: img})
+	add("profile year string out of range", 400, "profile.year", part{name: "profile", body: []byte(`{"artist":"a","title":"b","year":"99"}`)}, part{name: "image", body: img})
 	add("empty artist", 400, "profile.artist: required", profile(" ", "b", 2000), part{name: "image", body: img})
 	add("long title", 400, "profile.title", profile("a", strings.Repeat("t", 201), 2000), part{name: "image", body: img})
 	add("year zero", 400, "profile.year", profile("a", "b", 0), part{name: "image", body: img})
+	// The classic course clients send the year as a string: accepted.
+	ct, body := multipartBody(t, part{name: "profile", body: []byte(`{"artist":"Fleetwood Mac","title":"Rumours","year":"1977"}`)}, part{name: "image", body: img})
+	var created, got albumJSON
+	if code, raw := do(t, "POST", base+"/api/v1/albums", ct, body, &created); code != 201 {
+		t.Fatalf("year as a string: %d %s", code, raw)
+	}
+	if code, raw := do(t, "GET", base+"/api/v1/albums/"+created.AlbumID, "", nil, &got); code != 200 || got.Year != 1977 {
+		t.Fatalf("the album made with year \"1977\": %d %s", code, raw)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, raw := do(t, "POST", base+"/api/v1/albums", c.ct, c.body, nil)
