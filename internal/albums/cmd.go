@@ -21,6 +21,8 @@ func Command() *cobra.Command {
 			f.BoolVar(&cfg.ConsumeReview, "consume-reviews", cfg.ConsumeReview, "apply reviews in this process (one consumer-group member)")
 			f.DurationVar(&cfg.DedupeWindow, "review-dedupe-window", cfg.DedupeWindow, "how long applied review IDs are remembered to skip redeliveries (must exceed the broker's longest redelivery delay; 0 = forever)")
 			f.DurationVar(&cfg.PruneEvery, "review-prune-every", cfg.PruneEvery, "how often IDs older than the dedupe window are deleted")
+			f.DurationVar(&cfg.CollectEvery, "orphan-collect-every", cfg.CollectEvery, "how often images that no album points at (a crash between image and row) are deleted; 0: never")
+			f.DurationVar(&cfg.OrphanGrace, "orphan-grace", cfg.OrphanGrace, "an image younger than this is never collected (it may belong to an upload in progress)")
 			f.DurationVar(&cfg.Publish.Timeout, "publish-timeout", cfg.Publish.Timeout, "deadline of one review publish to the broker")
 			f.DurationVar(&cfg.Publish.BreakerDelay, "breaker-delay", cfg.Publish.BreakerDelay, "how long the broker's breaker stays open before probing")
 			cfg.Worker.BindFlags(f)

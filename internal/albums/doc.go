@@ -7,6 +7,11 @@
 // is down). Images are streamed with http.ServeContent over a seekable
 // blob, so ETag, Range and conditional requests work on both engines.
 //
+// An upload writes the image before the row, so a crash between the two
+// leaves only garbage (an image no album points at), which the collector
+// in orphans.go deletes after a grace period; an album never points at a
+// missing image.
+//
 // A review gets a Snowflake ID and is published to the broker; 202 means
 // the broker holds it. A consumer-group member applies reviews in batches:
 // in one transaction it skips the review IDs already applied, records the

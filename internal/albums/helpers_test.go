@@ -62,9 +62,15 @@ func testConfig() Config {
 	return cfg
 }
 
-func start(t *testing.T, e host.Engines, cfg Config) string {
+func start(t *testing.T, e host.Engines, cfg Config, got ...func(*Service, *host.Deps)) string {
 	t.Helper()
-	return hosttest.Start(t, e, func(ctx context.Context, d *host.Deps) (host.System, error) { return New(ctx, d, cfg) })
+	return hosttest.Start(t, e, func(ctx context.Context, d *host.Deps) (host.System, error) {
+		s, err := New(ctx, d, cfg)
+		for _, g := range got {
+			g(s, d)
+		}
+		return s, err
+	})
 }
 
 func pngImage(t testing.TB, w, h int) []byte {

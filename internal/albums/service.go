@@ -41,6 +41,11 @@ type Config struct {
 	// the longest a broker can take to redeliver a review (0: never prune).
 	DedupeWindow time.Duration
 	PruneEvery   time.Duration
+	// Images no album points at (a crash between the image and the row)
+	// are collected every CollectEvery (0: never) once older than
+	// OrphanGrace, which must exceed the longest a Create takes.
+	CollectEvery time.Duration
+	OrphanGrace  time.Duration
 	Publish      resilience.Config
 	Database     resilience.Config
 	Worker       host.WorkerConfig
@@ -61,6 +66,7 @@ func DefaultConfig() Config {
 		MaxImage: 5 << 20, CacheTTL: 10 * time.Minute, DBTimeout: 2 * time.Second,
 		ReviewBatch: 500, ReviewWait: 50 * time.Millisecond, ConsumeReview: true,
 		DedupeWindow: 7 * 24 * time.Hour, PruneEvery: 10 * time.Minute,
+		CollectEvery: 10 * time.Minute, OrphanGrace: 10 * time.Minute,
 		Publish: publish, Database: db, Worker: host.DefaultWorkerConfig(),
 	}
 }
@@ -79,6 +85,8 @@ type Service struct {
 	consumer  *broker.BatchConsumer
 	stopPrune context.CancelFunc
 	pruned    chan struct{}
+	stopGC    context.CancelFunc
+	collected chan struct{}
 	metrics   *metrics
 	logger    *slog.Logger
 }
@@ -111,6 +119,12 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		database: resilience.New("database", cfg.Database, deps),
 		metrics:  newMetrics(d.Registry),
 		logger:   d.Logger,
+	}
+	if cfg.CollectEvery > 0 {
+		var gcCtx context.Context
+		gcCtx, s.stopGC = context.WithCancel(context.WithoutCancel(ctx))
+		s.collected = make(chan struct{})
+		go s.collectLoop(gcCtx)
 	}
 	if cfg.ConsumeReview {
 		s.consumer, err = broker.ConsumeBatches(ctx, d.Broker, ReviewTopic, "albums-reviews",
@@ -152,6 +166,10 @@ func (s *Service) Close(ctx context.Context) error {
 	if s.stopPrune != nil {
 		s.stopPrune()
 		<-s.pruned
+	}
+	if s.stopGC != nil {
+		s.stopGC()
+		<-s.collected
 	}
 	return s.ids.Close(ctx)
 }
@@ -221,7 +239,7 @@ func (s *Service) Create(ctx context.Context, p Profile, image []byte, imageType
 		return nil, apperr.Retry(apperr.Unavailable, time.Second, "cannot issue album IDs right now")
 	}
 	a := &Album{ID: int64(id), Artist: p.Artist, Title: p.Title, Year: p.Year,
-		ImageKey: "albums/" + id.String(), ImageSize: int64(len(image)), ImageType: imageType,
+		ImageKey: imageKey(int64(id)), ImageSize: int64(len(image)), ImageType: imageType,
 		CreatedAt: time.Now().UnixMilli()}
 	if _, err := s.blobs.Put(ctx, a.ImageKey, bytes.NewReader(image), a.ImageSize, imageType); err != nil {
 		s.logger.Warn("albums: blob store", "err", err)
@@ -425,6 +443,7 @@ type metrics struct {
 	reviewsApplied  *prometheus.CounterVec
 	reviewErrors    prometheus.Counter
 	reviewIDsPruned prometheus.Counter
+	orphansRemoved  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -439,7 +458,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed review batch writes (each retried)."}),
 		reviewIDsPruned: prometheus.NewCounter(prometheus.CounterOpts{Name: "scalelab_albums_review_ids_pruned_total",
 			Help: "Applied review IDs forgotten after the dedupe window."}),
+		orphansRemoved: prometheus.NewCounter(prometheus.CounterOpts{Name: "scalelab_albums_orphan_images_removed_total",
+			Help: "Images no album pointed at (a crash between image and row), deleted by the collector."}),
 	}
-	reg.MustRegister(m.reads, m.reviews, m.reviewsApplied, m.reviewErrors, m.reviewIDsPruned)
+	reg.MustRegister(m.reads, m.reviews, m.reviewsApplied, m.reviewErrors, m.reviewIDsPruned, m.orphansRemoved)
 	return m
 }

@@ -63,6 +63,32 @@ func (s *store) create(ctx context.Context, a *Album) error {
 	})
 }
 
+// existing reports which of ids are albums.
+func (s *store) existing(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	q := "SELECT album_id FROM albums WHERE album_id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("albums: which albums exist: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
 const albumColumns = `album_id, artist, title, release_year, image_key, image_size, image_type, created_at`
 
 func scanAlbum(row interface{ Scan(...any) error }) (*Album, error) {

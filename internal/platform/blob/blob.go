@@ -49,6 +49,10 @@ type Store interface {
 	Stat(ctx context.Context, key string) (Info, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+	// List calls fn with the key of every object under prefix (a
+	// directory-like prefix ending in "/"), in no promised order, until fn
+	// returns an error (which List returns). For garbage collection.
+	List(ctx context.Context, prefix string, fn func(key string) error) error
 	// Ping checks that the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

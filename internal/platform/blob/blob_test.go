@@ -7,9 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -52,7 +56,58 @@ func TestContract(t *testing.T) {
 			t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, e.open(t)) })
 			t.Run("ConcurrentOverwrites", func(t *testing.T) { testConcurrentOverwrites(t, e.open(t)) })
 			t.Run("ServeContent", func(t *testing.T) { testServeContent(t, e.open(t)) })
+			t.Run("List", func(t *testing.T) { testList(t, e.open(t)) })
 		})
+	}
+}
+
+func testList(t *testing.T, s Store) {
+	for _, k := range []string{"albums/1", "albums/2", "albums/sub/3", "other/4"} {
+		mustPut(t, s, k, []byte(k), "text/plain")
+	}
+	var got []string
+	if err := s.List(context.Background(), "albums/", func(key string) error { got = append(got, key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != "albums/1,albums/2,albums/sub/3" {
+		t.Fatalf("List(albums/) = %v", got)
+	}
+	if err := s.List(context.Background(), "none/", func(string) error { t.Fatal("called for an empty prefix"); return nil }); err != nil {
+		t.Fatalf("an empty prefix: %v", err)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.List(context.Background(), "albums/", func(string) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("fn's error: %v after %d calls", err, n)
+	}
+}
+
+// A temporary file left by a process that died mid-Put is removed when the
+// store is next opened (a fresh one is not: another process may be writing).
+func TestLocalRemovesStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := NewLocal(dir); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := filepath.Join(dir, ".tmp", "put-stale"), filepath.Join(dir, ".tmp", "put-fresh")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("half an image"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewLocal(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stale temp file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("the fresh temp file was removed: %v", err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // Local keeps each object in one file under a directory. The file holds
@@ -35,12 +37,61 @@ type localTrailer struct {
 
 const maxTrailer = 4096
 
-// NewLocal opens (and creates) a local store in dir.
+// staleTemp is how old a temporary file of an unfinished Put must be for
+// NewLocal to remove it: a Put in progress in another process that shares
+// the directory is far younger.
+const staleTemp = time.Hour
+
+// NewLocal opens (and creates) a local store in dir. Temporary files left
+// by a process that died in the middle of a Put are removed.
 func NewLocal(dir string) (*Local, error) {
-	if err := os.MkdirAll(filepath.Join(dir, ".tmp"), 0o755); err != nil {
+	tmpDir := filepath.Join(dir, ".tmp")
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: create %s: %w", dir, err)
 	}
+	if entries, err := os.ReadDir(tmpDir); err == nil {
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+				_ = os.Remove(filepath.Join(tmpDir, e.Name()))
+			}
+		}
+	}
 	return &Local{dir: dir}, nil
+}
+
+// List implements Store.
+func (l *Local) List(ctx context.Context, prefix string, fn func(key string) error) error {
+	root := l.path(strings.TrimSuffix(prefix, "/"))
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), ".") && path != root {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(l.dir, path)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if CheckKey(key) != nil {
+			return nil // not an object of this store
+		}
+		return fn(key)
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob: list %s: %w", prefix, err)
+	}
+	return nil
 }
 
 func (l *Local) path(key string) string { return filepath.Join(l.dir, filepath.FromSlash(key)) }
