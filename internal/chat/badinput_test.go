@@ -138,6 +138,52 @@ func TestFloodIsRateLimited(t *testing.T) {
 	}
 }
 
+// Binary frames spend from the same limit (they used to bypass it).
+func TestBinaryFloodIsRateLimited(t *testing.T) {
+	cfg := testConfig()
+	cfg.Server.RateLimit = "5/s:5"
+	inst := startChat(t, host.Engines{}, cfg)
+	c := dial(t, inst.url, 1)
+	ctx := context.Background()
+	const n = 30
+	for i := 0; i < n; i++ {
+		if err := c.Conn().Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binary, limited := 0, 0
+	for binary+limited < n {
+		f := readFrame(t, c)
+		switch {
+		case f.Status == "ERROR" && strings.Contains(f.Error, "rate limit"):
+			limited++
+		case f.Status == "ERROR" && strings.Contains(f.Error, "binary"):
+			binary++
+		default:
+			t.Fatalf("unexpected %+v", f)
+		}
+	}
+	if binary > 7 || limited < n-7 {
+		t.Fatalf("%d binary errors, %d rate-limited of %d: binary frames are not rate-limited", binary, limited, n)
+	}
+}
+
+// A text frame that is not UTF-8 fails the connection with 1007 (RFC 6455).
+func TestInvalidUTF8ClosesWith1007(t *testing.T) {
+	inst := startChat(t, host.Engines{}, testConfig())
+	c := dial(t, inst.url, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ts := time.Now().UTC().Format(time.RFC3339)
+	if err := c.SendRaw(ctx, []byte(`{"userId":"5","username":"abc","message":"`+"\xff\xfe"+`","timestamp":"`+ts+`","messageType":"TEXT"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("read after invalid UTF-8: %v, want close 1007", err)
+	}
+}
+
 // A client that stops reading is closed with 1008 once its queue is full,
 // and the room carries on for everyone else.
 func TestSlowConsumerIsClosed(t *testing.T) {

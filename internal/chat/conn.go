@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -90,13 +91,22 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return // closed by the peer, by us, or over MaxFrame (coder/websocket sends 1009)
 		}
+		// Every frame spends from the rate limit, whatever it holds: a flood
+		// of binary or malformed frames costs the server as much as one of
+		// valid messages.
 		switch {
-		case typ != websocket.MessageText:
-			c.s.metrics.invalid.Inc()
-			c.replyError("binary frames are not accepted: send the message as JSON text")
 		case c.limiter != nil && !c.limiter.Allow():
 			c.s.metrics.rateLimited.Inc()
 			c.replyError("rate limit: at most " + c.s.limit.String() + " messages per connection; this one was dropped")
+		case typ != websocket.MessageText:
+			c.s.metrics.invalid.Inc()
+			c.replyError("binary frames are not accepted: send the message as JSON text")
+		case !utf8.Valid(data):
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007, rather than being quietly repaired.
+			c.s.metrics.invalid.Inc()
+			_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
 		default:
 			in, err := ParseInbound(data)
 			if err != nil {

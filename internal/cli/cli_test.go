@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/scalelab/scalelab/internal/platform/host"
 )
 
@@ -200,4 +202,50 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "scalelab ") || !strings.Contains(out, "go1.") {
 		t.Fatalf("version: %d %q", code, out)
 	}
+}
+
+// A browser can chat under `up`: the chat's own page is same-origin, and
+// --allowed-origins admits other pages; any other origin is refused.
+func TestUpChatPageAndOrigins(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- Up(ctx, host.Engines{Addr: "127.0.0.1:0", Data: t.TempDir()}, systemsWith([]string{"pages.example"}),
+			slog.New(slog.DiscardHandler), func(u string) { ready <- u })
+	}()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not start")
+	}
+	resp, err := http.Get(base + "/chat/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "new WebSocket") {
+		t.Fatalf("chat page: %d %.200s", resp.StatusCode, page)
+	}
+	ws := "ws" + strings.TrimPrefix(base, "http") + "/chat/chat/1"
+	for origin, ok := range map[string]bool{base: true, "http://pages.example": true, "http://evil.example": false} {
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		c, resp, err := websocket.Dial(dctx, ws, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		dcancel()
+		if ok && err != nil {
+			t.Errorf("origin %s refused: %v", origin, err)
+		}
+		if !ok && (err == nil || resp == nil || resp.StatusCode != http.StatusForbidden) {
+			t.Errorf("origin %s admitted (%v)", origin, err)
+		}
+		if c != nil {
+			c.CloseNow()
+		}
+	}
+	cancel()
+	<-errc
 }

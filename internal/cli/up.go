@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,15 +17,21 @@ import (
 
 func upCommand() *cobra.Command {
 	var e host.Engines
+	var origins string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start every system in one process on embedded defaults, with a dashboard at /",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return Up(cmd.Context(), e, systems(), host.Logger(cmd.ErrOrStderr(), e.Debug), nil)
+			var patterns []string
+			if origins != "" {
+				patterns = strings.Split(origins, ",")
+			}
+			return Up(cmd.Context(), e, systemsWith(patterns), host.Logger(cmd.ErrOrStderr(), e.Debug), nil)
 		},
 	}
 	e.BindFlags(cmd.Flags(), "127.0.0.1:8080")
+	cmd.Flags().StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of cross-origin pages allowed to open the chat's WebSockets (its own page, /chat/page, is same-origin)")
 	return cmd
 }
 
