@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,11 @@ func TestCascadeShowsTheLesson(t *testing.T) {
 	}
 	if on.RecoveryS < 0 {
 		t.Errorf("protected shop: checkout did not recover within the run")
+	}
+	report, _ := os.ReadFile(filepath.Join(cfg.Out, "report.md"))
+	if !strings.Contains(string(report), "What this run shows") || !strings.Contains(string(report), "spread without protection") ||
+		strings.Contains(string(report), "too short") {
+		t.Errorf("the report does not state the lesson its figures show:\n%s", report)
 	}
 	for _, f := range []string{"report.md", "results.json", "checkout-p99.svg", "catalog-p99.svg", "shop-goroutines.svg"} {
 		if _, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil {

@@ -177,6 +177,7 @@ func WriteMarkdown(w io.Writer, cfg Config, results []*ModeResult) {
 		}
 		fmt.Fprintln(w)
 	}
+	writeLesson(w, cfg, results)
 	fmt.Fprintln(w, "Plots: checkout-ok.svg, checkout-p99.svg, catalog-ok.svg, catalog-p99.svg, carts-p99.svg, shop-goroutines.svg.")
 }
 
