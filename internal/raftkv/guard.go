@@ -135,7 +135,12 @@ func checkAppend(m *raftpb.Message, v raftView) error {
 		}
 		prevTerm = e.Term
 		if prevMatches && e.Index <= v.commit {
-			if t, ok := v.termAt(e.Index); !ok || t != e.Term {
+			// Only a definite mismatch counts: an entry compacted away
+			// since the previous one was looked up (the Ready loop
+			// compacts concurrently) is one Raft cannot conflict on
+			// either — if the previous entry still matches for Raft,
+			// every committed entry after it is still in its log.
+			if t, ok := v.termAt(e.Index); ok && t != e.Term {
 				return refuse("append rewrites committed entry %d", e.Index)
 			}
 		}
