@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The Dynamo store next to etcd, in one run on this machine: a 3-process
 # scalelab dynamo cluster (N=3, R=2, W=2, --sync batch) and a 3-member etcd
-# cluster (Debian's etcd-server, default durability: WAL fsync per commit,
-# batched), both on loopback, driven by the same client — `scalelab load`
-# in the closed model (CONNS virtual users) — with 256-byte values:
+# cluster (etcd v3.7.3 built from its Go module, default durability: WAL
+# fsync per commit, batched), both on loopback, in the closed model (CONNS
+# virtual users): dynamo by `scalelab load` over HTTP, etcd by clientv3 over
+# gRPC as its users drive it (bench/etcddriver, 3 connections, one per
+# member) — with 256-byte values:
 #
-#   puts  dynamo PUT /kv/r<round>-{{seq}}       etcd POST /v3/kv/put   (JSON gateway)
-#   gets  dynamo GET /kv/k{{rand}} (R=2)        etcd POST /v3/kv/range (linearizable)
+#   puts  dynamo PUT /kv/r<round>-{{seq}}       etcd clientv3 Put (gRPC)
+#   gets  dynamo GET /kv/k{{rand}} (R=2)        etcd clientv3 Get (linearizable)
 #
 # Puts go to fresh keys: a blind write (no causal context) to an existing
 # Dynamo key is, by design, a sibling of what is there, so a blind-overwrite
@@ -23,7 +25,7 @@
 #   bench/dynamo.sh                        # 3 rounds × 10 s per system and operation
 #   ROUNDS=5 DURATION=20s CONNS=64 bench/dynamo.sh
 #
-# Needs etcd (apt-get install etcd-server), python3 and go; loopback only.
+# Needs python3 and go (etcd is built from its Go module on first use); loopback only.
 set -euo pipefail
 source "$(dirname "$0")/lib/kvbench.sh"
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The Raft key-value store next to etcd, in one run on this machine: a
 # 3-process `scalelab raftkv` cluster (fsync on) and a 3-member etcd cluster
-# (Debian's etcd-server, default durability), both on loopback, driven by
-# the same client — `scalelab load` in the closed model, CONNS virtual users
-# split over the three nodes (members) and merged — with 256-byte values:
+# (etcd v3.7.3 built from its Go module, default durability), both on loopback, driven by
+# in the closed model — raftkv by `scalelab load`, CONNS virtual users split
+# over the three nodes and merged; etcd by clientv3 over gRPC, as its users
+# drive it (bench/etcddriver: CONNS requesters over 3 connections, one per
+# member) — with 256-byte values:
 #
-#   puts  raftkv PUT /v1/kv/r<round>-<node>-{{seq}}     etcd POST /v3/kv/put   (JSON gateway)
-#   gets  raftkv GET /v1/kv/k{{rand}} (ReadIndex)        etcd POST /v3/kv/range (linearizable)
+#   puts  raftkv PUT /v1/kv/r<round>-<node>-{{seq}}     etcd clientv3 Put (gRPC)
+#   gets  raftkv GET /v1/kv/k{{rand}} (ReadIndex)        etcd clientv3 Get (linearizable)
 #
 # Both forward what a follower receives to the leader (raftkv: Raft itself
 # forwards proposals and ReadIndex requests). Rounds alternate the systems;
@@ -17,7 +19,7 @@
 #   ROUNDS=5 DURATION=20s CONNS=63 bench/raftkv.sh   (also KEYS, RAFT_BASE, ETCD_BASE)
 #   RAFT_ARGS="--max-inflight 1" bench/raftkv.sh     (extra node flags: pipelining off)
 #
-# Needs etcd (apt-get install etcd-server), python3 and go; loopback only.
+# Needs python3 and go (etcd is built from its Go module on first use); loopback only.
 set -euo pipefail
 source "$(dirname "$0")/lib/kvbench.sh"
 

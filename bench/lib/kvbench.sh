@@ -5,6 +5,11 @@
 # ratio). A script sources this, starts its own cluster, and defines
 #   sys_put ROUND   sys_get   sys_preload
 # each printing nothing but what `load` prints.
+#
+# etcd is driven the way its users drive it: clientv3 over gRPC
+# (bench/etcddriver, CONNS requesters over 3 connections, one per member,
+# closed loop, like etcd's own benchmark tool), at the newest release that
+# builds from its Go module here (ETCD_VERSION, built once into a cache).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ROUNDS=${ROUNDS:-3}
@@ -13,11 +18,33 @@ CONNS=${CONNS:-64}
 KEYS=${KEYS:-100000}
 ETCD_BASE=${ETCD_BASE:-2378} # members: clients on 23781-23783, peers on 23785-23787
 
+ETCD_VERSION=${ETCD_VERSION:-v3.7.3}
+
 . "$(dirname "${BASH_SOURCE[0]}")/need.sh"
-need etcd etcd-server
-for tool in etcd python3 go curl; do
+for tool in python3 go curl; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing"; exit 1; }
 done
+
+# need_etcd builds etcd ETCD_VERSION from its Go module in a scratch
+# module, once, into a cache (go get, then go build), and sets ETCD_BIN.
+need_etcd() {
+	local cache=${XDG_CACHE_HOME:-$HOME/.cache}/scalelab-bench/etcd-$ETCD_VERSION
+	if [ ! -x "$cache/etcd" ]; then
+		echo "== building etcd $ETCD_VERSION from its Go module (once; cached in $cache)"
+		local mod
+		mod=$(mktemp -d)
+		if ! (cd "$mod" && go mod init etcdbuild >/dev/null 2>&1 &&
+			go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 &&
+			mkdir -p "$cache" && go build -o "$cache/etcd" go.etcd.io/etcd/server/v3); then
+			rm -rf "$mod"
+			echo "bench: building etcd $ETCD_VERSION failed"
+			exit 1
+		fi
+		rm -rf "$mod"
+	fi
+	ETCD_BIN=$cache/etcd
+}
+need_etcd
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -29,24 +56,21 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== build"
-(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab)
+(cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab && go build -o "$WORK/etcddriver" ./bench/etcddriver)
 SL="$WORK/scalelab"
 ETCD="http://127.0.0.1:${ETCD_BASE}1"
 
-# 256-byte values: raw for scalelab, base64 in etcd's JSON (344 characters
-# that decode to 256 bytes). etcd keys: "key" + 6 bytes, written as base64
-# "a2V5" + 8 digits (digits are base64 characters), the same key space as
-# the preloaded k0…k(KEYS-1); puts go to fresh keys "new" + 6 bytes.
+# 256-byte values. The preloaded keys are k0…k(KEYS-1) for scalelab and
+# key00000000… for etcd (the driver's names): the same number of keys;
+# puts go to fresh keys on both.
 head -c 256 /dev/zero | tr '\0' 'v' >"$WORK/value"
-B64=$(head -c 256 /dev/zero | tr '\0' 'v' | base64 -w0)
 HI=$((KEYS - 1))
-EKEY="a2V5{{rand 10000000 $((10000000 + HI))}}"
-NEWKEY="bmV3{{rand 10000000 99999999}}"
+ETCD_ENDPOINTS="127.0.0.1:${ETCD_BASE}1,127.0.0.1:${ETCD_BASE}2,127.0.0.1:${ETCD_BASE}3"
 
 start_etcd() {
 	local cluster="e1=http://127.0.0.1:${ETCD_BASE}5,e2=http://127.0.0.1:${ETCD_BASE}6,e3=http://127.0.0.1:${ETCD_BASE}7"
 	for i in 1 2 3; do
-		etcd --name "e$i" --data-dir "$WORK/etcd$i" \
+		"$ETCD_BIN" --name "e$i" --data-dir "$WORK/etcd$i" \
 			--listen-client-urls "http://127.0.0.1:${ETCD_BASE}$i" --advertise-client-urls "http://127.0.0.1:${ETCD_BASE}$i" \
 			--listen-peer-urls "http://127.0.0.1:${ETCD_BASE}$((i + 4))" --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_BASE}$((i + 4))" \
 			--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token scalelab-bench \
@@ -54,7 +78,7 @@ start_etcd() {
 		PIDS+=($!)
 	done
 	for _ in $(seq 1 150); do
-		curl -fs "$ETCD/health" 2>/dev/null | grep -q '"health":"true"' && { echo "   etcd: $(etcd --version | head -1)"; return; }
+		curl -fs "$ETCD/health" 2>/dev/null | grep -q '"health":"true"' && { echo "   etcd: $("$ETCD_BIN" --version | head -1), driven by clientv3 (gRPC): $CONNS requesters over 3 connections, closed loop"; return; }
 		sleep 0.2
 	done
 	echo "etcd cluster did not become healthy"; tail -5 "$WORK"/etcd*.log; exit 1
@@ -84,11 +108,10 @@ if other or s["errors"]:
 PY
 }
 
-etcd_preload() {
-	"$SL" load http --quiet --vus 32 --requests "$KEYS" -X POST --body "{\"key\":\"$EKEY\",\"value\":\"$B64\"}" "$ETCD/v3/kv/put" >/dev/null
-}
-etcd_put() { load "$WORK/o" "http://127.0.0.1:$ETCD_BASE{N}/v3/kv/put" -X POST --body "{\"key\":\"$NEWKEY\",\"value\":\"$B64\"}"; }
-etcd_get() { load "$WORK/o" "http://127.0.0.1:$ETCD_BASE{N}/v3/kv/range" -X POST --body "{\"key\":\"$EKEY\"}"; }
+etcd_driver() { "$WORK/etcddriver" -endpoints "$ETCD_ENDPOINTS" -conns 3 -keys "$KEYS" -value-size 256 "$@"; }
+etcd_preload() { etcd_driver -op preload -clients 32 >/dev/null; }
+etcd_put() { etcd_driver -op put -clients "$CONNS" -duration "$DURATION"; }
+etcd_get() { etcd_driver -op get -clients "$CONNS" -duration "$DURATION"; }
 
 # run_rounds NAME: preload both, then ROUNDS rounds alternating NAME and
 # etcd, then the report.

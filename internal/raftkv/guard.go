@@ -48,6 +48,9 @@ type raftView struct {
 	termAt func(index uint64) (uint64, bool)
 	// member reports whether id is a member this node knows of.
 	member func(id uint64) bool
+	// raftTerm is Raft's own current term, which the persisted one may
+	// trail by a Ready: asked only on the rare path (a suspected conflict).
+	raftTerm func() uint64
 }
 
 // errBadMessage is the class of every refusal.
@@ -140,7 +143,7 @@ func checkAppend(m *raftpb.Message, v raftView) error {
 			// compacts concurrently) is one Raft cannot conflict on
 			// either — if the previous entry still matches for Raft,
 			// every committed entry after it is still in its log.
-			if t, ok := v.termAt(e.Index); ok && t != e.Term {
+			if t, ok := v.termAt(e.Index); ok && t != e.Term && !staleTerm(m, v) {
 				return refuse("append rewrites committed entry %d", e.Index)
 			}
 		}
@@ -149,6 +152,18 @@ func checkAppend(m *raftpb.Message, v raftView) error {
 		}
 	}
 	return nil
+}
+
+// staleTerm: a message from an older term, which Raft ignores whatever it
+// holds — such as an old leader's append delayed in the network, which may
+// well disagree with what its successor committed since. Within one term
+// a leader's log only grows, so an append of the current term that
+// disagrees with a committed entry cannot come from a correct leader.
+func staleTerm(m *raftpb.Message, v raftView) bool {
+	if m.Term < v.term {
+		return true
+	}
+	return v.raftTerm != nil && m.Term < v.raftTerm()
 }
 
 // checkEntry: a membership change must decode and name a real member.

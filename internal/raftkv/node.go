@@ -190,7 +190,8 @@ func (n *Node) view() raftView {
 			t, err := n.storage.Term(i)
 			return t, err == nil
 		},
-		member: n.isMember,
+		member:   n.isMember,
+		raftTerm: func() uint64 { return n.rn.Status().Term },
 	}
 }
 
