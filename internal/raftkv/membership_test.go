@@ -54,7 +54,23 @@ func TestMembershipChangeUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Events, not sleeps: each phase waits for operations to complete.
+	opsDone := func() int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.ops)
+	}
+	waitOps := func(n int) {
+		t.Helper()
+		target := opsDone() + n
+		for opsDone() < target {
+			if ctx.Err() != nil {
+				t.Fatalf("the workload stalled at %d operations", opsDone())
+			}
+			time.Sleep(5 * time.Millisecond) // polling the event; the test's outcome does not depend on it
+		}
+	}
+	waitOps(50)
 	// Node 4 starts empty, joining: it learns the cluster from the leader.
 	cfg := c.cfg
 	cfg.ID, cfg.Join, cfg.DataDir = 4, true, filepath.Join(c.dir, "4")
@@ -70,14 +86,21 @@ func TestMembershipChangeUnderLoad(t *testing.T) {
 	c.nodes[4] = n4
 	mu.Unlock()
 	change(true, 4)
-	time.Sleep(200 * time.Millisecond)
+	// Node 4 has caught up once it has applied what the cluster committed.
+	for committed := c.nodes[c.leader()].Status().Commit; n4.Status().Applied < committed; {
+		if ctx.Err() != nil {
+			t.Fatal("node 4 did not catch up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitOps(50)
 	change(false, 1)
 	mu.Lock()
 	c.net.Detach(1)
 	_ = c.nodes[1].Stop()
 	delete(c.nodes, 1)
 	mu.Unlock()
-	time.Sleep(300 * time.Millisecond)
+	waitOps(50) // the cluster of 2, 3, 4 serves
 	close(stop)
 	wg.Wait()
 	checkHistory(t, rec, filepath.Join(t.TempDir(), "membership.html"))

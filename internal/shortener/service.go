@@ -34,6 +34,8 @@ type Config struct {
 	NegativeTTL time.Duration // how long "no such code" stays cached
 	ClickBuffer int           // click events buffered in front of the broker
 	Worker      host.WorkerConfig
+	// Now is the clock of expiry decisions (nil: time.Now); tests move it.
+	Now func() time.Time
 }
 
 // DefaultConfig is what `up` runs with.
@@ -84,6 +86,9 @@ func Factory(cfg Config) host.Factory {
 // New builds the shortener on the host's engines: migrate the schema, lease
 // a worker ID for codes, start the click publisher and aggregator.
 func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	limit, err := ratelimit.ParseLimit(cfg.CreateLimit)
 	if err != nil {
 		return nil, err
@@ -105,7 +110,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		urls:    NewURLValidator(d.BaseURL),
 		limiter: ratelimit.New(limit, d.Redis, d.Engines.Namespace+":shortener-create"),
 		logger:  d.Logger,
-		now:     time.Now,
+		now:     cfg.Now,
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scalelab_shortener_lookups_total",
 			Help: "Redirect lookups by where the answer came from: cache (hit), negative (cached miss), db, db_miss, error.",

@@ -91,8 +91,7 @@ func TestRedisCrossInstanceInvalidation(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	a, b := open(), open()
-	time.Sleep(50 * time.Millisecond) // let both subscriptions settle
+	a, b := open(), open() // Open returns once Redis has confirmed the subscription
 	if err := a.Set(ctx, "k", []byte("v"), time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,13 @@ func NewRedis(client *redis.Client, opts Options) *Redis {
 		opts:    opts,
 	}
 	r.pubsub = client.Subscribe(context.Background(), r.channel)
+	// Wait for Redis to confirm the subscription: an invalidation published
+	// before it would be missed, and the stale copy kept for LocalTTL. A
+	// Redis that does not confirm in time is retried by go-redis in the
+	// background; the local TTL bounds what that can cost.
+	confirmCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, _ = r.pubsub.Receive(confirmCtx)
+	cancel()
 	r.wg.Add(1)
 	go r.invalidations()
 	return r
