@@ -37,7 +37,7 @@ func (s *Service) Checkout(ctx context.Context, cartID int64, key string) (*Orde
 	if err != nil {
 		return nil, false, err
 	}
-	now := time.Now().UnixMilli()
+	now := s.cfg.Now().UnixMilli()
 	o = &Order{ID: id, Key: key, CartID: cartID, State: orderPending, CreatedAt: now, UpdatedAt: now}
 	err = s.db(ctx, func(ctx context.Context) error { return s.store.placeOrder(ctx, o) })
 	var oos *outOfStockError
@@ -89,7 +89,7 @@ func (s *Service) settle(ctx context.Context, o *Order, created bool) (*Order, b
 	}
 	var paid bool
 	if err := s.db(ctx, func(ctx context.Context) error {
-		paid, err = s.store.markPaid(ctx, o.ID, chargeID, time.Now().UnixMilli())
+		paid, err = s.store.markPaid(ctx, o.ID, chargeID, s.cfg.Now().UnixMilli())
 		return err
 	}); err != nil {
 		return o, created, s.pending(o, "database", err)
@@ -157,7 +157,7 @@ func (s *Service) reconcileLoop(ctx context.Context) {
 // number of shop instances may reconcile at once: every step is guarded.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	var stale []*Order
-	before := time.Now().Add(-s.cfg.PendingTimeout).UnixMilli()
+	before := s.cfg.Now().Add(-s.cfg.PendingTimeout).UnixMilli()
 	if err := s.db(ctx, func(ctx context.Context) (err error) { stale, err = s.store.stalePending(ctx, before, 100); return err }); err != nil {
 		return 0, err
 	}
@@ -195,7 +195,7 @@ func (s *Service) reconcileOne(ctx context.Context, o *Order) (string, error) {
 			return "", err
 		}
 	}
-	now := time.Now().UnixMilli()
+	now := s.cfg.Now().UnixMilli()
 	if charged {
 		err := s.db(ctx, func(ctx context.Context) error { _, err := s.store.markPaid(ctx, o.ID, chargeID, now); return err })
 		return "paid", err

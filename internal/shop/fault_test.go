@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,6 +176,8 @@ func TestReconcilerSettlesPendingOrders(t *testing.T) {
 			cfg.Payment.Timeout, cfg.Inventory.Timeout = 100*time.Millisecond, 100*time.Millisecond
 			cfg.Payment.Retries, cfg.Inventory.Retries = 0, 0
 			cfg.PendingTimeout = 50 * time.Millisecond
+			var ahead atomic.Int64 // the shop's clock, ahead of the real one
+			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 			ts := startShop(t, es.make(t), cfg)
 			p := ts.product(t, "Reconciled lamp", "home", 700, 10)
 
@@ -211,7 +214,7 @@ func TestReconcilerSettlesPendingOrders(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			time.Sleep(60 * time.Millisecond) // both are now stale
+			ahead.Store(int64(cfg.PendingTimeout + time.Millisecond)) // both are now stale: the clock moved, nobody slept
 			n, err := ts.svc.Reconcile(context.Background())
 			if err != nil || n != 2 {
 				t.Fatalf("Reconcile = %d, %v; want 2 settled", n, err)

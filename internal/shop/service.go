@@ -41,6 +41,9 @@ type Config struct {
 	// PendingTimeout is settled by the reconciler: paid if the payment
 	// service has the charge, otherwise voided there and its stock returned.
 	PendingTimeout time.Duration
+	// Now is the clock of order times and of the reconciler's "stale"
+	// decision (nil: time.Now); tests move it instead of sleeping.
+	Now func() time.Time
 	ReconcileEvery time.Duration
 	Worker         host.WorkerConfig
 }
@@ -90,6 +93,9 @@ func Factory(cfg Config) host.Factory {
 
 // New builds the shop on the host's engines.
 func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	st, err := openStore(ctx, d.DB)
 	if err != nil {
 		return nil, err
