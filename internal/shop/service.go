@@ -43,7 +43,7 @@ type Config struct {
 	PendingTimeout time.Duration
 	// Now is the clock of order times and of the reconciler's "stale"
 	// decision (nil: time.Now); tests move it instead of sleeping.
-	Now func() time.Time
+	Now            func() time.Time
 	ReconcileEvery time.Duration
 	Worker         host.WorkerConfig
 }
