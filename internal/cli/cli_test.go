@@ -80,20 +80,7 @@ func TestBadUsageExitsTwo(t *testing.T) {
 // `up` starts every system in one process: dashboard, /api/systems, the ops
 // endpoints, the systems under their prefixes; cancelling stops it cleanly.
 func TestUp(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, errc := make(chan string, 1), make(chan error, 1)
-	go func() {
-		errc <- Up(ctx, host.Engines{Addr: "127.0.0.1:0", Data: t.TempDir()}, systems(),
-			slog.New(slog.DiscardHandler), func(u string) { ready <- u })
-	}()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-errc:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("up did not start")
-	}
+	base, stop := startUp(t, systems())
 	get := func(path string) (int, string) {
 		resp, err := http.Get(base + path)
 		if err != nil {
@@ -161,14 +148,38 @@ func TestUp(t *testing.T) {
 	if s, body := get("/no/such/thing"); s != 404 || !strings.Contains(body, `"error"`) {
 		t.Fatalf("unknown path: %d %s", s, body)
 	}
-	cancel()
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// startUp runs Up with factories on a free port until stop, which returns
+// Up's own error.
+func startUp(t *testing.T, factories []host.Factory) (base string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, errc := make(chan string, 1), make(chan error, 1)
+	go func() {
+		errc <- Up(ctx, host.Engines{Addr: "127.0.0.1:0", Data: t.TempDir()}, factories,
+			slog.New(slog.DiscardHandler), func(u string) { ready <- u })
+	}()
 	select {
+	case base = <-ready:
 	case err := <-errc:
-		if err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
+		cancel()
+		t.Fatal(err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("up did not shut down")
+		cancel()
+		t.Fatal("up did not start")
+	}
+	return base, func() error {
+		cancel()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("up did not shut down")
+		}
 	}
 }
 
@@ -207,21 +218,8 @@ func TestVersion(t *testing.T) {
 // A browser can chat under `up`: the chat's own page is same-origin, and
 // --allowed-origins admits other pages; any other origin is refused.
 func TestUpChatPageAndOrigins(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready, errc := make(chan string, 1), make(chan error, 1)
-	go func() {
-		errc <- Up(ctx, host.Engines{Addr: "127.0.0.1:0", Data: t.TempDir()}, systemsWith([]string{"pages.example"}),
-			slog.New(slog.DiscardHandler), func(u string) { ready <- u })
-	}()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-errc:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("up did not start")
-	}
+	base, stop := startUp(t, systemsWith([]string{"pages.example"}))
+	ctx := context.Background()
 	resp, err := http.Get(base + "/chat/page")
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +244,7 @@ func TestUpChatPageAndOrigins(t *testing.T) {
 			c.CloseNow()
 		}
 	}
-	cancel()
-	<-errc
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
 }

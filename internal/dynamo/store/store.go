@@ -230,14 +230,7 @@ func (s *Store) Stamp(key []byte, actor string, ctx vclock.Clock, now time.Time)
 	sk := storageKey(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var stored uint64
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if raw := tx.Bucket(bucketCounters).Get(sk); len(raw) == 8 {
-			stored = binary.BigEndian.Uint64(raw)
-		}
-		return nil
-	})
-	c := max(stored, s.inflight[string(sk)], ctx.Get(actor)) + 1
+	c := max(s.issuedLocked(sk), ctx.Get(actor)) + 1
 	s.inflight[string(sk)] = c
 	return vclock.Entry{Node: actor, Counter: c, At: now.UnixMilli()}
 }
@@ -245,9 +238,14 @@ func (s *Store) Stamp(key []byte, actor string, ctx vclock.Clock, now time.Time)
 // Issued is the highest counter this store has stamped for key, under any
 // of its actors: every dot it ever issued for key is at or below it.
 func (s *Store) Issued(key []byte) uint64 {
-	sk := storageKey(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.issuedLocked(storageKey(key))
+}
+
+// issuedLocked is the key's committed counter or the one in flight, if
+// higher; s.mu is held.
+func (s *Store) issuedLocked(sk []byte) uint64 {
 	var stored uint64
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		if raw := tx.Bucket(bucketCounters).Get(sk); len(raw) == 8 {
