@@ -18,7 +18,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/coder/websocket"
 
-	"github.com/scalelab/scalelab/internal/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 )
 
 // LoadPlan is a chat load run: Connections clients spread round robin over

@@ -14,7 +14,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/spf13/cobra"
 
-	"github.com/scalelab/scalelab/internal/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 )

@@ -20,9 +20,9 @@ import (
 	"github.com/scalelab/scalelab/internal/chat"
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/idgen"
-	"github.com/scalelab/scalelab/internal/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/raftkv"
 	"github.com/scalelab/scalelab/internal/shortener"
 )

@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/scalelab/scalelab/internal/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/shop"
 )
 

@@ -1,7 +1,7 @@
 // Package cascade is `scalelab experiment cascade`: the cascading-failure
 // lesson, measured. It runs the shop (as its own process, so that its
 // goroutines are its own) against the downstream simulator, drives steady
-// open-model load through internal/loadgen — catalog searches, cart
+// open-model load through internal/platform/loadgen — catalog searches, cart
 // creations and checkouts at fixed rates, latency measured from each
 // request's scheduled time — and stalls the payment service for a while in
 // the middle. It does this twice, with the shop's downstream client naive

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/scalelab/scalelab/internal/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 )
 
 // phases splits the run at the stall: [from, to) in seconds.
