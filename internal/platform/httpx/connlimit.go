@@ -22,13 +22,13 @@ type connLimiter struct {
 	mu      sync.Mutex
 	open    int
 	byIP    map[string]int
-	idle    map[net.Conn]struct{} // keep-alive connections between requests (ConnState)
+	idle    map[net.Conn]net.Conn // keep-alive connections between requests (ConnState) → the connection to close
 	refused atomic.Uint64
 }
 
 func newConnLimiter(l net.Listener, max, perClient int) *connLimiter {
 	return &connLimiter{Listener: l, max: max, perClient: perClient, reapAt: max * 9 / 10,
-		byIP: map[string]int{}, idle: map[net.Conn]struct{}{}}
+		byIP: map[string]int{}, idle: map[net.Conn]net.Conn{}}
 }
 
 // defaultMaxConns leaves a quarter of the process's descriptors for its
@@ -48,10 +48,8 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		l.reapIfCrowded()
 		l.mu.Lock()
-		if l.open >= l.reapAt {
-			l.reapIdleLocked()
-		}
 		if l.open >= l.max || l.byIP[ip] >= l.perClient {
 			l.mu.Unlock()
 			l.refused.Add(1)
@@ -65,12 +63,24 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// reapIdleLocked closes every idle keep-alive connection. Closing them
-// makes their ConnState go to closed, which releases their slots.
-func (l *connLimiter) reapIdleLocked() {
-	for c := range l.idle {
-		go c.Close() // Close takes l.mu through limitedConn
+// reapIfCrowded closes every idle keep-alive connection when the listener
+// is near its cap. They are closed here, before the newcomer is judged, so
+// that their slots are free for it; the raw connection is closed (not a
+// TLS layer over it, whose close_notify could wait on a stuck peer).
+func (l *connLimiter) reapIfCrowded() {
+	l.mu.Lock()
+	if l.open < l.reapAt {
+		l.mu.Unlock()
+		return
+	}
+	reap := make([]net.Conn, 0, len(l.idle))
+	for c, raw := range l.idle {
+		reap = append(reap, raw)
 		delete(l.idle, c)
+	}
+	l.mu.Unlock()
+	for _, raw := range reap {
+		raw.Close() // takes l.mu through limitedConn
 	}
 }
 
@@ -79,7 +89,11 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s == http.StateIdle {
-		l.idle[c] = struct{}{}
+		raw := c
+		if t, ok := c.(interface{ NetConn() net.Conn }); ok { // a TLS connection over ours
+			raw = t.NetConn()
+		}
+		l.idle[c] = raw
 	} else {
 		delete(l.idle, c)
 	}
