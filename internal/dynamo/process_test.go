@@ -63,6 +63,23 @@ func (p *proc) stop(sig syscall.Signal) {
 	p.log.Close()
 }
 
+// killAtEnd kills the processes when the test ends and, if it failed,
+// logs the last lines of each one's log (dir/NAME.log).
+func killAtEnd(t *testing.T, dir string, procs func() []*proc) {
+	t.Cleanup(func() {
+		for _, p := range procs() {
+			p.stop(syscall.SIGKILL)
+		}
+		if t.Failed() {
+			for _, p := range procs() {
+				b, _ := os.ReadFile(filepath.Join(dir, p.name+".log"))
+				lines := strings.Split(string(b), "\n")
+				t.Logf("--- %s (last lines)\n%s", p.name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+			}
+		}
+	})
+}
+
 // writeKey writes a fresh cluster key file into dir.
 func writeKey(t *testing.T, dir string) string {
 	t.Helper()
@@ -119,18 +136,7 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 		nodes[i] = &proc{name: name, http: proctest.FreeAddr(t), peer: proctest.FreeAddr(t), gossip: proctest.FreeAddr(t),
 			data: filepath.Join(dir, name), key: key}
 	}
-	t.Cleanup(func() {
-		for _, p := range nodes {
-			p.stop(syscall.SIGKILL)
-		}
-		if t.Failed() {
-			for _, p := range nodes {
-				b, _ := os.ReadFile(filepath.Join(dir, p.name+".log"))
-				lines := strings.Split(string(b), "\n")
-				t.Logf("--- %s (last lines)\n%s", p.name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
-			}
-		}
-	})
+	killAtEnd(t, dir, func() []*proc { return nodes })
 	seed := nodes[0].gossip
 	for i, p := range nodes[:3] {
 		join := seed

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,18 +35,7 @@ func TestOutsidersCannotReachReplicasOrJoin(t *testing.T) {
 		nodes = append(nodes, p)
 		return p
 	}
-	t.Cleanup(func() {
-		for _, p := range nodes {
-			p.stop(syscall.SIGKILL)
-		}
-		if t.Failed() {
-			for _, p := range nodes {
-				b, _ := os.ReadFile(filepath.Join(dir, p.name+".log"))
-				lines := strings.Split(string(b), "\n")
-				t.Logf("--- %s\n%s", p.name, strings.Join(lines[max(0, len(lines)-12):], "\n"))
-			}
-		}
-	})
+	killAtEnd(t, dir, func() []*proc { return nodes })
 	for i := 1; i <= 3; i++ {
 		join := ""
 		if i > 1 {

@@ -170,7 +170,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	}
 	book.tr = tr
 	cfg.OnConfChange = book.OnConfChange
-	cfg.KnownPeer = func(id uint64) bool { _, ok := book.Addrs()[id]; return ok }
+	cfg.KnownPeer = book.Has
 	window := 2 * time.Duration(cfg.ElectionTicks) * cfg.TickInterval
 	cfg.Reachable = func(id uint64) bool { return tr.Reachable(id, window) }
 	node, err := Start(cfg, tr)

@@ -43,6 +43,14 @@ func LoadAddressBook(dir string, initial map[uint64]string) (*AddressBook, error
 	return b, b.save()
 }
 
+// Has reports whether id is in the book.
+func (b *AddressBook) Has(id uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.addrs[id]
+	return ok
+}
+
 // Addrs returns a copy of the book.
 func (b *AddressBook) Addrs() map[uint64]string {
 	b.mu.Lock()

@@ -88,6 +88,7 @@ type Node struct {
 	dropped      *prometheus.CounterVec
 	droppedTotal atomic.Uint64
 	lastDrop     atomic.Value // string: why the last refused message was refused
+	guardView    raftView     // the guard's lookups (see view)
 }
 
 // ErrStopped is returned by requests to a stopped node.
@@ -116,6 +117,15 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 		kv: kv.New(), waiters: map[uint64]chan kv.Result{}, reads: map[uint64]chan uint64{},
 		stopped: make(chan struct{}), done: make(chan struct{}), snapResult: make(chan snapResult, 1)}
 	n.applied = sync.NewCond(&n.mu)
+	n.guardView = raftView{
+		self: cfg.ID,
+		termAt: func(i uint64) (uint64, bool) {
+			t, err := n.storage.Term(i)
+			return t, err == nil
+		},
+		member:   n.isMember,
+		raftTerm: func() uint64 { return n.rn.Status().Term },
+	}
 	n.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scalelab_raftkv_peer_messages_dropped_total",
 		Help: "Raft messages from peers refused by the guard before reaching Raft, by message type.",
@@ -182,17 +192,13 @@ func (n *Node) Dropped() (count uint64, last string) {
 // Collector exposes the guard's counters to Prometheus.
 func (n *Node) Collector() prometheus.Collector { return n.dropped }
 
+// view is the guard's view now: the lookups are set once (Start), the
+// values read per message, so a peer message costs no allocation here.
 func (n *Node) view() raftView {
-	last, _ := n.storage.LastIndex()
-	return raftView{
-		self: n.cfg.ID, term: n.term.Load(), commit: n.commit.Load(), lastIndex: last,
-		termAt: func(i uint64) (uint64, bool) {
-			t, err := n.storage.Term(i)
-			return t, err == nil
-		},
-		member:   n.isMember,
-		raftTerm: func() uint64 { return n.rn.Status().Term },
-	}
+	v := n.guardView
+	v.term, v.commit = n.term.Load(), n.commit.Load()
+	v.lastIndex, _ = n.storage.LastIndex()
+	return v
 }
 
 func (n *Node) isMember(id uint64) bool {

@@ -39,7 +39,7 @@ type linkJSON struct {
 
 func (s *Service) linkJSON(l *Link) linkJSON {
 	return linkJSON{Code: l.Code, ShortURL: s.ShortURL(l.Code), URL: l.URL, CreatedAt: l.CreatedAt,
-		ExpiresAt: l.ExpiresAt, Expired: l.Expired(s.now())}
+		ExpiresAt: l.ExpiresAt, Expired: l.Expired(s.cfg.Now())}
 }
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +68,7 @@ func (s *Service) handleRedirect(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clicks.Record(ClickEvent{
 		Code:     l.Code,
-		At:       s.now().UnixMilli(),
+		At:       s.cfg.Now().UnixMilli(),
 		Referrer: ReferrerHost(r.Header.Get("Referer")),
 		Agent:    AgentFamily(r.Header.Get("User-Agent")),
 	})

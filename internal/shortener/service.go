@@ -67,7 +67,6 @@ type Service struct {
 	// costs more than the counter.
 	hits, negativeHits, dbHits, dbMisses, lookupErrors prometheus.Counter
 	logger                                             *slog.Logger
-	now                                                func() time.Time
 }
 
 var _ host.System = (*Service)(nil)
@@ -110,7 +109,6 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		urls:    NewURLValidator(d.BaseURL),
 		limiter: ratelimit.New(limit, d.Redis, d.Engines.Namespace+":shortener-create"),
 		logger:  d.Logger,
-		now:     cfg.Now,
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scalelab_shortener_lookups_total",
 			Help: "Redirect lookups by where the answer came from: cache (hit), negative (cached miss), db, db_miss, error.",
@@ -167,7 +165,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err := s.urls.Validate(req.URL); err != nil {
 		return nil, err
 	}
-	now := s.now().UTC()
+	now := s.cfg.Now().UTC()
 	l := &Link{URL: req.URL, CreatedAt: now.Truncate(time.Millisecond)}
 	if req.ExpiresIn != nil {
 		if *req.ExpiresIn < 1 || *req.ExpiresIn > MaxExpiresIn {
@@ -268,7 +266,7 @@ func (s *Service) Resolve(ctx context.Context, code string) (*Link, error) {
 }
 
 func (s *Service) live(l *Link) (*Link, error) {
-	if l.Expired(s.now()) {
+	if l.Expired(s.cfg.Now()) {
 		return nil, apperr.E(apperr.Gone, "link %q expired at %s", l.Code, l.ExpiresAt.Format(time.RFC3339))
 	}
 	return l, nil

@@ -204,8 +204,7 @@ func execute(cmd *cobra.Command, p Plan, f runFlags) error {
 			}
 		}
 	}
-	res, runErr := Run(cmd.Context(), p)
-	err = runErr
+	res, err := Run(cmd.Context(), p)
 	if tty && !f.quiet {
 		fmt.Fprintln(stderr)
 	}
