@@ -2,6 +2,11 @@
 // blob store (internal/platform/blob: a local directory or S3), likes and
 // dislikes accepted at once and counted asynchronously.
 //
+// Two faces serve one store: the native API under api/v1, and under
+// classic/ the course assignment's Album Store API (classic.go), whose
+// generated clients send the profile as their model's toString and expect
+// every value back as a string.
+//
 // Reads are cache-aside (albums are immutable, so a cached album is never
 // stale, and the read path keeps serving cached albums while the database
 // is down). Images are streamed with http.ServeContent over a seekable

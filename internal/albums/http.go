@@ -20,11 +20,12 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/albums/{id}/image", s.handleImage)
 	mux.HandleFunc("POST /api/v1/albums/{id}/reviews/{kind}", s.handleReview)
 	mux.HandleFunc("GET /api/v1/albums/{id}/reviews", s.handleReviews)
+	s.classicRoutes(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "albums", "description": description,
 			"endpoints": []string{"POST api/v1/albums (multipart: profile, image)", "GET api/v1/albums?artist=&year=&cursor=",
 				"GET api/v1/albums/{id}", "GET api/v1/albums/{id}/image", "POST api/v1/albums/{id}/reviews/{like|dislike}",
-				"GET api/v1/albums/{id}/reviews"}})
+				"GET api/v1/albums/{id}/reviews", "classic/ (the course's Album Store API 1.2, for its clients)"}})
 	})
 	return mux
 }
@@ -49,7 +50,7 @@ func (s *Service) albumJSON(a *Album) albumJSON {
 }
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
-	up, err := parseUpload(r, s.cfg.MaxImage)
+	up, err := parseUpload(r, s.cfg.MaxImage, parseProfile)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return

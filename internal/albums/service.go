@@ -187,49 +187,6 @@ func (s *Service) db(ctx context.Context, fn func(ctx context.Context) error) er
 	})
 }
 
-// Profile is the JSON part of an upload.
-type Profile struct {
-	Artist string `json:"artist"`
-	Title  string `json:"title"`
-	Year   int    `json:"year"` // a number, or a string of digits (what the classic course clients send)
-}
-
-// UnmarshalJSON reads a profile whose year is a number or a numeric
-// string ("1977"); unknown fields are refused.
-func (p *Profile) UnmarshalJSON(data []byte) error {
-	var raw struct {
-		Artist string          `json:"artist"`
-		Title  string          `json:"title"`
-		Year   json.RawMessage `json:"year"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return err
-	}
-	p.Artist, p.Title = raw.Artist, raw.Title
-	year := bytes.TrimSpace(raw.Year)
-	switch {
-	case len(year) == 0 || string(year) == "null":
-		p.Year = 0
-	case year[0] == '"':
-		var s string
-		if err := json.Unmarshal(year, &s); err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || s == "" || s[0] == '+' || s[0] == '-' {
-			return fmt.Errorf("year %q is not a number", s)
-		}
-		p.Year = n
-	default:
-		if err := json.Unmarshal(year, &p.Year); err != nil {
-			return fmt.Errorf("year %s is not a whole number", year)
-		}
-	}
-	return nil
-}
-
 // Create stores the image, then the metadata. An image whose metadata
 // insert fails is deleted again; if that delete fails too, an orphan blob
 // remains under an ID no album will ever use (harmless, and logged).

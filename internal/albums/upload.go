@@ -2,7 +2,6 @@ package albums
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -12,8 +11,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
@@ -33,11 +30,11 @@ type upload struct {
 	ImageType string // image/jpeg or image/png
 }
 
-// parseUpload reads the multipart body: a "profile" part (JSON) and an
-// "image" part (JPEG or PNG of at most maxImage bytes). The image type is
+// parseUpload reads the multipart body: a "profile" part (read by
+// readProfile) and an "image" part (JPEG or PNG of at most maxImage bytes). The image type is
 // decided by the bytes, never by the file name or the part's Content-Type:
 // the header must decode as a JPEG or PNG whose dimensions are sane.
-func parseUpload(r *http.Request, maxImage int64) (*upload, error) {
+func parseUpload(r *http.Request, maxImage int64, readProfile func(io.Reader) (Profile, error)) (*upload, error) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return nil, apperr.E(apperr.Invalid, "the body must be multipart/form-data with a profile part (JSON) and an image part")
@@ -58,7 +55,7 @@ func parseUpload(r *http.Request, maxImage int64) (*upload, error) {
 			if haveProfile {
 				return nil, apperr.E(apperr.Invalid, "more than one profile part")
 			}
-			if up.Profile, err = parseProfile(part); err != nil {
+			if up.Profile, err = readProfile(part); err != nil {
 				return nil, err
 			}
 			haveProfile = true
@@ -90,45 +87,6 @@ func bodyError(err error, what string) error {
 		return apperr.E(apperr.TooLarge, "body is larger than %d bytes", tooLarge.Limit)
 	}
 	return apperr.E(apperr.Invalid, "%s: %s", what, err.Error())
-}
-
-func parseProfile(r io.Reader) (Profile, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxProfile+1))
-	if err != nil {
-		return Profile{}, bodyError(err, "reading the profile part")
-	}
-	if len(data) > maxProfile {
-		return Profile{}, apperr.E(apperr.TooLarge, "the profile part is larger than %d bytes", maxProfile)
-	}
-	var p Profile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return p, apperr.E(apperr.Invalid, "profile: invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return p, apperr.E(apperr.Invalid, "profile: more than one JSON value")
-	}
-	return p, p.Validate()
-}
-
-// Validate checks the profile's fields.
-func (p Profile) Validate() error {
-	for _, f := range []struct{ name, v string }{{"artist", p.Artist}, {"title", p.Title}} {
-		if strings.TrimSpace(f.v) == "" {
-			return apperr.E(apperr.Invalid, "profile.%s: required", f.name)
-		}
-		if !utf8.ValidString(f.v) || utf8.RuneCountInString(f.v) > maxText {
-			return apperr.E(apperr.Invalid, "profile.%s: at most %d characters of valid UTF-8", f.name, maxText)
-		}
-		if strings.ContainsAny(f.v, "\x00\r\n") {
-			return apperr.E(apperr.Invalid, "profile.%s: no control characters", f.name)
-		}
-	}
-	if p.Year < minYear || p.Year > maxYear {
-		return apperr.E(apperr.Invalid, "profile.year: a year from %d to %d, got %d", minYear, maxYear, p.Year)
-	}
-	return nil
 }
 
 func readImage(r io.Reader, maxImage int64) ([]byte, string, error) {

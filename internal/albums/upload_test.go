@@ -19,7 +19,7 @@ func FuzzParseUpload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
 		r := httptest.NewRequest("POST", "/api/v1/albums", bytes.NewReader(body))
 		r.Header.Set("Content-Type", contentType)
-		up, err := parseUpload(r, 64<<10)
+		up, err := parseUpload(r, 64<<10, parseProfile)
 		if err != nil {
 			if c := apperr.CodeOf(err); c != apperr.Invalid && c != apperr.TooLarge {
 				t.Fatalf("error with code %s: %v", c, err)

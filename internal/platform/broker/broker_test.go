@@ -213,6 +213,56 @@ func TestContract(t *testing.T) {
 				waitFor(t, "redelivery to the second consumer", func() bool { return second.distinct() == 10 })
 			})
 
+			t.Run("backlog", func(t *testing.T) {
+				br := b.(broker.BacklogReader)
+				if _, err := br.Backlog(ctx, "depth", "nobody"); !errors.Is(err, broker.ErrNoGroup) {
+					t.Fatalf("backlog of a group that never consumed: %v", err)
+				}
+				// The group exists once it consumed; then it stops and five wait.
+				cons, err := b.Consume(ctx, "depth", "g", func(context.Context, *broker.Message) {})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cons.Stop()
+				for i := 0; i < 5; i++ {
+					if err := b.Publish(ctx, "depth", []byte(fmt.Sprint(i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				backlog := func() broker.Backlog {
+					bl, err := br.Backlog(ctx, "depth", "g")
+					if err != nil {
+						t.Fatal(err)
+					}
+					return bl
+				}
+				waitFor(t, "five ready", func() bool { return backlog().Ready == 5 })
+				// Three delivered and held unacked, then all acked: nothing left.
+				held := make(chan *broker.Message, 5)
+				cons, err = b.Consume(ctx, "depth", "g", func(_ context.Context, m *broker.Message) { held <- m })
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons.Stop()
+				var got []*broker.Message
+				for len(got) < 5 {
+					select {
+					case m := <-held:
+						got = append(got, m)
+					case <-time.After(15 * time.Second):
+						t.Fatalf("%d of 5 delivered", len(got))
+					}
+				}
+				bl := backlog()
+				if bl.Ready != 0 || (bl.Unacked != 5 && bl.Unacked != -1) {
+					t.Fatalf("five delivered, none acked: backlog %+v", bl)
+				}
+				for _, m := range got {
+					_ = m.Ack()
+				}
+				waitFor(t, "an empty backlog", func() bool { bl := backlog(); return bl.Ready == 0 && bl.Unacked <= 0 })
+			})
+
 			t.Run("subscribers see one order", func(t *testing.T) {
 				testsvc.CleanupStreams(t, url, ns, "room")
 				// Two subscribers, two pipelining publishers: both subscribers
