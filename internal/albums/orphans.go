@@ -63,6 +63,13 @@ func (s *Service) CollectOrphans(ctx context.Context, now time.Time) (int, error
 	if err == nil {
 		err = flush()
 	}
+	if sw, ok := s.blobs.(tempSweeper); ok && err == nil {
+		var temps int
+		temps, err = sw.SweepTemp(now.Add(-s.cfg.OrphanGrace))
+		if temps > 0 {
+			s.logger.Info("albums: removed temporary files of uploads that never finished", "removed", temps)
+		}
+	}
 	if removed > 0 {
 		s.logger.Info("albums: removed images no album points at", "removed", removed)
 	}
@@ -70,6 +77,12 @@ func (s *Service) CollectOrphans(ctx context.Context, now time.Time) (int, error
 		return removed, fmt.Errorf("albums: collecting orphan images: %w", err)
 	}
 	return removed, nil
+}
+
+// tempSweeper is a blob store that keeps temporary files of its own (the
+// local directory): those of a Put cut short by a crash are garbage too.
+type tempSweeper interface {
+	SweepTemp(cutoff time.Time) (int, error)
 }
 
 func imageKey(id int64) string { return imagePrefix + strconv.FormatInt(id, 10) }

@@ -45,18 +45,33 @@ const staleTemp = time.Hour
 // NewLocal opens (and creates) a local store in dir. Temporary files left
 // by a process that died in the middle of a Put are removed.
 func NewLocal(dir string) (*Local, error) {
-	tmpDir := filepath.Join(dir, ".tmp")
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, ".tmp"), 0o755); err != nil {
 		return nil, fmt.Errorf("blob: create %s: %w", dir, err)
 	}
-	if entries, err := os.ReadDir(tmpDir); err == nil {
-		for _, e := range entries {
-			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
-				_ = os.Remove(filepath.Join(tmpDir, e.Name()))
+	l := &Local{dir: dir}
+	_, _ = l.SweepTemp(time.Now().Add(-staleTemp))
+	return l, nil
+}
+
+// SweepTemp removes the temporary files of Puts that never finished (their
+// process died mid-write) last written before cutoff, and returns how many
+// it removed. A caller that runs it periodically picks a cutoff older than
+// its longest Put, so it never takes a file from a Put still in progress.
+func (l *Local) SweepTemp(cutoff time.Time) (int, error) {
+	tmpDir := filepath.Join(l.dir, ".tmp")
+	entries, err := os.ReadDir(tmpDir)
+	if err != nil {
+		return 0, fmt.Errorf("blob: read %s: %w", tmpDir, err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			if os.Remove(filepath.Join(tmpDir, e.Name())) == nil {
+				removed++
 			}
 		}
 	}
-	return &Local{dir: dir}, nil
+	return removed, nil
 }
 
 // List implements Store.
