@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -106,6 +107,29 @@ func TestUnknownRoomIs404JSON(t *testing.T) {
 		if st := getJSON(t, inst.url+"/chat/"+room, &body); st != 404 || !strings.Contains(body["error"], "rooms are 1–20") {
 			t.Fatalf("room %s: %d %v", room, st, body)
 		}
+	}
+}
+
+// What the WebSocket library refuses before the upgrade — a plain GET, a
+// foreign Origin — is answered as JSON like every other error.
+func TestRefusedUpgradeIsJSON(t *testing.T) {
+	inst := startChat(t, host.Engines{}, testConfig())
+	var body map[string]string
+	resp, err := http.Get(inst.url + "/chat/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&body); resp.StatusCode != http.StatusUpgradeRequired || err != nil ||
+		!strings.Contains(body["error"], "Upgrade") || resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("plain GET: %d %q %v (Upgrade %q)", resp.StatusCode, resp.Header.Get("Content-Type"), body, resp.Header.Get("Upgrade"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err = websocket.Dial(ctx, "ws"+strings.TrimPrefix(inst.url, "http")+"/chat/3",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("foreign origin: err %v, resp %+v", err, resp)
 	}
 }
 

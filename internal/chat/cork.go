@@ -77,11 +77,33 @@ func (c *corkedConn) uncork() error {
 }
 
 // corkingWriter hands websocket.Accept a corkedConn when it hijacks the
-// connection, and keeps it for the write loop.
+// connection, and keeps it for the write loop. A refusal Accept writes
+// (http.Error: 400, 403, 426 as plain text) is held back instead, for
+// ServeWS to answer as JSON like every other error.
 type corkingWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
 	conn         *corkedConn
+	refused      int // the status of Accept's refusal, if any
+	reason       []byte
+}
+
+func (w *corkingWriter) WriteHeader(code int) {
+	if code >= 400 && w.conn == nil {
+		w.refused = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *corkingWriter) Write(p []byte) (int, error) {
+	if w.refused != 0 {
+		if len(w.reason) < 1024 {
+			w.reason = append(w.reason, p...)
+		}
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
 }
 
 func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {

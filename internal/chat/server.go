@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -149,7 +150,15 @@ func (s *Server) ServeWS(w http.ResponseWriter, r *http.Request) {
 	cw := &corkingWriter{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
 	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.OriginPatterns})
 	if err != nil {
-		return // Accept has answered (400, 403, 426 …)
+		if cw.refused != 0 { // 400, 403, 426 …: the reason, as JSON
+			h := w.Header()
+			h.Del("Content-Type")
+			if cw.refused == http.StatusUpgradeRequired {
+				h.Set("Upgrade", "websocket")
+			}
+			httpx.WriteJSON(w, cw.refused, httpx.ErrorBody{Error: strings.TrimSpace(string(cw.reason))})
+		}
+		return
 	}
 	ws.SetReadLimit(MaxFrame)
 	s.conns.Add(1)
