@@ -28,7 +28,7 @@
 //   - membership.go, gossip.go: who is in the cluster — hashicorp/memberlist
 //     between processes, a static list in one process — and each node's own
 //     failure detector, which routes around a peer that stopped answering.
-//   - wire.go, transport.go, network.go, rpc.go: node-to-node messages, over
+//   - wire.go, peer.go, network.go, rpc.go: node-to-node messages, over
 //     HTTP between processes — on a peer listener of their own, mutual TLS
 //     under the cluster key (internal/platform/auth), never the client
 //     port — or through an in-process Network that can partition (both
@@ -40,7 +40,7 @@
 //     checked against this node's own counters, its replica, or the
 //     actor's node (opIssued), and refused (400) or clamped. Siblings and
 //     bytes per key are capped there too (MaxSiblings, MaxKeyBytes).
-//   - api.go, client/, cmd.go, system.go, cap.go: the HTTP API (Riak-like,
+//   - http.go, client/, cmd.go, system.go, cap.go: the HTTP API (Riak-like,
 //     with X-Causal-Context), the Go client, the CLI, the `up` cluster and
 //     `scalelab dynamo cap`.
 //

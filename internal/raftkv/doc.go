@@ -37,11 +37,12 @@
 //	              term, commit, appends over committed entries, membership
 //	              entries, snapshots) and dropped and counted when it cannot
 //	              be right — Raft panics on such states, it does not refuse
-//	transport.go  HTTPTransport (batched POST /raft/messages per peer, mutual
-//	              TLS under the cluster key) and the peer handler
+//	peer.go       the peer surface: HTTPTransport (batched POST
+//	              /raft/messages per peer, mutual TLS under the cluster key)
+//	              and the peer handler
 //	members.go    the address book of peer addresses and the membership
 //	              rule (etcd's strict reconfiguration check)
-//	api.go        the client HTTP API; membership behind the admin token
+//	http.go       the client HTTP API; membership behind the admin token
 //	network.go    an in-process transport that blocks, delays, reorders,
 //	              loses: the fault schedules run on it
 //	check.go, checker.go  `scalelab raftkv check` (real processes, faults,

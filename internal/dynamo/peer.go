@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
 // Transport carries one request to a peer and brings back its response.
@@ -73,3 +75,32 @@ func (t *HTTPTransport) Call(ctx context.Context, to string, req []byte) ([]byte
 
 // Close drops idle connections.
 func (t *HTTPTransport) Close() { t.client.CloseIdleConnections() }
+
+// PeerHandler serves node-to-node messages (POST /internal/rpc) for the
+// peer listener; serve it behind auth.Peers.Guard, which caps the body.
+func (n *Node) PeerHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /internal/rpc", n.handleRPC)
+	return mux
+}
+
+// MaxPeerBody is the peer request limit: a replica batch (closed at
+// batchBytes), or one key's versions. The caps are checked by each
+// coordinator against its own replica, so coordinators racing on one key
+// can together pass them — by at most N-fold — and a hand-off of such a
+// key must still fit.
+func (n *Node) MaxPeerBody() int64 {
+	return int64(n.cfg.N)*int64(n.cfg.MaxKeyBytes) + batchBytes + 1<<20
+}
+
+func (n *Node) handleRPC(w http.ResponseWriter, r *http.Request) {
+	req, err := io.ReadAll(r.Body)
+	if err != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "reading the message: %s", err.Error()))
+		return
+	}
+	resp := n.Handle(r.Context(), req)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", fmt.Sprint(len(resp)))
+	_, _ = w.Write(resp)
+}

@@ -3,7 +3,6 @@ package dynamo
 import (
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -42,26 +41,9 @@ func (n *Node) Handler() http.Handler {
 	return mux
 }
 
-// PeerHandler serves node-to-node messages (POST /internal/rpc) for the
-// peer listener; serve it behind auth.Peers.Guard, which caps the body.
-func (n *Node) PeerHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /internal/rpc", n.handleRPC)
-	return mux
-}
-
 // MaxBody is the client request body limit: a value at the limit plus
 // room for headers' worth of slack.
 func (n *Node) MaxBody() int64 { return int64(n.cfg.MaxValue) + 1<<20 }
-
-// MaxPeerBody is the peer request limit: a replica batch (closed at
-// batchBytes), or one key's versions. The caps are checked by each
-// coordinator against its own replica, so coordinators racing on one key
-// can together pass them — by at most N-fold — and a hand-off of such a
-// key must still fit.
-func (n *Node) MaxPeerBody() int64 {
-	return int64(n.cfg.N)*int64(n.cfg.MaxKeyBytes) + batchBytes + 1<<20
-}
 
 func quorumParam(r *http.Request, name string, max int) (int, error) {
 	s := r.URL.Query().Get(name)
@@ -163,16 +145,4 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		}
 		httpx.WriteJSON(w, http.StatusMultipleChoices, s)
 	}
-}
-
-func (n *Node) handleRPC(w http.ResponseWriter, r *http.Request) {
-	req, err := io.ReadAll(r.Body)
-	if err != nil {
-		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "reading the message: %s", err.Error()))
-		return
-	}
-	resp := n.Handle(r.Context(), req)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", fmt.Sprint(len(resp)))
-	_, _ = w.Write(resp)
 }
