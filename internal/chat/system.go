@@ -49,6 +49,8 @@ type System struct {
 	mux       *http.ServeMux
 }
 
+var _ host.System = (*System)(nil)
+
 // New starts the roles cfg asks for on the engines of d.
 func New(ctx context.Context, d *host.Deps, cfg Config) (_ *System, err error) {
 	if !cfg.Serve && !cfg.Persist {

@@ -38,6 +38,8 @@ type LocalCluster struct {
 	mux   *http.ServeMux
 }
 
+var _ host.System = (*LocalCluster)(nil)
+
 // NewLocalCluster opens one node per name under dir.
 func NewLocalCluster(dir string, names []string, d *host.Deps) (*LocalCluster, error) {
 	net := NewNetwork(1)

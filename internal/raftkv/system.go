@@ -38,6 +38,8 @@ type LocalCluster struct {
 	mux   *http.ServeMux
 }
 
+var _ host.System = (*LocalCluster)(nil)
+
 // NewLocalCluster starts size nodes under dir (restarting them if dir holds logs).
 func NewLocalCluster(dir string, size int, d *host.Deps) (*LocalCluster, error) {
 	net := NewNetwork(1)

@@ -46,7 +46,8 @@
 //
 // # Files
 //
-//	service.go  the Service: create, resolve, delete, stats; host.System
+//	system.go   Config, the Service and its wiring on host.Deps; host.System
+//	links.go    the links: create, resolve, delete, stats, their cache entries
 //	http.go     the HTTP surface
 //	store.go    SQL: links, clicks, batch IDs (migrations/ per dialect)
 //	clicks.go   the click pipeline: buffer, publisher, aggregator
