@@ -14,7 +14,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/spf13/cobra"
 
-	"github.com/scalelab/scalelab/internal/platform/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 )
@@ -42,7 +42,7 @@ reports the persisted rate, and checks that none is lost or stored twice.`,
 				}
 			}
 			if err := p.check(); err != nil {
-				return loadgen.UsageError{Err: err}
+				return apperr.Usage(err)
 			}
 			if cpuProfile != "" { // where the load generator's own CPU goes: it shares the machine
 				f, err := os.Create(cpuProfile)

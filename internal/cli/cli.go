@@ -7,19 +7,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/scalelab/scalelab/internal/albums"
-	"github.com/scalelab/scalelab/internal/shop"
-	"github.com/scalelab/scalelab/internal/shop/cascade"
 	"io"
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/scalelab/scalelab/internal/albums"
+	"github.com/scalelab/scalelab/internal/shop"
+	"github.com/scalelab/scalelab/internal/shop/cascade"
 
 	"github.com/spf13/cobra"
 
 	"github.com/scalelab/scalelab/internal/chat"
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/idgen"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
@@ -47,9 +49,6 @@ func systemsWith(origins []string) []host.Factory {
 	}
 }
 
-// usageError marks errors in the command line (exit code 2).
-type usageError struct{ error }
-
 // Run executes the command line and returns the process exit code:
 // 0 success, 1 failure, 2 bad usage.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -62,7 +61,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	// Subcommands inherit the flag error function: every flag error exits 2.
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return apperr.Usage(err) })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
 	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load, clusterKeyCommand(), versionCommand())
@@ -72,9 +71,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "scalelab: %v\n", err)
-	var ue usageError
-	var marked interface{ UsageError() bool }
-	if errors.As(err, &ue) || (errors.As(err, &marked) && marked.UsageError()) || isArgsError(err) {
+	if apperr.IsUsage(err) || isArgsError(err) {
 		return 2
 	}
 	var coded interface{ ExitCode() int }

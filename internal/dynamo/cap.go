@@ -13,6 +13,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/dynamo/store"
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 // CAPOptions shape the CAP experiment.
@@ -249,7 +250,7 @@ func capCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Keys < 1 || opts.W < 1 || opts.W > 3 || opts.Duration < 300*time.Millisecond {
-				return usageErr{fmt.Errorf("want --keys ≥ 1, 1 ≤ --w ≤ 3, --duration ≥ 300ms")}
+				return apperr.Usagef("want --keys ≥ 1, 1 ≤ --w ≤ 3, --duration ≥ 300ms")
 			}
 			res, err := RunCAP(cmd.Context(), cmd.OutOrStdout(), opts)
 			if err == nil && res.LostWrites > 0 {

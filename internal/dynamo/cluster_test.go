@@ -28,7 +28,7 @@ type testCluster struct {
 func testConfig() Config {
 	cfg := DefaultConfig()
 	cfg.VNodes = 16
-	cfg.RequestTimeout = 150 * time.Millisecond
+	cfg.RequestTimeout = 500 * time.Millisecond // room for a slow fsync on a loaded machine: a replica write must not time out in a test of something else
 	cfg.FailureBackoff = 100 * time.Millisecond
 	cfg.HintInterval = time.Hour // tests drive background work explicitly
 	cfg.SyncInterval = time.Hour

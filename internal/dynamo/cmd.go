@@ -18,6 +18,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/dynamo/client"
 	"github.com/scalelab/scalelab/internal/dynamo/store"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -33,10 +34,6 @@ func Command() *cobra.Command {
 	return root
 }
 
-type usageErr struct{ error }
-
-func (usageErr) UsageError() bool { return true }
-
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
 	var addr, peerAddr, gossipAddr, join, sync, pprofAddr, keyFile string
@@ -50,7 +47,7 @@ func nodeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mode, err := store.ParseSyncMode(sync)
 			if err != nil {
-				return usageErr{err}
+				return apperr.Usage(err)
 			}
 			cfg.Sync = mode
 			logger := host.Logger(cmd.ErrOrStderr(), debug)
@@ -63,7 +60,7 @@ func nodeCommand() *cobra.Command {
 			}
 			key, err := auth.LoadKey(keyFile)
 			if err != nil {
-				return usageErr{err}
+				return apperr.Usage(err)
 			}
 			return RunNode(cmd.Context(), cfg, GossipConfig{Bind: gossipAddr, Join: seeds, Fast: fast},
 				Listen{Addr: addr, PeerAddr: peerAddr, ClusterKey: key}, leave, logger)
@@ -114,7 +111,7 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 	}
 	for _, a := range []string{l.PeerAddr, gc.Bind} {
 		if err := peers.CheckAddr(a); err != nil {
-			return usageErr{err}
+			return apperr.Usage(err)
 		}
 	}
 	reg := prometheus.NewRegistry()

@@ -21,6 +21,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/spf13/cobra"
 
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 )
 
@@ -380,11 +381,11 @@ func checkCommand() *cobra.Command {
 					opts.Faults = append(opts.Faults, f)
 				case "", "none":
 				default:
-					return usageErr{fmt.Errorf("--faults: %q is not one of partition, kill, pause", f)}
+					return apperr.Usagef("--faults: %q is not one of partition, kill, pause", f)
 				}
 			}
 			if opts.Nodes < 3 || opts.Clients < 1 || opts.Duration < 5*time.Second {
-				return usageErr{fmt.Errorf("want --nodes ≥ 3, --clients ≥ 1, --duration ≥ 5s")}
+				return apperr.Usagef("want --nodes ≥ 3, --clients ≥ 1, --duration ≥ 5s")
 			}
 			ok, err := RunCheck(cmd.Context(), cmd.OutOrStdout(), opts)
 			if err == nil && !ok {

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.etcd.io/raft/v3"
 
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -34,10 +35,6 @@ func Command() *cobra.Command {
 	root.AddCommand(nodeCommand(), memberCommand(), checkCommand())
 	return root
 }
-
-type usageErr struct{ error }
-
-func (usageErr) UsageError() bool { return true }
 
 // ParsePeers reads "1=host:port,2=host:port".
 func ParsePeers(s string) (map[uint64]string, error) {
@@ -71,24 +68,24 @@ func nodeCommand() *cobra.Command {
 			cfg.Logger = host.Logger(cmd.ErrOrStderr(), debug)
 			var err error
 			if opts.ClusterKey, err = auth.LoadKey(keyFile); err != nil {
-				return usageErr{err}
+				return apperr.Usage(err)
 			}
 			var where string
 			if opts.Admin, where, err = auth.LoadAdminToken(adminToken, cfg.DataDir); err != nil {
-				return usageErr{err}
+				return apperr.Usage(err)
 			}
 			cfg.Logger.Info("admin operations need the admin token", "from", where)
 			pm := map[uint64]string{}
 			switch {
 			case peers != "" && join != "":
-				return usageErr{fmt.Errorf("--peers bootstraps a new cluster, --join enters a running one: give one")}
+				return apperr.Usagef("--peers bootstraps a new cluster, --join enters a running one: give one")
 			case peers != "":
 				var err error
 				if pm, err = ParsePeers(peers); err != nil {
-					return usageErr{err}
+					return apperr.Usage(err)
 				}
 				if _, ok := pm[cfg.ID]; !ok {
-					return usageErr{fmt.Errorf("--peers does not list this node's --id %d", cfg.ID)}
+					return apperr.Usagef("--peers does not list this node's --id %d", cfg.ID)
 				}
 				for id := range pm {
 					cfg.Peers = append(cfg.Peers, id)
@@ -103,7 +100,7 @@ func nodeCommand() *cobra.Command {
 				}
 				cfg.Join = true
 			case !wal.Exists(cfg.DataDir):
-				return usageErr{fmt.Errorf("a new node needs --peers (bootstrap) or --join URL")}
+				return apperr.Usagef("a new node needs --peers (bootstrap) or --join URL")
 			}
 			opts.Peers = pm
 			return RunNode(cmd.Context(), cfg, opts)
@@ -155,7 +152,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 		return err
 	}
 	if err := peersA.CheckAddr(o.PeerAddr); err != nil {
-		return usageErr{err}
+		return apperr.Usage(err)
 	}
 	if o.Admin == nil {
 		return fmt.Errorf("raftkv: a node needs an admin token")

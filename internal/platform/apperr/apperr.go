@@ -80,3 +80,23 @@ func MessageOf(err error) string {
 	}
 	return "internal error"
 }
+
+// UsageError is a mistake in a command line, as opposed to a failure of
+// what the command did: the CLI prints it and exits with code 2. Every
+// command wraps its own with Usage, so there is one type to recognise.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usage marks err as a command-line mistake.
+func Usage(err error) error { return &UsageError{Err: err} }
+
+// Usagef is Usage(fmt.Errorf(format, args...)).
+func Usagef(format string, args ...any) error { return Usage(fmt.Errorf(format, args...)) }
+
+// IsUsage reports whether err is, or wraps, a UsageError.
+func IsUsage(err error) bool {
+	var ue *UsageError
+	return errors.As(err, &ue)
+}

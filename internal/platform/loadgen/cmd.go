@@ -9,16 +9,10 @@ import (
 	"sort"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
-
-// UsageError is a mistake in the command line: the CLI exits with code 2.
-type UsageError struct{ Err error }
-
-func (e UsageError) Error() string    { return e.Err.Error() }
-func (e UsageError) Unwrap() error    { return e.Err }
-func (e UsageError) UsageError() bool { return true }
 
 // InterruptedError means the run was stopped (Ctrl-C) after the report of
 // what ran was written: exit code 130, as for any interrupted command.
@@ -125,17 +119,17 @@ func httpCommand() *cobra.Command {
 			t.URL = args[0]
 			if bodyFile != "" {
 				if t.Body != "" {
-					return UsageError{errors.New("--body and --body-file together")}
+					return apperr.Usagef("--body and --body-file together")
 				}
 				b, err := os.ReadFile(bodyFile)
 				if err != nil {
-					return UsageError{err}
+					return apperr.Usage(err)
 				}
 				t.Body = string(b)
 			}
 			p, err := f.plan()
 			if err != nil {
-				return UsageError{err}
+				return apperr.Usage(err)
 			}
 			p.HTTP = &t
 			return execute(cmd, p, f)
@@ -161,7 +155,7 @@ func wsCommand() *cobra.Command {
 			t.URL = args[0]
 			p, err := f.plan()
 			if err != nil {
-				return UsageError{err}
+				return apperr.Usage(err)
 			}
 			p.WS = &t
 			return execute(cmd, p, f)
@@ -181,7 +175,7 @@ func wsCommand() *cobra.Command {
 func execute(cmd *cobra.Command, p Plan, f runFlags) error {
 	thresholds, err := f.parseThresholds()
 	if err != nil {
-		return UsageError{err}
+		return apperr.Usage(err)
 	}
 	// With one P (a generator pinned to one CPU gets GOMAXPROCS=1), Go polls
 	// the network only when that P runs out of goroutines, so under load a
@@ -210,7 +204,7 @@ func execute(cmd *cobra.Command, p Plan, f runFlags) error {
 	}
 	var planErr PlanError
 	if errors.As(err, &planErr) {
-		return UsageError{err}
+		return apperr.Usage(err)
 	}
 	if err != nil {
 		return err
@@ -288,11 +282,11 @@ func compareCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := ReadSummary(args[0])
 			if err != nil {
-				return UsageError{err}
+				return apperr.Usage(err)
 			}
 			b, err := ReadSummary(args[1])
 			if err != nil {
-				return UsageError{err}
+				return apperr.Usage(err)
 			}
 			Compare(cmd.OutOrStdout(), a, b, args[0], args[1])
 			return nil
@@ -308,13 +302,13 @@ func mergeCommand() *cobra.Command {
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return UsageError{errors.New("--out DIR is required")}
+				return apperr.Usagef("--out DIR is required")
 			}
 			var parts []Summary
 			for _, a := range args {
 				s, err := ReadSummary(a)
 				if err != nil {
-					return UsageError{err}
+					return apperr.Usage(err)
 				}
 				parts = append(parts, s)
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 func runCmd(ctx context.Context, args ...string) (string, error) {
@@ -61,8 +63,7 @@ func TestCommandBadInputIsUsageError(t *testing.T) {
 		{"compare", "/nonexistent/a.json", "/nonexistent/b.json"},
 	} {
 		_, err := runCmd(context.Background(), args...)
-		var ue UsageError
-		if !errors.As(err, &ue) {
+		if !apperr.IsUsage(err) {
 			t.Errorf("%v: got %v, want a usage error", args, err)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 func TestParseThreshold(t *testing.T) {
@@ -64,7 +66,7 @@ func TestLoadHTTPFailsItsThresholds(t *testing.T) {
 	if out, err := run("--threshold", "p99<5s", "--threshold", "errors<1%", ok.URL); err != nil || !strings.Contains(out, "✓ p99<5s") {
 		t.Fatalf("passing thresholds: %v\n%s", err, out)
 	}
-	if _, err := run("--threshold", "p99<soon", ok.URL); !errors.As(err, new(UsageError)) {
+	if _, err := run("--threshold", "p99<soon", ok.URL); !apperr.IsUsage(err) {
 		t.Fatalf("a malformed threshold: %v, want a usage error", err)
 	}
 }
