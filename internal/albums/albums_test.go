@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // The whole album store on each engine set: upload, read (twice: cache),
@@ -134,7 +136,7 @@ func testReviews(t *testing.T, base, id string) {
 	if code, raw := do(t, "POST", base+"/api/v1/albums/"+id+"/reviews/like", "", nil, nil); code != http.StatusAccepted {
 		t.Fatalf("sentinel review: %d %s", code, raw)
 	}
-	waitUntil(t, "reviews applied", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "reviews applied", 20*time.Second, func() bool {
 		do(t, "GET", base+"/api/v1/albums/"+id+"/reviews", "", nil, &c)
 		return c.Likes+c.Dislikes >= 41
 	})

@@ -13,6 +13,7 @@ import (
 	"mime/multipart"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // swaggerProfile is AlbumsProfile.toString() of the swagger-codegen Java
@@ -79,7 +80,7 @@ func TestClassicAPIAsItsGeneratedClientUsesIt(t *testing.T) {
 	// The consumer applies the stream in order: the dislike, sent last, is
 	// counted only with both likes before it.
 	var likes map[string]string
-	waitUntil(t, "the three reviews applied", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "the three reviews applied", 20*time.Second, func() bool {
 		if code, raw := do(t, "GET", classic+"/review/"+meta.AlbumID, "", nil, &likes); code != 200 {
 			t.Fatalf("getLikes: %d %s", code, raw)
 		}

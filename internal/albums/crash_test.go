@@ -14,6 +14,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // Observed: kill -9 mid-upload left 436 images for 407 albums and a
@@ -53,7 +54,7 @@ func TestKilledMidUploadLeavesOnlyGarbage(t *testing.T) {
 			}
 		}()
 	}
-	waitUntil(t, "200 uploads", 60*time.Second, func() bool { return done.Load() >= 200 })
+	testsvc.WaitUntil(t, "200 uploads", 60*time.Second, func() bool { return done.Load() >= 200 })
 	p.Kill()
 	close(stop)
 	wg.Wait()
@@ -71,7 +72,7 @@ func TestKilledMidUploadLeavesOnlyGarbage(t *testing.T) {
 	}
 
 	p2 := proctest.Start(t, proctest.FreeAddr(t), append(serve, "--orphan-collect-every", "100ms", "--orphan-grace", "1s")...)
-	waitUntil(t, "images and albums to match one to one", 30*time.Second, func() bool {
+	testsvc.WaitUntil(t, "images and albums to match one to one", 30*time.Second, func() bool {
 		rows, images, temps := crashState(t, data)
 		return len(rows) == len(images) && temps == 0
 	})

@@ -101,7 +101,7 @@ func TestBrokerOutageTripsTheBreaker(t *testing.T) {
 	}
 
 	nats = proctest.StartNATS(t, port, storeDir)
-	waitUntil(t, "the breaker to close after the broker returned", 30*time.Second, func() bool {
+	testsvc.WaitUntil(t, "the breaker to close after the broker returned", 30*time.Second, func() bool {
 		code, _, _ := review()
 		return code == http.StatusAccepted
 	})
@@ -116,7 +116,7 @@ func TestBrokerOutageTripsTheBreaker(t *testing.T) {
 		t.Fatalf("sentinel review: %d %s", code, raw)
 	}
 	var c counts
-	waitUntil(t, "accepted reviews applied", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "accepted reviews applied", 20*time.Second, func() bool {
 		do(t, "GET", base+"/api/v1/albums/"+id+"/reviews", "", nil, &c)
 		return c.Dislikes >= 1
 	})
@@ -163,7 +163,7 @@ func TestDatabaseDownServesFromCache(t *testing.T) {
 	}
 
 	proxy.Restore()
-	waitUntil(t, "reads after the database returned", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "reads after the database returned", 20*time.Second, func() bool {
 		resp := send(t, "GET", base+"/api/v1/albums/"+uncached, "", nil, nil)
 		resp.Body.Close()
 		return resp.StatusCode == 200
@@ -234,7 +234,7 @@ func TestReviewConsumerKilledMidBatch(t *testing.T) {
 			midStream := 0
 			for kill := range 3 {
 				before := counted()
-				waitUntil(t, "the consumer to make progress", 30*time.Second, func() bool { return counted() >= before+200 })
+				testsvc.WaitUntil(t, "the consumer to make progress", 30*time.Second, func() bool { return counted() >= before+200 })
 				consumer.Kill()
 				at := counted()
 				if at < total {
@@ -246,7 +246,7 @@ func TestReviewConsumerKilledMidBatch(t *testing.T) {
 			if midStream == 0 {
 				t.Fatal("every kill came after the backlog was done: the test tested nothing")
 			}
-			waitUntil(t, "every review counted", 60*time.Second, func() bool { return counted() >= total })
+			testsvc.WaitUntil(t, "every review counted", 60*time.Second, func() bool { return counted() >= total })
 			// Wait until the broker has nothing left to redeliver: on NATS
 			// its count of messages pending and awaiting an ack says so; AMQP
 			// reports only the ready count (a killed member's unacked messages
@@ -254,7 +254,7 @@ func TestReviewConsumerKilledMidBatch(t *testing.T) {
 			// follows: the one live consumer gets the queue in order, and once
 			// the sentinel is counted every delivery before it was written.
 			backlog := backlogOf(t, e, ReviewTopic, "albums-reviews")
-			waitUntil(t, "the broker to hold nothing for the group", 30*time.Second, func() bool {
+			testsvc.WaitUntil(t, "the broker to hold nothing for the group", 30*time.Second, func() bool {
 				bl := backlog()
 				return bl.Ready == 0 && bl.Unacked <= 0
 			})
@@ -262,7 +262,7 @@ func TestReviewConsumerKilledMidBatch(t *testing.T) {
 				t.Fatalf("sentinel review: %d %s", code, raw)
 			}
 			want[albums[0]] = counts{Likes: want[albums[0]].Likes + 1, Dislikes: want[albums[0]].Dislikes}
-			waitUntil(t, "the sentinel counted", 30*time.Second, func() bool { return counted() >= total+1 })
+			testsvc.WaitUntil(t, "the sentinel counted", 30*time.Second, func() bool { return counted() >= total+1 })
 			for _, id := range albums {
 				var got counts
 				do(t, "GET", consumer.URL()+"/api/v1/albums/"+id+"/reviews", "", nil, &got)

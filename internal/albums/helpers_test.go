@@ -178,15 +178,4 @@ func send(t testing.TB, method, url, contentType string, body []byte, hdr map[st
 	return resp
 }
 
-func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func host0() host.Engines { return host.Engines{} }

@@ -8,18 +8,12 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
-	"github.com/scalelab/scalelab/internal/platform/sqldb"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 func openTestStore(t *testing.T, url string) *store {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), url, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := openStore(context.Background(), db)
+	st, err := openStore(context.Background(), testsvc.OpenDB(t, url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +170,7 @@ func TestConsumerPrunesOldReviewIDs(t *testing.T) {
 	if _, err := st.db.ExecContext(ctx, st.db.Rebind(`INSERT INTO album_reviews_applied (review_id) VALUES (?), (?)`), old, fresh); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the old ID pruned", 10*time.Second, func() bool {
+	testsvc.WaitUntil(t, "the old ID pruned", 10*time.Second, func() bool {
 		n, err := appliedCount(ctx, st)
 		return err == nil && n == 1
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 func TestBadInputKeepsTheConnection(t *testing.T) {
@@ -216,7 +217,7 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	inst := startChat(t, host.Engines{}, cfg)
 	slow := dial(t, inst.url, 4) // never reads until the end
 	fast := dial(t, inst.url, 4)
-	waitUntil(t, "both connected", 5*time.Second, func() bool { return inst.sys.server.Connections() == 2 })
+	testsvc.WaitUntil(t, "both connected", 5*time.Second, func() bool { return inst.sys.server.Connections() == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	big := strings.Repeat("y", MaxMessage)
@@ -247,7 +248,7 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 			}
 		}
 	}
-	waitUntil(t, "slow consumer closed", 10*time.Second, func() bool {
+	testsvc.WaitUntil(t, "slow consumer closed", 10*time.Second, func() bool {
 		return testutil.ToFloat64(inst.sys.server.metrics.slowClosed) == 1
 	})
 	var err error

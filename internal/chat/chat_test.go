@@ -67,7 +67,7 @@ func testFanOut(t *testing.T, a, b *instance) {
 	listener := dial(t, b.url, 1)
 	listener2 := dial(t, a.url, 1)
 	other := dial(t, a.url, 2)
-	waitUntil(t, "connections registered", 5*time.Second, func() bool {
+	testsvc.WaitUntil(t, "connections registered", 5*time.Second, func() bool {
 		if a == b {
 			return a.sys.server.Connections() == 5
 		}
@@ -115,7 +115,7 @@ func testFanOut(t *testing.T, a, b *instance) {
 
 	// Stored once each, queryable by room and user, in the listener's order.
 	var page MessagePage
-	waitUntil(t, "all messages stored", 15*time.Second, func() bool {
+	testsvc.WaitUntil(t, "all messages stored", 15*time.Second, func() bool {
 		getJSON(t, a.url+"/api/v1/rooms/1/messages?limit=1000", &page)
 		return len(page.Messages) == 2*n
 	})

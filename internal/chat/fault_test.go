@@ -217,7 +217,7 @@ func TestPersisterKilledMidStream(t *testing.T) {
 		"--broker-ack-wait", "2s", "--batch-size", "200"}, engineArgs(e, t.TempDir())...)...)
 
 	w := startWorkload([]string{srv.url}, 4)
-	waitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
+	testsvc.WaitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
 	persister.Kill()
 	ackedAtKill := w.ackedIDs()
 	killedAt := len(ackedAtKill)
@@ -230,7 +230,7 @@ func TestPersisterKilledMidStream(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	persister.Restart()
-	waitUntil(t, "traffic after the restart", 20*time.Second, func() bool { return w.ackedCount() > killedAt+1000 })
+	testsvc.WaitUntil(t, "traffic after the restart", 20*time.Second, func() bool { return w.ackedCount() > killedAt+1000 })
 	acked := w.finish(t)
 	checkStoredOnce(t, e.DB, t.TempDir(), acked) // every acked message exactly once, the in-flight ones included
 	line := metricLine(t, persister.URL(), "scalelab_chat_persist_duplicates_total")
@@ -304,13 +304,13 @@ func TestBrokerRestart(t *testing.T) {
 	listener := dial(t, inst.url, 1)
 
 	w := startWorkload([]string{inst.url}, 4)
-	waitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
+	testsvc.WaitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
 	nats.Shutdown()
 	nats.WaitForShutdown()
 	time.Sleep(time.Second)
 	downAt := w.ackedCount()
 	nats = proctest.StartNATS(t, port, storeDir)
-	waitUntil(t, "traffic after the restart", 30*time.Second, func() bool { return w.ackedCount() > downAt+1000 })
+	testsvc.WaitUntil(t, "traffic after the restart", 30*time.Second, func() bool { return w.ackedCount() > downAt+1000 })
 	acked := w.finish(t)
 
 	// Fan-out resumed: a message sent now reaches the room-1 listener.
@@ -338,10 +338,10 @@ func TestServerKilledClientsMove(t *testing.T) {
 	startChat(t, e, persister)
 
 	w := startWorkload([]string{a.URL(), b.URL()}, 6)
-	waitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
+	testsvc.WaitUntil(t, "traffic", 20*time.Second, func() bool { return w.ackedCount() > 1000 })
 	a.Kill()
 	killedAt := w.ackedCount()
-	waitUntil(t, "traffic on the survivor", 20*time.Second, func() bool { return w.ackedCount() > killedAt+2000 })
+	testsvc.WaitUntil(t, "traffic on the survivor", 20*time.Second, func() bool { return w.ackedCount() > killedAt+2000 })
 	acked := w.finish(t)
 	checkStoredOnce(t, e.DB, t.TempDir(), acked)
 }

@@ -95,17 +95,6 @@ func getJSON(t testing.TB, url string, v any) int {
 	return resp.StatusCode
 }
 
-func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // sender is a client that sends n messages as user, pipelined, and records
 // which were acknowledged (replies come in order).
 type sender struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/scalelab/scalelab/internal/dynamo/client"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 type proc struct {
@@ -90,18 +91,6 @@ func writeKey(t *testing.T, dir string) string {
 	return path
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func memberStates(c *client.Client) map[string]string {
 	raw, err := c.Cluster(context.Background())
 	if err != nil {
@@ -158,7 +147,7 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 		}
 		return true
 	}
-	waitFor(t, "three alive members", 20*time.Second, func() bool { return allAlive(clients[0], "p1", "p2", "p3") && allAlive(clients[2], "p1", "p2", "p3") })
+	testsvc.WaitUntil(t, "three alive members", 20*time.Second, func() bool { return allAlive(clients[0], "p1", "p2", "p3") && allAlive(clients[2], "p1", "p2", "p3") })
 
 	ctx := context.Background()
 	acked := map[string]string{}
@@ -175,7 +164,7 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 	for i := 150; i < 300; i++ {
 		write(i, []*client.Client{clients[0], clients[2]}[i%2])
 	}
-	waitFor(t, "p1 to see p2 down", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "p1 to see p2 down", 20*time.Second, func() bool {
 		s := memberStates(clients[0])["p2"]
 		return s == "dead" || s == "suspect"
 	})
@@ -183,11 +172,11 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 		t.Fatalf("only %d of 300 writes acknowledged with one node of three down (sloppy quorum should take them)", len(acked))
 	}
 	nodes[1].start(t, bin, seed) // restart on its data
-	waitFor(t, "p2 back", 20*time.Second, func() bool { return allAlive(clients[0], "p2") && allAlive(clients[1], "p1", "p3") })
+	testsvc.WaitUntil(t, "p2 back", 20*time.Second, func() bool { return allAlive(clients[0], "p2") && allAlive(clients[1], "p1", "p3") })
 
 	readAll := func(stage string, via []*client.Client) {
 		t.Helper()
-		waitFor(t, stage+": every acknowledged write readable with R=3", 30*time.Second, func() bool {
+		testsvc.WaitUntil(t, stage+": every acknowledged write readable with R=3", 30*time.Second, func() bool {
 			for i := 0; i < 300; i++ {
 				key := fmt.Sprint("key-", i)
 				want, ok := acked[key]
@@ -205,12 +194,12 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 	readAll("after the restart", clients[:3])
 	// A fourth node joins, takes ranges, then leaves gracefully.
 	nodes[3].start(t, bin, seed, "--leave-on-shutdown")
-	waitFor(t, "p4 alive everywhere", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "p4 alive everywhere", 20*time.Second, func() bool {
 		return allAlive(clients[0], "p4") && allAlive(clients[1], "p4") && allAlive(clients[2], "p4")
 	})
 	readAll("after p4 joined", clients)
 	nodes[3].stop(syscall.SIGINT)
-	waitFor(t, "p4 to have left", 20*time.Second, func() bool { return memberStates(clients[0])["p4"] == "left" })
+	testsvc.WaitUntil(t, "p4 to have left", 20*time.Second, func() bool { return memberStates(clients[0])["p4"] == "left" })
 	readAll("after p4 left", clients[:3])
 
 	// p2's own replicas came back through hinted hand-off, anti-entropy

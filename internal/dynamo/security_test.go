@@ -16,6 +16,7 @@ import (
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // The attacks of the issue on real processes: replica RPC on the client
@@ -44,7 +45,7 @@ func TestOutsidersCannotReachReplicasOrJoin(t *testing.T) {
 		newProc(fmt.Sprint("s", i), key).start(t, bin, join)
 	}
 	c1 := client.New("http://" + nodes[0].http)
-	waitFor(t, "three alive members", 20*time.Second, func() bool {
+	testsvc.WaitUntil(t, "three alive members", 20*time.Second, func() bool {
 		st := memberStates(c1)
 		return st["s1"] == "alive" && st["s2"] == "alive" && st["s3"] == "alive"
 	})
@@ -110,7 +111,7 @@ func TestOutsidersCannotReachReplicasOrJoin(t *testing.T) {
 	for _, p := range []*proc{newProc("intruder-key", writeKey(t, dir)), newProc("intruder-nokey", "")} {
 		p.start(t, bin, nodes[0].gossip)
 		logPath := filepath.Join(dir, p.name+".log")
-		waitFor(t, p.name+"'s join attempt", 15*time.Second, func() bool {
+		testsvc.WaitUntil(t, p.name+"'s join attempt", 15*time.Second, func() bool {
 			b, _ := os.ReadFile(logPath)
 			return bytes.Contains(b, []byte("no member answered yet"))
 		})

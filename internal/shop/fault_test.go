@@ -156,7 +156,7 @@ func TestPaymentStallFailsFastAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var o orderJSON
-	waitUntil(t, "the stalled checkout to complete on retry", 5*time.Second, func() bool {
+	testsvc.WaitUntil(t, "the stalled checkout to complete on retry", 5*time.Second, func() bool {
 		code, o, _, _ = ts.checkout(t, first, "stall-1")
 		return code == http.StatusCreated // a replay answers as the first success would
 	})
@@ -205,7 +205,7 @@ func TestReconcilerSettlesPendingOrders(t *testing.T) {
 			}
 			// The stalled calls were abandoned (timed out), so lifting the
 			// stall does not let them charge late.
-			waitUntil(t, "both stalled charges to be abandoned", 2*time.Second, func() bool { return ts.down.Stats().AbandonedInStall == 2 })
+			testsvc.WaitUntil(t, "both stalled charges to be abandoned", 2*time.Second, func() bool { return ts.down.Stats().AbandonedInStall == 2 })
 			if err := ts.down.SetFaults("payment", Faults{}); err != nil {
 				t.Fatal(err)
 			}
@@ -261,7 +261,7 @@ func TestNaiveClientWaitsOutTheStall(t *testing.T) {
 		t.Fatalf("naive checkout answered %d during the stall", code)
 	case <-time.After(700 * time.Millisecond):
 	}
-	waitUntil(t, "the stall to be seen", time.Second, func() bool { return ts.down.Stats().StalledRequests > 0 })
+	testsvc.WaitUntil(t, "the stall to be seen", time.Second, func() bool { return ts.down.Stats().StalledRequests > 0 })
 	if err := ts.down.SetFaults("payment", Faults{}); err != nil {
 		t.Fatal(err)
 	}

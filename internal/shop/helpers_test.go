@@ -158,17 +158,6 @@ func (ts *testShop) checkout(t testing.TB, cartID, key string) (int, orderJSON, 
 	return code, o, raw, h
 }
 
-func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func key(i int) string { return fmt.Sprintf("key-%d-%d", time.Now().UnixNano(), i) }
 
 const testAdminToken = "shop-test-admin-token"

@@ -103,18 +103,6 @@ func createLink(t *testing.T, base, body string) response {
 	return r
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func counterValue(s *Service, source string) float64 {
 	return testutil.ToFloat64(s.lookups.WithLabelValues(source))
 }

@@ -7,18 +7,12 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
-	"github.com/scalelab/scalelab/internal/platform/sqldb"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 func openTestStore(t *testing.T, url string) *store {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), url, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := openStore(context.Background(), db)
+	st, err := openStore(context.Background(), testsvc.OpenDB(t, url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +61,7 @@ func TestTwoInstances(t *testing.T) {
 			if c.sharedLimit {
 				mustStatus(t, do(t, "GET", b.url+"/made-on-a", ""), 404, "alias before creation")
 				createLink(t, a.url, `{"url":"https://example.com/a","alias":"made-on-a"}`)
-				eventually(t, 2*time.Second, "B sees A's new alias", func() bool {
+				testsvc.WaitUntil(t, "B sees A's new alias", 2*time.Second, func() bool {
 					return do(t, "GET", b.url+"/made-on-a", "").status == http.StatusFound
 				})
 			}
@@ -77,7 +71,7 @@ func TestTwoInstances(t *testing.T) {
 				do(t, "GET", a.url+"/"+code, "")
 				do(t, "GET", b.url+"/"+code, "")
 			}
-			eventually(t, 10*time.Second, "20 clicks counted", func() bool {
+			testsvc.WaitUntil(t, "20 clicks counted", 10*time.Second, func() bool {
 				r := do(t, "GET", b.url+"/api/v1/links/"+code, "")
 				return r.body["clicks"] == float64(21)
 			})
@@ -90,7 +84,7 @@ func TestTwoInstances(t *testing.T) {
 			}
 			mustStatus(t, do(t, "GET", a.url+"/api/v1/links/"+code, ""), 404, "link on A after delete on B")
 			if c.sharedLimit {
-				eventually(t, 2*time.Second, "A stops redirecting", func() bool {
+				testsvc.WaitUntil(t, "A stops redirecting", 2*time.Second, func() bool {
 					return do(t, "GET", a.url+"/"+code, "").status == http.StatusNotFound
 				})
 				// Two creates so far (both on A); the limit is 4 per hour across

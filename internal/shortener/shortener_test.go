@@ -95,7 +95,7 @@ func TestAPIOnEmbeddedDefaults(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		do(t, "GET", base+"/"+code, "", "Referer", "https://news.example.org/item", "User-Agent", "curl/8.0")
 	}
-	eventually(t, 5*time.Second, "6 clicks in stats", func() bool {
+	testsvc.WaitUntil(t, "6 clicks in stats", 5*time.Second, func() bool {
 		r := do(t, "GET", base+"/api/v1/links/"+code+"/stats", "")
 		return r.status == 200 && r.body["clicks"] == float64(6)
 	})
@@ -222,7 +222,7 @@ func TestBrokerOutageDoesNotReachRedirects(t *testing.T) {
 	hb.down.Store(false) // recovery: new clicks flow again
 	before := testutil.ToFloat64(inst.svc.clicks.metrics.published)
 	do(t, "GET", inst.url+"/"+code, "")
-	eventually(t, 15*time.Second, "publishing resumes", func() bool {
+	testsvc.WaitUntil(t, "publishing resumes", 15*time.Second, func() bool {
 		return testutil.ToFloat64(inst.svc.clicks.metrics.published) > before
 	})
 }

@@ -47,7 +47,7 @@ func TestBatchConsumerWeight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bc.Close()
-	waitFor(t, "two batches", func() bool {
+	testsvc.WaitUntil(t, "two batches", 15*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(sizes) == 2

@@ -69,17 +69,6 @@ func (c *collector) distinct() int {
 	return len(c.got)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // orderLog records what a subscriber receives, in order.
 type orderLog struct {
 	mu  sync.Mutex
@@ -135,8 +124,8 @@ func TestContract(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				waitFor(t, "group b to get all", func() bool { return gb.distinct() == n })
-				waitFor(t, "group a to get all", func() bool {
+				testsvc.WaitUntil(t, "group b to get all", 15*time.Second, func() bool { return gb.distinct() == n })
+				testsvc.WaitUntil(t, "group a to get all", 15*time.Second, func() bool {
 					a1.mu.Lock()
 					defer a1.mu.Unlock()
 					a2.mu.Lock()
@@ -202,7 +191,7 @@ func TestContract(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				waitFor(t, "first consumer to receive", func() bool { return first.distinct() == 10 })
+				testsvc.WaitUntil(t, "first consumer to receive", 15*time.Second, func() bool { return first.distinct() == 10 })
 				cons.Stop() // "crash" with ten unsettled messages
 				second := newCollector()
 				cons2, err := b.Consume(ctx, "crash", "g", second.handle(true))
@@ -210,7 +199,7 @@ func TestContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer cons2.Stop()
-				waitFor(t, "redelivery to the second consumer", func() bool { return second.distinct() == 10 })
+				testsvc.WaitUntil(t, "redelivery to the second consumer", 15*time.Second, func() bool { return second.distinct() == 10 })
 			})
 
 			t.Run("backlog", func(t *testing.T) {
@@ -236,7 +225,7 @@ func TestContract(t *testing.T) {
 					}
 					return bl
 				}
-				waitFor(t, "five ready", func() bool { return backlog().Ready == 5 })
+				testsvc.WaitUntil(t, "five ready", 15*time.Second, func() bool { return backlog().Ready == 5 })
 				// Three delivered and held unacked, then all acked: nothing left.
 				held := make(chan *broker.Message, 5)
 				cons, err = b.Consume(ctx, "depth", "g", func(_ context.Context, m *broker.Message) { held <- m })
@@ -260,7 +249,7 @@ func TestContract(t *testing.T) {
 				for _, m := range got {
 					_ = m.Ack()
 				}
-				waitFor(t, "an empty backlog", func() bool { bl := backlog(); return bl.Ready == 0 && bl.Unacked <= 0 })
+				testsvc.WaitUntil(t, "an empty backlog", 15*time.Second, func() bool { bl := backlog(); return bl.Ready == 0 && bl.Unacked <= 0 })
 			})
 
 			t.Run("subscribers see one order", func(t *testing.T) {
@@ -300,7 +289,7 @@ func TestContract(t *testing.T) {
 				}
 				wg.Wait()
 				for i, l := range subs {
-					waitFor(t, fmt.Sprintf("subscriber %d to get all", i), func() bool { return l.len() == 2*perPublisher })
+					testsvc.WaitUntil(t, fmt.Sprintf("subscriber %d to get all", i), 15*time.Second, func() bool { return l.len() == 2*perPublisher })
 				}
 				a, c := subs[0].snapshot(), subs[1].snapshot()
 				for i := range a {
@@ -356,7 +345,7 @@ func TestEmbeddedDurableAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons2.Stop()
-	waitFor(t, "messages after restart", func() bool { return c2.distinct() == 50 })
+	testsvc.WaitUntil(t, "messages after restart", 15*time.Second, func() bool { return c2.distinct() == 50 })
 }
 
 // Two processes on one embedded broker directory would each run their own
