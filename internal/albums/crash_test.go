@@ -87,8 +87,9 @@ func TestKilledMidUploadLeavesOnlyGarbage(t *testing.T) {
 			t.Fatalf("album %d's image: %d", id, resp.StatusCode)
 		}
 	}
-	if m := grep(fetchMetrics(t, p2.URL()), "scalelab_albums_orphan_images_removed_total"); m == "" {
-		t.Errorf("the collector's removals are not exported")
+	orphans := len(images) - len(rows)
+	if v, ok := scrape(t, p2.URL()).Value("scalelab_albums_orphan_images_removed_total"); !ok || int(v) != orphans {
+		t.Errorf("the collector exported %v removals (exported: %v), want %d", v, ok, orphans)
 	}
 }
 

@@ -2,7 +2,6 @@ package albums
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/promscrape"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
@@ -95,9 +95,8 @@ func TestBrokerOutageTripsTheBreaker(t *testing.T) {
 	if took := time.Since(begin); took > 3*time.Second {
 		t.Fatalf("100 refused reviews took %s: they waited on the broker", took)
 	}
-	body := fetchMetrics(t, base)
-	if !strings.Contains(body, `scalelab_dependency_breaker_state{dependency="broker",system="albums"} 2`) {
-		t.Fatalf("breaker state metric does not say open:\n%s", grep(body, "breaker_state"))
+	if v, ok := scrape(t, base).Value("scalelab_dependency_breaker_state", "dependency", "broker", "system", "albums"); v != 2 {
+		t.Fatalf("breaker state metric %v (exported: %v), want 2 (open)", v, ok)
 	}
 
 	nats = proctest.StartNATS(t, port, storeDir)
@@ -170,25 +169,18 @@ func TestDatabaseDownServesFromCache(t *testing.T) {
 	})
 }
 
-func fetchMetrics(t *testing.T, base string) string {
+// scrape reads the metrics of the process that serves base.
+func scrape(t *testing.T, base string) promscrape.Metrics {
+	t.Helper()
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := send(t, "GET", u.Scheme+"://"+u.Host+"/metrics", "", nil, nil)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return string(body)
-}
-
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
+	m, err := promscrape.Scrape(context.Background(), http.DefaultClient, u.Scheme+"://"+u.Host+"/metrics")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strings.Join(out, "\n")
+	return m
 }
 
 // The review consumer runs as its own process and is killed with SIGKILL
@@ -273,7 +265,8 @@ func TestReviewConsumerKilledMidBatch(t *testing.T) {
 			if n, err := appliedCount(context.Background(), st); err != nil || n != total+1 {
 				t.Errorf("%d applied review IDs, %v; want %d", n, err, total+1)
 			}
-			t.Logf("last consumer: %s", grep(fetchMetrics(t, consumer.URL()), "scalelab_albums_reviews_applied_total{"))
+			applied, _ := scrape(t, consumer.URL()).Value("scalelab_albums_reviews_applied_total", "outcome", "applied")
+			t.Logf("the last consumer applied %.0f reviews", applied)
 		})
 	}
 }

@@ -1,8 +1,6 @@
 package cascade
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +22,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/promscrape"
 	"github.com/scalelab/scalelab/internal/shop"
 )
 
@@ -354,36 +353,17 @@ func sample(ctx context.Context, base string, start time.Time) []Sample {
 			return out
 		case <-t.C:
 		}
-		resp, err := client.Get(base + "/metrics")
+		m, err := promscrape.Scrape(ctx, client, base+"/metrics")
 		if err != nil {
 			continue
 		}
 		s := Sample{T: math.Round(time.Since(start).Seconds())}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			if v, ok := metricValue(line, "go_goroutines"); ok {
-				s.Goroutines = int(v)
-			} else if v, ok := metricValue(line, "scalelab_shop_in_flight"); ok {
-				s.InFlight = int(v)
-			}
+		if v, ok := m.Value("go_goroutines"); ok {
+			s.Goroutines = int(v)
 		}
-		resp.Body.Close()
+		if v, ok := m.Value("scalelab_shop_in_flight"); ok {
+			s.InFlight = int(v)
+		}
 		out = append(out, s)
 	}
-}
-
-// metricValue parses "name value" or "name{labels} value".
-func metricValue(line []byte, name string) (float64, bool) {
-	if !bytes.HasPrefix(line, []byte(name)) {
-		return 0, false
-	}
-	rest := line[len(name):]
-	if len(rest) == 0 || (rest[0] != ' ' && rest[0] != '{') {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(rest, ' ')
-	v, err := strconv.ParseFloat(string(rest[i+1:]), 64)
-	return v, err == nil
 }
