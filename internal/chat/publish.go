@@ -64,9 +64,14 @@ func (e *envelope) Wait(ctx context.Context) error {
 
 var errPublisherClosed = errors.New("server shutting down")
 
+// asyncPublisher is the one thing the publisher needs of a broker.
+type asyncPublisher interface {
+	PublishAsync(ctx context.Context, topic string, data []byte) (broker.Pending, error)
+}
+
 // publisher packs messages into envelopes and publishes them in order.
 type publisher struct {
-	broker   broker.Broker
+	broker   asyncPublisher
 	maxBatch int
 	maxBytes int
 	timeout  time.Duration
@@ -87,7 +92,7 @@ type inFlight struct {
 	sentAt  time.Time
 }
 
-func newPublisher(b broker.Broker, maxBatch, maxBytes, inFlightMax int, timeout time.Duration, observe func(int)) *publisher {
+func newPublisher(b asyncPublisher, maxBatch, maxBytes, inFlightMax int, timeout time.Duration, observe func(int)) *publisher {
 	p := &publisher{
 		broker: b, maxBatch: maxBatch, maxBytes: maxBytes, timeout: timeout, observe: observe,
 		open: newEnvelope(), kick: make(chan struct{}, 1), slots: make(chan struct{}, inFlightMax),

@@ -17,8 +17,6 @@ import (
 // test controls exactly that. (The real brokers are in the integration
 // and fault tests.)
 type heldBroker struct {
-	broker.Broker // only PublishAsync is called
-
 	mu        sync.Mutex
 	published [][]byte
 	acks      []chan error

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -34,7 +33,6 @@ func Factory() host.Factory {
 // LocalCluster is an in-process cluster served as one system.
 type LocalCluster struct {
 	nodes []*Node
-	next  atomic.Uint64
 	mux   *http.ServeMux
 }
 
@@ -59,9 +57,11 @@ func NewLocalCluster(dir string, names []string, d *host.Deps) (*LocalCluster, e
 		// is unmatched, so its 404s are JSON like every other error.
 		c.mux.Handle("/"+name+"/", http.StripPrefix("/"+name, httpx.JSONErrors(n.Handler())))
 	}
-	c.mux.HandleFunc("/kv/", func(w http.ResponseWriter, r *http.Request) {
-		c.nodes[c.next.Add(1)%uint64(len(c.nodes))].Handler().ServeHTTP(w, r)
-	})
+	var handlers []http.Handler
+	for _, n := range c.nodes {
+		handlers = append(handlers, n.Handler())
+	}
+	c.mux.Handle("/kv/", httpx.RoundRobin(handlers...))
 	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "dynamo", "description": description, "nodes": names,
 			"endpoints": []string{"PUT kv/{key} (X-Causal-Context, ?w=)", "GET kv/{key} (?r=)", "DELETE kv/{key}",

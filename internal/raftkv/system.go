@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
@@ -34,7 +33,6 @@ func Factory() host.Factory {
 type LocalCluster struct {
 	nodes []*Node
 	apis  []http.Handler
-	next  atomic.Uint64
 	mux   *http.ServeMux
 }
 
@@ -66,9 +64,7 @@ func NewLocalCluster(dir string, size int, d *host.Deps) (*LocalCluster, error) 
 	for deadline := time.Now().Add(5 * time.Second); c.nodes[0].Leader() == 0 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		c.apis[c.next.Add(1)%uint64(len(c.apis))].ServeHTTP(w, r)
-	})
+	c.mux.Handle("/v1/", httpx.RoundRobin(c.apis...))
 	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "raftkv", "description": description, "nodes": ids,
 			"endpoints": []string{"PUT v1/kv/{key} (?if_revision=)", "GET v1/kv/{key} (?stale=true)", "DELETE v1/kv/{key}",

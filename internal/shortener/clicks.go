@@ -97,14 +97,19 @@ func newClickMetrics(reg prometheus.Registerer) *clickMetrics {
 // clickPublisher takes events off the redirect path. Record never blocks:
 // when the buffer is full the event is dropped and counted.
 type clickPublisher struct {
-	br      broker.Broker
+	br      publisher
 	events  chan ClickEvent
 	metrics *clickMetrics
 	logger  *slog.Logger
 	done    chan struct{}
 }
 
-func newClickPublisher(br broker.Broker, buffer int, m *clickMetrics, logger *slog.Logger) *clickPublisher {
+// publisher is what the click publisher needs of a broker.
+type publisher interface {
+	Publish(ctx context.Context, topic string, data []byte) error
+}
+
+func newClickPublisher(br publisher, buffer int, m *clickMetrics, logger *slog.Logger) *clickPublisher {
 	p := &clickPublisher{br: br, events: make(chan ClickEvent, buffer), metrics: m, logger: logger, done: make(chan struct{})}
 	go p.run()
 	return p

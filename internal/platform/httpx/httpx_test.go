@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -133,5 +134,20 @@ func TestReadyz(t *testing.T) {
 	}
 	if status, _ := serve(ops, "GET", "/healthz", ""); status != 200 {
 		t.Fatalf("healthz: %d", status)
+	}
+}
+
+func TestRoundRobinTakesTurns(t *testing.T) {
+	var got []int
+	var hs []http.Handler
+	for i := range 3 {
+		hs = append(hs, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { got = append(got, i) }))
+	}
+	rr := RoundRobin(hs...)
+	for range 7 {
+		rr.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}
+	if fmt.Sprint(got) != "[0 1 2 0 1 2 0]" {
+		t.Fatalf("turns %v", got)
 	}
 }
