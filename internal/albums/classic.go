@@ -15,16 +15,12 @@ import (
 // run unchanged with the base path …/classic. It is a second face of the
 // same store: an album made here is the one /api/v1 shows. Its bodies are
 // the spec's: every value a string, errors {"msg": …}.
-func (s *Service) classicRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /classic/albums", s.classicNewAlbum)
-	mux.HandleFunc("GET /classic/albums/{albumID}", s.classicGetAlbum)
-	mux.HandleFunc("POST /classic/review/{likeornot}/{albumID}", s.classicReview)
-	mux.HandleFunc("GET /classic/review/{albumID}", s.classicGetLikes)
-	mux.HandleFunc("GET /classic/{$}", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"api": "Album Store API 1.2 (classic shape)",
-			"endpoints": []string{"POST albums (multipart: image, profile)", "GET albums/{albumID}",
-				"POST review/{like|dislike}/{albumID}", "GET review/{albumID}"}})
-	})
+func (s *Service) classicRoutes(rt *httpx.Routes) {
+	const api = "classic Album Store API 1.2"
+	rt.HandleFunc("POST /classic/albums", api+": multipart image, profile", s.classicNewAlbum)
+	rt.HandleFunc("GET /classic/albums/{albumID}", api, s.classicGetAlbum)
+	rt.HandleFunc("POST /classic/review/{likeornot}/{albumID}", api, s.classicReview)
+	rt.HandleFunc("GET /classic/review/{albumID}", api, s.classicGetLikes)
 }
 
 // classicMsg is the spec's ErrorMsg (and the body of a successful review).

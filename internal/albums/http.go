@@ -13,21 +13,16 @@ import (
 
 // Handler implements host.System: every route of the album store.
 func (s *Service) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/albums", s.handleCreate)
-	mux.HandleFunc("GET /api/v1/albums", s.handleList)
-	mux.HandleFunc("GET /api/v1/albums/{id}", s.handleGet)
-	mux.HandleFunc("GET /api/v1/albums/{id}/image", s.handleImage)
-	mux.HandleFunc("POST /api/v1/albums/{id}/reviews/{kind}", s.handleReview)
-	mux.HandleFunc("GET /api/v1/albums/{id}/reviews", s.handleReviews)
-	s.classicRoutes(mux)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "albums", "description": description,
-			"endpoints": []string{"POST api/v1/albums (multipart: profile, image)", "GET api/v1/albums?artist=&year=&cursor=",
-				"GET api/v1/albums/{id}", "GET api/v1/albums/{id}/image", "POST api/v1/albums/{id}/reviews/{like|dislike}",
-				"GET api/v1/albums/{id}/reviews", "classic/ (the course's Album Store API 1.2, for its clients)"}})
-	})
-	return mux
+	rt := httpx.NewRoutes()
+	rt.HandleFunc("POST /api/v1/albums", "multipart: profile, image", s.handleCreate)
+	rt.HandleFunc("GET /api/v1/albums", "?artist=&year=&limit=&cursor=", s.handleList)
+	rt.HandleFunc("GET /api/v1/albums/{id}", "", s.handleGet)
+	rt.HandleFunc("GET /api/v1/albums/{id}/image", "ETag, Range", s.handleImage)
+	rt.HandleFunc("POST /api/v1/albums/{id}/reviews/{kind}", "like or dislike", s.handleReview)
+	rt.HandleFunc("GET /api/v1/albums/{id}/reviews", "", s.handleReviews)
+	s.classicRoutes(rt)
+	rt.Index("albums", description, nil)
+	return rt.Mux
 }
 
 // albumJSON is an album as the API shows it.

@@ -77,7 +77,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (_ *System, err error) {
 		if s.server, err = NewServer(ctx, cfg.Server, d.Broker, s.ids, d.Registry, d.Logger); err != nil {
 			return nil, err
 		}
-		s.routes()
+		s.mux = s.routes()
 	}
 	return s, nil
 }

@@ -15,14 +15,11 @@ import (
 const MaxCount = 10_000
 
 func (s *Service) routes() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/ids", s.handleIDs)
-	mux.HandleFunc("GET /api/v1/ids/{id}", s.handleDecode)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "idgen", "description": description,
-			"endpoints": []string{"GET api/v1/ids?count=N", "GET api/v1/ids/{id}"}})
-	})
-	return mux
+	rt := httpx.NewRoutes()
+	rt.HandleFunc("GET /api/v1/ids", "?count=N", s.handleIDs)
+	rt.HandleFunc("GET /api/v1/ids/{id}", "what a Snowflake ID says", s.handleDecode)
+	rt.Index("idgen", description, nil)
+	return rt.Mux
 }
 
 type idsResponse struct {

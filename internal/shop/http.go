@@ -13,23 +13,18 @@ import (
 // Handler implements host.System: every route of the shop, behind the
 // MaxInFlight bound.
 func (s *Service) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /api/v1/products", s.admin.RequireFunc(s.handleCreateProduct))
-	mux.HandleFunc("GET /api/v1/products", s.handleSearch)
-	mux.HandleFunc("GET /api/v1/products/{id}", s.handleProduct)
-	mux.Handle("PUT /api/v1/products/{id}", s.admin.RequireFunc(s.handleUpdateProduct))
-	mux.HandleFunc("POST /api/v1/carts", s.handleCreateCart)
-	mux.HandleFunc("GET /api/v1/carts/{id}", s.handleCart)
-	mux.HandleFunc("POST /api/v1/carts/{id}/items", s.handleAddItem)
-	mux.HandleFunc("POST /api/v1/carts/{id}/checkout", s.handleCheckout)
-	mux.HandleFunc("GET /api/v1/orders/{id}", s.handleOrder)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "shop", "description": description,
-			"endpoints": []string{"POST api/v1/products", "GET api/v1/products?q=&category=&cursor=", "GET|PUT api/v1/products/{id}",
-				"POST api/v1/carts", "GET api/v1/carts/{id}", "POST api/v1/carts/{id}/items",
-				"POST api/v1/carts/{id}/checkout (Idempotency-Key header)", "GET api/v1/orders/{id}"}})
-	})
-	return s.limit(mux)
+	rt := httpx.NewRoutes()
+	rt.Handle("POST /api/v1/products", "admin", s.admin.RequireFunc(s.handleCreateProduct))
+	rt.HandleFunc("GET /api/v1/products", "?q=&category=&cursor=", s.handleSearch)
+	rt.HandleFunc("GET /api/v1/products/{id}", "", s.handleProduct)
+	rt.Handle("PUT /api/v1/products/{id}", "admin", s.admin.RequireFunc(s.handleUpdateProduct))
+	rt.HandleFunc("POST /api/v1/carts", "", s.handleCreateCart)
+	rt.HandleFunc("GET /api/v1/carts/{id}", "", s.handleCart)
+	rt.HandleFunc("POST /api/v1/carts/{id}/items", "", s.handleAddItem)
+	rt.HandleFunc("POST /api/v1/carts/{id}/checkout", "Idempotency-Key header", s.handleCheckout)
+	rt.HandleFunc("GET /api/v1/orders/{id}", "", s.handleOrder)
+	rt.Index("shop", description, nil)
+	return s.limit(rt.Mux)
 }
 
 // productJSON is a product as the API shows it.

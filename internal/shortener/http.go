@@ -11,18 +11,14 @@ import (
 
 // Handler implements host.System: the whole HTTP surface of the shortener.
 func (s *Service) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("POST /api/v1/links", ratelimit.Middleware(s.limiter, ratelimit.ClientIP, http.HandlerFunc(s.handleCreate)))
-	mux.HandleFunc("GET /api/v1/links/{code}", s.handleGet)
-	mux.HandleFunc("GET /api/v1/links/{code}/stats", s.handleStats)
-	mux.HandleFunc("DELETE /api/v1/links/{code}", s.handleDelete)
-	mux.HandleFunc("GET /{code}", s.handleRedirect)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "shortener", "description": description,
-			"endpoints": []string{"POST api/v1/links", "GET {code}", "GET api/v1/links/{code}",
-				"GET api/v1/links/{code}/stats", "DELETE api/v1/links/{code}"}})
-	})
-	return mux
+	rt := httpx.NewRoutes()
+	rt.Handle("POST /api/v1/links", "JSON {url, alias?, expiresAt?}", ratelimit.Middleware(s.limiter, ratelimit.ClientIP, http.HandlerFunc(s.handleCreate)))
+	rt.HandleFunc("GET /api/v1/links/{code}", "", s.handleGet)
+	rt.HandleFunc("GET /api/v1/links/{code}/stats", "", s.handleStats)
+	rt.HandleFunc("DELETE /api/v1/links/{code}", "the link's delete token or the admin token", s.handleDelete)
+	rt.HandleFunc("GET /{code}", "the redirect", s.handleRedirect)
+	rt.Index("shortener", description, nil)
+	return rt.Mux
 }
 
 // linkJSON is a link as the API shows it.

@@ -151,3 +151,29 @@ func TestRoundRobinTakesTurns(t *testing.T) {
 		t.Fatalf("turns %v", got)
 	}
 }
+
+func TestRoutesIndexListsWhatIsServed(t *testing.T) {
+	rt := NewRoutes()
+	ok := func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, 200, map[string]string{"ok": "yes"}) }
+	rt.HandleFunc("GET /api/v1/things/{id}", "", ok)
+	rt.HandleFunc("POST /api/v1/things", "JSON body", ok)
+	rt.Index("things", "a thing store", map[string]any{"nodes": 3})
+	rec := httptest.NewRecorder()
+	rt.Mux.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	var idx struct {
+		System    string   `json:"system"`
+		Endpoints []string `json:"endpoints"`
+		Nodes     int      `json:"nodes"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &idx); err != nil {
+		t.Fatal(err)
+	}
+	if idx.System != "things" || idx.Nodes != 3 || fmt.Sprint(idx.Endpoints) != "[GET api/v1/things/{id} POST api/v1/things (JSON body)]" {
+		t.Fatalf("index %+v", idx)
+	}
+	rec = httptest.NewRecorder()
+	rt.Mux.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/things", nil))
+	if rec.Code != 200 {
+		t.Fatalf("a listed route is not served: %d", rec.Code)
+	}
+}
