@@ -24,9 +24,8 @@
 // Why envelopes: with one broker message per chat message the broker was
 // the busiest process on the machine (a publish, an ack, a delivery per
 // server, a delivery and an ack for the persister — per chat message).
-// Packing them cut nats-server's CPU by more than half (0.53 cores at 32k
-// msg/s before, 0.22 at 41k after) and raised the rate 1.6× on NATS
-// (docs/chat.md has the figures, RabbitMQ's too).
+// Packing them cuts the broker's work per chat message by more than half
+// and raises the rate the system sustains (docs/chat.md has the figures).
 // The cost is coupling: a broker error fails every message of its
 // envelope, and each message waits for its envelope's ack.
 //
