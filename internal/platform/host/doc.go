@@ -10,4 +10,10 @@
 // mounts several under /<name>/ in one process, and `<system> serve` runs
 // one at the root. Neither knows more of a system than the System interface,
 // so systems never import each other and the host never imports a system.
+//
+// Files: system.go (the System interface and Factory), engines.go (engine
+// flags and URLs, opening them as Deps, their readiness checks and close
+// order), serve.go (binding before opening, instrumenting, running one or
+// several systems, graceful shutdown, pprof), workers.go (Snowflake worker
+// IDs leased per process), cmd.go (the `<system> serve` command).
 package host
