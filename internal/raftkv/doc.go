@@ -30,8 +30,10 @@
 //
 // # What each file owns
 //
-//	node.go       the Ready loop, proposals waiting for their result,
-//	              ReadIndex reads, membership changes, snapshots
+//	node.go       the Ready loop: persist, send, apply (the seven duties)
+//	requests.go   proposals waiting for their result, ReadIndex reads
+//	snapshot.go   taking snapshots off the loop, installing received ones
+//	raftlog.go    etcd raft's logger on log/slog
 //	guard.go      what stands between the peer port and Raft: every peer
 //	              message is checked against this node's state (sender,
 //	              term, commit, appends over committed entries, membership
@@ -40,8 +42,8 @@
 //	peer.go       the peer surface: HTTPTransport (batched POST
 //	              /raft/messages per peer, mutual TLS under the cluster key)
 //	              and the peer handler
-//	members.go    the address book of peer addresses and the membership
-//	              rule (etcd's strict reconfiguration check)
+//	members.go    the address book of peer addresses, the membership rule
+//	              (etcd's strict reconfiguration check) and membership changes
 //	http.go       the client HTTP API; membership behind the admin token
 //	network.go    an in-process transport that blocks, delays, reorders,
 //	              loses: the fault schedules run on it

@@ -1,6 +1,7 @@
 package raftkv
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -153,3 +156,58 @@ var ErrNotMember = errors.New("raftkv: not a member")
 
 // ErrUnsafeReconfig is a membership change that would lose the quorum.
 var ErrUnsafeReconfig = errors.New("raftkv: the change would leave too few active voters")
+
+// ActiveVoters is, on the leader, the voters it has heard from within the
+// last election timeout (itself included); ok is false elsewhere.
+func (n *Node) ActiveVoters() (active map[uint64]bool, ok bool) {
+	st := n.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return nil, false
+	}
+	active = map[uint64]bool{n.cfg.ID: true}
+	for id, p := range st.Progress {
+		if p.RecentActive && (n.cfg.Reachable == nil || n.cfg.Reachable(id)) {
+			active[id] = true
+		}
+	}
+	return active, true
+}
+
+// Members returns the current voters.
+func (n *Node) Members() []uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]uint64(nil), n.confState.Voters...)
+}
+
+// ChangeMembership adds (with the peer address in context) or removes a
+// voter, one at a time as Raft's single-server changes require, and waits
+// until the change is applied here.
+func (n *Node) ChangeMembership(ctx context.Context, add bool, id uint64, peerAddr string) error {
+	if n.Leader() == 0 {
+		return ErrNoLeader
+	}
+	cc := raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id, Context: []byte(peerAddr)}
+	if !add {
+		cc.Type = raftpb.ConfChangeRemoveNode
+	}
+	if err := n.rn.ProposeConfChange(ctx, cc); err != nil {
+		return err
+	}
+	for {
+		present := false
+		for _, v := range n.Members() {
+			present = present || v == id
+		}
+		if present == add {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopped:
+			return ErrStopped
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
