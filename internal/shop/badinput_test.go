@@ -13,6 +13,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 func TestShopBadInput(t *testing.T) {
@@ -122,7 +123,7 @@ func FuzzShopJSON(f *testing.F) {
 }
 
 func TestDownstreamIsIdempotent(t *testing.T) {
-	d := NewDownstream(1)
+	d := downstream.New(1)
 	srv := httptest.NewServer(d.Handler(nil))
 	defer srv.Close()
 	c := newDownstreamClient(srv.URL, nil, true, DefaultConfig().Inventory, DefaultConfig().Payment, nil)
@@ -153,7 +154,7 @@ func TestDownstreamIsIdempotent(t *testing.T) {
 		t.Fatalf("status k3 = %v %v", found, err)
 	}
 	for range 2 {
-		if err := c.Reserve(ctx, "o1", []LineItem{{ProductID: "1", Quantity: 2}}); err != nil {
+		if err := c.Reserve(ctx, "o1", []downstream.LineItem{{ProductID: "1", Quantity: 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}

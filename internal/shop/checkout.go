@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // Checkout turns a cart into a paid order, once per idempotency key.
@@ -73,9 +74,9 @@ func (s *Service) settle(ctx context.Context, o *Order, created bool) (*Order, b
 		return o, created, apperr.E(apperr.Conflict, "order %d failed: %s", o.ID, o.Reason)
 	}
 	orderID := idString(o.ID)
-	items := make([]LineItem, len(o.Items))
+	items := make([]downstream.LineItem, len(o.Items))
 	for i, it := range o.Items {
-		items[i] = LineItem{ProductID: idString(it.ProductID), Quantity: it.Quantity}
+		items[i] = downstream.LineItem{ProductID: idString(it.ProductID), Quantity: it.Quantity}
 	}
 	if err := s.down.Reserve(ctx, orderID, items); err != nil {
 		return o, created, s.pending(o, "inventory", err)

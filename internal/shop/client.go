@@ -14,6 +14,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // errVoided is the payment service refusing a charge whose key the
@@ -103,9 +104,9 @@ func (c *downstreamClient) do(ctx context.Context, method, path, key string, in,
 }
 
 // Reserve holds the order's items at the warehouse (idempotent by order).
-func (c *downstreamClient) Reserve(ctx context.Context, orderID string, items []LineItem) error {
+func (c *downstreamClient) Reserve(ctx context.Context, orderID string, items []downstream.LineItem) error {
 	err := call(ctx, c.inventory, func(ctx context.Context) error {
-		_, err := c.do(ctx, http.MethodPost, "/inventory/reservations", "", reserveRequest{OrderID: orderID, Items: items}, nil)
+		_, err := c.do(ctx, http.MethodPost, "/inventory/reservations", "", downstream.ReserveRequest{OrderID: orderID, Items: items}, nil)
 		return err
 	})
 	return describe("inventory", err)
@@ -122,9 +123,9 @@ func (c *downstreamClient) Release(ctx context.Context, orderID string) error {
 
 // Charge takes the payment once for key, however often it is called.
 func (c *downstreamClient) Charge(ctx context.Context, key, orderID string, amount int64) (string, error) {
-	var p payment
+	var p downstream.Payment
 	err := call(ctx, c.payment, func(ctx context.Context) error {
-		status, err := c.do(ctx, http.MethodPost, "/payments", key, chargeRequest{OrderID: orderID, AmountCents: amount}, &p)
+		status, err := c.do(ctx, http.MethodPost, "/payments", key, downstream.ChargeRequest{OrderID: orderID, AmountCents: amount}, &p)
 		if status == http.StatusConflict {
 			return resilience.Permanent(errVoided)
 		}
@@ -135,7 +136,7 @@ func (c *downstreamClient) Charge(ctx context.Context, key, orderID string, amou
 
 // PaymentStatus reports whether key has charged (found with a charge ID).
 func (c *downstreamClient) PaymentStatus(ctx context.Context, key string) (chargeID string, found bool, err error) {
-	var p payment
+	var p downstream.Payment
 	err = call(ctx, c.payment, func(ctx context.Context) error {
 		status, err := c.do(ctx, http.MethodGet, "/payments/"+url.PathEscape(key), "", nil, &p)
 		if status == http.StatusNotFound {

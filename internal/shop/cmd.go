@@ -17,6 +17,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // Command is the `scalelab shop` command group.
@@ -67,9 +68,9 @@ Authorization: Bearer TOKEN (--admin-token; a random one is made and
 printed at start when none is given).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d := NewDownstream(seed)
-			for _, s := range downstreamServices {
-				if err := d.SetFaults(s, Faults{Latency: latency, FailRate: failRate}); err != nil {
+			d := downstream.New(seed)
+			for _, s := range downstream.Services {
+				if err := d.SetFaults(s, downstream.Faults{Latency: latency, FailRate: failRate}); err != nil {
 					return fmt.Errorf("shop downstream: %w", err)
 				}
 			}
@@ -92,7 +93,7 @@ printed at start when none is given).`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.OutOrStdout(), "shop downstream on http://%s (latency %s, fail rate %g)%s\n", srv.Addr(), latency, failRate, printed)
-			return RunDownstream(ctx, d, srv, stallService, stallAfter, stallFor)
+			return downstream.Run(ctx, d, srv, stallService, stallAfter, stallFor)
 		},
 	}
 	f := cmd.Flags()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // TestFlakyDownstreamNeverChargesTwice: a third of downstream requests fail,
@@ -28,8 +29,8 @@ func TestFlakyDownstreamNeverChargesTwice(t *testing.T) {
 			cfg := testConfig()
 			cfg.Payment.BreakerFailures, cfg.Inventory.BreakerFailures = 0, 0 // this test is about retries
 			ts := startShop(t, es.e(t), cfg)
-			for _, s := range downstreamServices {
-				if err := ts.down.SetFaults(s, Faults{FailRate: 0.35}); err != nil {
+			for _, s := range downstream.Services {
+				if err := ts.down.SetFaults(s, downstream.Faults{FailRate: 0.35}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -103,7 +104,7 @@ func TestPaymentStallFailsFastAndRecovers(t *testing.T) {
 	cfg.Payment.BreakerDelay = 500 * time.Millisecond
 	ts := startShop(t, host.Engines{}, cfg)
 	p := ts.product(t, "Stalled item", "misc", 500, 100)
-	if err := ts.down.SetFaults("payment", Faults{Stalled: true}); err != nil {
+	if err := ts.down.SetFaults("payment", downstream.Faults{Stalled: true}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -152,7 +153,7 @@ func TestPaymentStallFailsFastAndRecovers(t *testing.T) {
 		}
 	}
 	// Heal; after the breaker's delay a retry with the same key pays, once.
-	if err := ts.down.SetFaults("payment", Faults{}); err != nil {
+	if err := ts.down.SetFaults("payment", downstream.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	var o orderJSON
@@ -183,7 +184,7 @@ func TestReconcilerSettlesPendingOrders(t *testing.T) {
 
 			// Order A: the payment stalls; meanwhile the charge is made
 			// by the same key (as if its answer had been lost).
-			if err := ts.down.SetFaults("payment", Faults{Stalled: true}); err != nil {
+			if err := ts.down.SetFaults("payment", downstream.Faults{Stalled: true}); err != nil {
 				t.Fatal(err)
 			}
 			cartA := ts.cart(t, p.ProductID, 2)
@@ -206,7 +207,7 @@ func TestReconcilerSettlesPendingOrders(t *testing.T) {
 			// The stalled calls were abandoned (timed out), so lifting the
 			// stall does not let them charge late.
 			testsvc.WaitUntil(t, "both stalled charges to be abandoned", 2*time.Second, func() bool { return ts.down.Stats().AbandonedInStall == 2 })
-			if err := ts.down.SetFaults("payment", Faults{}); err != nil {
+			if err := ts.down.SetFaults("payment", downstream.Faults{}); err != nil {
 				t.Fatal(err)
 			}
 			client := newDownstreamClient(ts.svc.down.base, nil, false, cfg.Inventory, cfg.Payment, nil)
@@ -251,7 +252,7 @@ func TestNaiveClientWaitsOutTheStall(t *testing.T) {
 	ts := startShop(t, host.Engines{}, cfg)
 	p := ts.product(t, "Naive item", "misc", 100, 5)
 	cart := ts.cart(t, p.ProductID, 1)
-	if err := ts.down.SetFaults("payment", Faults{Stalled: true}); err != nil {
+	if err := ts.down.SetFaults("payment", downstream.Faults{Stalled: true}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
@@ -262,7 +263,7 @@ func TestNaiveClientWaitsOutTheStall(t *testing.T) {
 	case <-time.After(700 * time.Millisecond):
 	}
 	testsvc.WaitUntil(t, "the stall to be seen", time.Second, func() bool { return ts.down.Stats().StalledRequests > 0 })
-	if err := ts.down.SetFaults("payment", Faults{}); err != nil {
+	if err := ts.down.SetFaults("payment", downstream.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	if code := <-done; code != http.StatusCreated {

@@ -16,6 +16,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // engineSets are the databases the shop's end-to-end tests run on.
@@ -32,7 +33,7 @@ var engineSets = []struct {
 type testShop struct {
 	base string
 	svc  *Service
-	down *Downstream
+	down *downstream.Simulator
 }
 
 func testConfig() Config {
@@ -44,12 +45,12 @@ func testConfig() Config {
 // startShop runs the shop against a fresh downstream simulator.
 func startShop(t *testing.T, e host.Engines, cfg Config) *testShop {
 	t.Helper()
-	ts := &testShop{down: NewDownstream(7)}
+	ts := &testShop{down: downstream.New(7)}
 	srv := httptest.NewServer(ts.down.Handler(downstreamAdmin))
 	t.Cleanup(func() {
 		// A stalled request would keep Close waiting: lift stalls first.
-		for _, s := range downstreamServices {
-			_ = ts.down.SetFaults(s, Faults{})
+		for _, s := range downstream.Services {
+			_ = ts.down.SetFaults(s, downstream.Faults{})
 		}
 		srv.Close()
 	})

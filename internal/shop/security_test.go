@@ -9,6 +9,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 func send(t *testing.T, method, url, body, token string) int {
@@ -59,7 +60,7 @@ func TestCatalogWritesNeedTheAdminToken(t *testing.T) {
 // The simulator's control API (stall payments, change latency) needs its
 // token; without an admin there is none at all.
 func TestDownstreamControlNeedsTheToken(t *testing.T) {
-	d := NewDownstream(1)
+	d := downstream.New(1)
 	guarded := httptest.NewServer(d.Handler(downstreamAdmin))
 	defer guarded.Close()
 	if st := send(t, "PUT", guarded.URL+"/control/payment", `{"stalled":true}`, ""); st != http.StatusUnauthorized {

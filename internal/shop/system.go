@@ -18,6 +18,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 const description = "Shop: catalog with a search index, carts, idempotent checkout over inventory and payment services"
@@ -110,7 +111,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 	var rt http.RoundTripper // nil: the network
 	if base == "" {
 		// In process: handler calls, no port (nobody else can reach it).
-		base, rt = "http://downstream.in-process", inProcess{NewDownstream(1).Handler(nil)}
+		base, rt = "http://downstream.in-process", downstream.InProcess{Handler: downstream.New(1).Handler(nil)}
 	}
 	deps := resilience.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"system": "shop"}, d.Registry))
 	s.down = newDownstreamClient(base, rt, cfg.Protect, cfg.Inventory, cfg.Payment, deps)

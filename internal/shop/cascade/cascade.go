@@ -23,7 +23,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/promscrape"
-	"github.com/scalelab/scalelab/internal/shop"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // Config is one experiment: the same traffic against the shop twice, with
@@ -64,7 +64,7 @@ type ModeResult struct {
 	// to normal (3 s in a row without errors at ≥ 80 % of the rate); -1 if
 	// not within the run.
 	RecoveryS  float64                `json:"recovery_s"`
-	Downstream shop.DownstreamStats   `json:"downstream"`
+	Downstream downstream.Stats       `json:"downstream"`
 	Phases     map[string]PhaseResult `json:"phases"` // "class/phase"
 }
 
@@ -114,9 +114,9 @@ func Run(ctx context.Context, cfg Config) ([]*ModeResult, error) {
 func runMode(ctx context.Context, cfg Config, protect bool) (*ModeResult, error) {
 	name := map[bool]string{false: "resilience off", true: "resilience on"}[protect]
 	cfg.Logf("== %s", name)
-	down := shop.NewDownstream(1)
+	down := downstream.New(1)
 	for _, s := range []string{"inventory", "payment"} {
-		if err := down.SetFaults(s, shop.Faults{Latency: cfg.PaymentLatency}); err != nil {
+		if err := down.SetFaults(s, downstream.Faults{Latency: cfg.PaymentLatency}); err != nil {
 			return nil, err
 		}
 	}
@@ -319,7 +319,7 @@ func seed(ctx context.Context, base, admin string, n int) ([]string, []string, e
 }
 
 // stall makes the payment service hang from StallAt to StallAt+StallFor.
-func stall(ctx context.Context, down *shop.Downstream, cfg Config, start time.Time) {
+func stall(ctx context.Context, down *downstream.Simulator, cfg Config, start time.Time) {
 	set := func(stalled bool) {
 		f := down.Faults("payment")
 		f.Stalled = stalled

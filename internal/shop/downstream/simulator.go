@@ -1,4 +1,4 @@
-package shop
+package downstream
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
-// Downstream simulates the two services checkout depends on, on one
+// Simulator simulates the two services checkout depends on, on one
 // address: inventory reservation (/inventory/…) and payment (/payments/…).
 // Both keep their state in memory and are idempotent by key, as the real
 // services they stand for would be. Faults are injected per service:
@@ -30,12 +30,12 @@ import (
 // other half do their work and then answer 500. A client that retries a
 // charge without its idempotency key would charge twice; one that sends the
 // key cannot.
-type Downstream struct {
+type Simulator struct {
 	mu           sync.Mutex
 	reservations map[string]reservation // by order ID
-	payments     map[string]*payment    // by idempotency key
+	payments     map[string]*Payment    // by idempotency key
 	faults       map[string]*faultState // "inventory", "payment"
-	stats        DownstreamStats
+	stats        Stats
 	rng          *rand.Rand
 }
 
@@ -44,7 +44,7 @@ type reservation struct {
 	Released bool       `json:"released"`
 }
 
-type payment struct {
+type Payment struct {
 	ChargeID    string `json:"chargeId,omitempty"`
 	OrderID     string `json:"orderId"`
 	AmountCents int64  `json:"amountCents"`
@@ -70,8 +70,8 @@ type faultState struct {
 	unstall chan struct{} // closed when a stall is lifted
 }
 
-// DownstreamStats counts what the downstream services did.
-type DownstreamStats struct {
+// Stats counts what the downstream services did.
+type Stats struct {
 	Reservations     int64 `json:"reservations"`
 	Releases         int64 `json:"releases"`
 	Charges          int64 `json:"charges"`          // distinct idempotency keys charged
@@ -83,26 +83,27 @@ type DownstreamStats struct {
 	AbandonedInStall int64 `json:"abandonedInStall"` // of those, the ones whose caller gave up
 }
 
-// NewDownstream builds the simulator with no faults. seed fixes the
+// New builds the simulator with no faults. seed fixes the
 // failure draws.
-func NewDownstream(seed uint64) *Downstream {
-	d := &Downstream{
+func New(seed uint64) *Simulator {
+	d := &Simulator{
 		reservations: map[string]reservation{},
-		payments:     map[string]*payment{},
+		payments:     map[string]*Payment{},
 		faults:       map[string]*faultState{},
 		rng:          rand.New(rand.NewPCG(seed, seed^0x5eed)),
 	}
-	for _, s := range downstreamServices {
+	for _, s := range Services {
 		d.faults[s] = &faultState{unstall: make(chan struct{})}
 	}
 	return d
 }
 
-var downstreamServices = []string{"inventory", "payment"}
+// Services are the simulated services, by the name SetFaults takes.
+var Services = []string{"inventory", "payment"}
 
 // SetFaults replaces a service's faults. Lifting a stall releases every
 // request waiting in it.
-func (d *Downstream) SetFaults(service string, f Faults) error {
+func (d *Simulator) SetFaults(service string, f Faults) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	fs, ok := d.faults[service]
@@ -121,14 +122,14 @@ func (d *Downstream) SetFaults(service string, f Faults) error {
 }
 
 // Faults returns a service's current faults.
-func (d *Downstream) Faults(service string) Faults {
+func (d *Simulator) Faults(service string) Faults {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.faults[service].Faults
 }
 
 // Stats returns the counters.
-func (d *Downstream) Stats() DownstreamStats {
+func (d *Simulator) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stats
@@ -136,7 +137,7 @@ func (d *Downstream) Stats() DownstreamStats {
 
 // ChargesFor returns how many distinct charges exist for an order (any
 // key): the "never charged twice" check of the tests.
-func (d *Downstream) ChargesFor(orderID string) int {
+func (d *Simulator) ChargesFor(orderID string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
@@ -152,7 +153,7 @@ func (d *Downstream) ChargesFor(orderID string) int {
 // /control, PUT /control/{service}, GET /stats) to holders of the admin
 // token: whoever may stall payments may take the shop down. With a nil
 // admin there is no control API (faults are set in process, SetFaults).
-func (d *Downstream) Handler(admin *auth.AdminToken) http.Handler {
+func (d *Simulator) Handler(admin *auth.AdminToken) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /inventory/reservations", d.faulty("inventory", d.reserve))
 	mux.HandleFunc("DELETE /inventory/reservations/{orderId}", d.faulty("inventory", d.release))
@@ -164,7 +165,7 @@ func (d *Downstream) Handler(admin *auth.AdminToken) http.Handler {
 	}
 	mux.Handle("GET /control", admin.RequireFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]faultsJSON{}
-		for _, s := range downstreamServices {
+		for _, s := range Services {
 			f := d.Faults(s)
 			out[s] = faultsJSON{Latency: f.Latency.String(), FailRate: &f.FailRate, Stalled: &f.Stalled}
 		}
@@ -177,25 +178,25 @@ func (d *Downstream) Handler(admin *auth.AdminToken) http.Handler {
 	return mux
 }
 
-// inProcess carries the shop's calls to a downstream in the same process
+// InProcess carries the shop's calls to a downstream in the same process
 // straight to its handler: no port is bound, so nothing outside the
 // process can reach it. httptest's recorder is the response writer: the
 // standard library's own, complete implementation.
-type inProcess struct{ h http.Handler }
+type InProcess struct{ Handler http.Handler }
 
-func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t InProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := r.Context().Err(); err != nil {
 		return nil, err
 	}
 	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
+	t.Handler.ServeHTTP(rec, r)
 	resp := rec.Result()
 	resp.Request = r
 	return resp, nil
 }
 
 // control changes one service's faults; absent fields keep their value.
-func (d *Downstream) control(w http.ResponseWriter, r *http.Request) {
+func (d *Simulator) control(w http.ResponseWriter, r *http.Request) {
 	var in faultsJSON
 	if err := httpx.DecodeJSON(r, &in); err != nil {
 		httpx.WriteError(w, r, err)
@@ -231,7 +232,7 @@ func (d *Downstream) control(w http.ResponseWriter, r *http.Request) {
 // faulty applies a service's faults around its handler. A handler returns
 // its status and body, so that an injected "lost response" can do the
 // work and then answer 500 instead.
-func (d *Downstream) faulty(service string, h func(r *http.Request) (int, any)) http.HandlerFunc {
+func (d *Simulator) faulty(service string, h func(r *http.Request) (int, any)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Take the whole request in before any fault: net/http notices a
 		// caller that hangs up (and cancels r.Context()) only once the body
@@ -286,7 +287,7 @@ func (d *Downstream) faulty(service string, h func(r *http.Request) (int, any)) 
 	}
 }
 
-func (d *Downstream) countFailure() {
+func (d *Simulator) countFailure() {
 	d.mu.Lock()
 	d.stats.FailedRequests++
 	d.mu.Unlock()
@@ -298,7 +299,7 @@ type LineItem struct {
 	Quantity  int    `json:"quantity"`
 }
 
-type reserveRequest struct {
+type ReserveRequest struct {
 	OrderID string     `json:"orderId"`
 	Items   []LineItem `json:"items"`
 }
@@ -308,8 +309,8 @@ func errBody(format string, args ...any) httpx.ErrorBody {
 }
 
 // reserve holds items for an order; the same order reserves once.
-func (d *Downstream) reserve(r *http.Request) (int, any) {
-	var in reserveRequest
+func (d *Simulator) reserve(r *http.Request) (int, any) {
+	var in ReserveRequest
 	if err := httpx.DecodeJSON(r, &in); err != nil || in.OrderID == "" || len(in.Items) == 0 {
 		return http.StatusBadRequest, errBody("want {\"orderId\", \"items\": [{\"productId\", \"quantity\"}]}")
 	}
@@ -328,7 +329,7 @@ func (d *Downstream) reserve(r *http.Request) (int, any) {
 
 // release cancels a reservation; releasing twice, or one never made, is
 // fine (a release must be safe to retry).
-func (d *Downstream) release(r *http.Request) (int, any) {
+func (d *Simulator) release(r *http.Request) (int, any) {
 	id := r.PathValue("orderId")
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -341,7 +342,7 @@ func (d *Downstream) release(r *http.Request) (int, any) {
 	return http.StatusOK, map[string]bool{"released": true}
 }
 
-type chargeRequest struct {
+type ChargeRequest struct {
 	OrderID     string `json:"orderId"`
 	AmountCents int64  `json:"amountCents"`
 }
@@ -349,9 +350,9 @@ type chargeRequest struct {
 // charge takes a payment once per Idempotency-Key: a repeated request
 // gets the first charge back; the same key for a different amount or
 // order is refused, as is a voided key.
-func (d *Downstream) charge(r *http.Request) (int, any) {
+func (d *Simulator) charge(r *http.Request) (int, any) {
 	key := r.Header.Get("Idempotency-Key")
-	var in chargeRequest
+	var in ChargeRequest
 	if err := httpx.DecodeJSON(r, &in); err != nil || in.OrderID == "" || in.AmountCents <= 0 {
 		return http.StatusBadRequest, errBody("want {\"orderId\", \"amountCents\" > 0}")
 	}
@@ -372,14 +373,14 @@ func (d *Downstream) charge(r *http.Request) (int, any) {
 		d.stats.RepeatedCharges++
 		return http.StatusOK, p
 	}
-	p := &payment{ChargeID: "ch_" + strconv.FormatInt(d.stats.Charges+1, 10), OrderID: in.OrderID, AmountCents: in.AmountCents}
+	p := &Payment{ChargeID: "ch_" + strconv.FormatInt(d.stats.Charges+1, 10), OrderID: in.OrderID, AmountCents: in.AmountCents}
 	d.payments[key] = p
 	d.stats.Charges++
 	d.stats.ChargedCents += in.AmountCents
 	return http.StatusCreated, p
 }
 
-func (d *Downstream) paymentStatus(r *http.Request) (int, any) {
+func (d *Simulator) paymentStatus(r *http.Request) (int, any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p, ok := d.payments[r.PathValue("key")]
@@ -391,7 +392,7 @@ func (d *Downstream) paymentStatus(r *http.Request) (int, any) {
 
 // void makes a key unusable if it has not charged: after it, a late charge
 // with the key is refused, so the shop can safely give the stock back.
-func (d *Downstream) void(r *http.Request) (int, any) {
+func (d *Simulator) void(r *http.Request) (int, any) {
 	key := r.PathValue("key")
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -400,16 +401,16 @@ func (d *Downstream) void(r *http.Request) (int, any) {
 		return http.StatusConflict, p
 	}
 	if !ok {
-		d.payments[key] = &payment{Voided: true}
+		d.payments[key] = &Payment{Voided: true}
 		d.stats.Voids++
 	}
 	return http.StatusOK, map[string]bool{"voided": true}
 }
 
-// RunDownstream serves the simulator on addr until ctx ends. stallAfter > 0
+// Run serves the simulator on addr until ctx ends. stallAfter > 0
 // stalls the stalled service that long after start, for stallFor (0:
 // until stopped).
-func RunDownstream(ctx context.Context, d *Downstream, srv *httpx.Server, stallService string, stallAfter, stallFor time.Duration) error {
+func Run(ctx context.Context, d *Simulator, srv *httpx.Server, stallService string, stallAfter, stallFor time.Duration) error {
 	if stallAfter > 0 {
 		service := strings.ToLower(stallService)
 		if _, ok := d.faults[service]; !ok {
