@@ -23,6 +23,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/raftkv/wal"
 )
 
@@ -232,27 +233,24 @@ func joinCluster(ctx context.Context, url string, id uint64, peerAddr string, ad
 		Members []MemberAddr `json:"members"`
 		Error   string       `json:"error"`
 	}
-	for attempt := 0; attempt < 10; attempt++ {
+	err := resilience.Retry(ctx, resilience.Backoff{Initial: 500 * time.Millisecond, Attempts: 10}, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(url, "/")+"/v1/members", bytes.NewReader(body))
 		admin.Header(req)
 		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&out)
-			resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK {
-				return out.Members, nil
-			}
-			err = fmt.Errorf("%d %s", resp.StatusCode, out.Error)
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return nil
 		}
-		time.Sleep(500 * time.Millisecond)
-		if attempt == 9 {
-			return nil, fmt.Errorf("raftkv: joining through %s: %w", url, err)
-		}
+		return fmt.Errorf("%d %s", resp.StatusCode, out.Error)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raftkv: joining through %s: %w", url, err)
 	}
-	return nil, nil
+	return out.Members, nil
 }
 
 func memberCommand() *cobra.Command {

@@ -15,6 +15,7 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/raftkv/kv"
 )
 
@@ -125,20 +126,16 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, add bool, id uint64
 		httpx.WriteError(w, r, err)
 		return
 	}
-	for {
+	err := resilience.Retry(ctx, resilience.Backoff{Initial: 50 * time.Millisecond}, func(ctx context.Context) error {
 		actx, acancel := context.WithTimeout(ctx, max(a.timeout/3, 200*time.Millisecond))
-		err := a.node.ChangeMembership(actx, add, id, addr)
-		acancel()
-		if err == nil {
-			httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": a.members()})
-			return
-		}
-		if ctx.Err() != nil {
-			httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "membership change not confirmed within %v: %v", a.timeout, err))
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		defer acancel()
+		return a.node.ChangeMembership(actx, add, id, addr)
+	})
+	if err != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "membership change not confirmed within %v: %v", a.timeout, err))
+		return
 	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"members": a.members()})
 }
 
 // safeToChange applies checkReconfig to the leader's view. A leader that
@@ -147,25 +144,22 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, add bool, id uint64
 func (a *API) safeToChange(ctx context.Context, add bool, id uint64) error {
 	wait := 2 * time.Duration(a.node.cfg.ElectionTicks) * a.node.cfg.TickInterval
 	deadline := time.Now().Add(wait)
-	for {
+	return resilience.Retry(ctx, resilience.Backoff{Initial: 50 * time.Millisecond}, func(ctx context.Context) error {
 		active, err := a.active(ctx)
 		if err != nil {
-			return apperr.E(apperr.Unavailable, "cannot check the quorum: %v", err)
+			return resilience.Permanent(apperr.E(apperr.Unavailable, "cannot check the quorum: %v", err))
 		}
 		err = checkReconfig(a.node.Members(), active, add, id)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, ErrNotMember):
-			return apperr.E(apperr.NotFound, "node %d is not a member", id)
-		case time.Now().After(deadline) || ctx.Err() != nil:
-			return apperr.E(apperr.Conflict, "%s", err.Error())
+			return resilience.Permanent(apperr.E(apperr.NotFound, "node %d is not a member", id))
+		case time.Now().After(deadline):
+			return resilience.Permanent(apperr.E(apperr.Conflict, "%s", err.Error()))
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return apperr.E(apperr.Conflict, "%s", err.Error()) // asked again; out of time, it stands
+	})
 }
 
 type revisionBody struct {
@@ -253,30 +247,48 @@ func (a *API) propose(ctx context.Context, cmd kv.Command) (kv.Result, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	for {
+	var res kv.Result
+	var last error
+	err := resilience.Retry(ctx, resilience.Backoff{Initial: 20 * time.Millisecond}, func(ctx context.Context) error {
 		actx, acancel := context.WithTimeout(ctx, max(a.timeout/5, 100*time.Millisecond))
-		res, err := a.node.Propose(actx, cmd)
-		acancel()
-		if err == nil {
-			return res, nil
+		defer acancel()
+		var err error
+		if res, err = a.node.Propose(actx, cmd); err == nil {
+			return nil
 		}
-		// The message says how long the request really waited: an
-		// unnumbered write gives up after its first attempt, long before
-		// the request timeout.
-		waited := time.Since(start).Truncate(10 * time.Millisecond)
-		notTaken := errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrProposalDropped)
-		switch {
-		case errors.Is(err, ErrStopped):
-			return kv.Result{}, apperr.E(apperr.Unavailable, "the node is stopping; the write was not applied")
-		case ctx.Err() != nil && notTaken:
-			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: no leader accepted the write within %v; it was not applied", waited)
-		case ctx.Err() != nil:
-			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied", waited)
-		case !notTaken && cmd.Client == 0:
-			return kv.Result{}, apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied; it is not retried because it is not numbered (send X-Client-ID and X-Request-Seq to retry it safely)", waited)
+		last = err
+		if errors.Is(err, ErrStopped) {
+			return resilience.Permanent(apperr.E(apperr.Unavailable, "the node is stopping; the write was not applied"))
 		}
-		time.Sleep(20 * time.Millisecond)
+		if ctx.Err() != nil {
+			return resilience.Permanent(a.gaveUp(start, err))
+		}
+		if !notTaken(err) && cmd.Client == 0 {
+			return resilience.Permanent(apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied; it is not retried because it is not numbered (send X-Client-ID and X-Request-Seq to retry it safely)", waited(start)))
+		}
+		return err
+	})
+	if err != nil && apperr.CodeOf(err) == apperr.Internal { // the time ran out between attempts
+		err = a.gaveUp(start, last)
 	}
+	return res, err
+}
+
+// notTaken reports whether Raft certainly did not take a proposal.
+func notTaken(err error) bool {
+	return errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrProposalDropped)
+}
+
+// waited is how long a request really waited: an unnumbered write gives up
+// after its first attempt, long before the request timeout.
+func waited(start time.Time) time.Duration { return time.Since(start).Truncate(10 * time.Millisecond) }
+
+// gaveUp is the answer to a write out of time after last failed.
+func (a *API) gaveUp(start time.Time, last error) error {
+	if notTaken(last) {
+		return apperr.E(apperr.Unavailable, "no quorum: no leader accepted the write within %v; it was not applied", waited(start))
+	}
+	return apperr.E(apperr.Unavailable, "no quorum: the write was not confirmed within %v and may still be applied", waited(start))
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
@@ -288,29 +300,33 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	stale := r.URL.Query().Get("stale") == "true"
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
-	for {
+	var v []byte
+	var mod int64
+	var ok bool
+	err = resilience.Retry(ctx, resilience.Backoff{Initial: 20 * time.Millisecond}, func(ctx context.Context) error {
 		actx, acancel := context.WithTimeout(ctx, max(a.timeout/5, 100*time.Millisecond))
-		v, mod, _, ok, err := a.node.Read(actx, key, !stale)
-		acancel()
-		if err == nil {
-			if !ok {
-				httpx.WriteJSON(w, http.StatusNotFound, httpx.ErrorBody{Error: "key not found"})
-				return
-			}
-			body := getBody{Key: string(key), ValueB64: base64.StdEncoding.EncodeToString(v), Revision: mod}
-			if utf8.Valid(v) {
-				s := string(v)
-				body.Value = &s
-			}
-			httpx.WriteJSON(w, http.StatusOK, body)
-			return
+		defer acancel()
+		var err error
+		v, mod, _, ok, err = a.node.Read(actx, key, !stale)
+		if errors.Is(err, ErrStopped) {
+			return resilience.Permanent(err)
 		}
-		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
-			httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "no quorum: the read could not be confirmed by a leader within %v (?stale=true reads this node's state)", a.timeout))
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "no quorum: the read could not be confirmed by a leader within %v (?stale=true reads this node's state)", a.timeout))
+		return
 	}
+	if !ok {
+		httpx.WriteJSON(w, http.StatusNotFound, httpx.ErrorBody{Error: "key not found"})
+		return
+	}
+	body := getBody{Key: string(key), ValueB64: base64.StdEncoding.EncodeToString(v), Revision: mod}
+	if utf8.Valid(v) {
+		s := string(v)
+		body.Value = &s
+	}
+	httpx.WriteJSON(w, http.StatusOK, body)
 }
 
 // ClusterInfo is GET /v1/cluster.

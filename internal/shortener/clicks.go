@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scalelab/scalelab/internal/platform/broker"
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 )
 
 // The click pipeline: redirect → bounded channel → publisher, which counts
@@ -177,16 +178,19 @@ func (p *clickPublisher) publish(counts map[ClickKey]int64) {
 		p.metrics.dropped.Add(float64(events))
 		return
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = p.br.Publish(ctx, clicksTopic, data)
-		cancel()
-		if err == nil {
-			p.metrics.published.Add(float64(events))
-			return
-		}
-		p.metrics.publishErrors.Inc()
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	err = resilience.Retry(context.Background(), resilience.Backoff{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond, Attempts: 3},
+		func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			err := p.br.Publish(ctx, clicksTopic, data)
+			if err != nil {
+				p.metrics.publishErrors.Inc()
+			}
+			return err
+		})
+	if err == nil {
+		p.metrics.published.Add(float64(events))
+		return
 	}
 	p.logger.Warn("shortener: dropping click events; broker unavailable", "events", events, "err", err)
 	p.metrics.dropped.Add(float64(events))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 )
 
@@ -288,8 +289,8 @@ func (s *store) insertRows(ctx context.Context, tx *sql.Tx, head string, width i
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(b.String()), args...); err != nil {
 			return err
 		}
-		if end < len(rows) {
-			time.Sleep(time.Since(began))
+		if end < len(rows) && !resilience.Sleep(ctx, time.Since(began)) {
+			return ctx.Err()
 		}
 	}
 	return nil

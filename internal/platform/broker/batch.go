@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 )
 
 // BatchConfig bounds the batches of a BatchConsumer.
@@ -133,38 +135,42 @@ func (c *BatchConsumer) flush(batch []*Message) {
 	if len(batch) == 0 {
 		return
 	}
-	start := time.Now()
-	backoff := 100 * time.Millisecond
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
-		err := c.write(ctx, batch)
-		cancel()
-		if err == nil {
-			break
+	// Retry until the write succeeds; once the consumer is stopping, for
+	// at most 5 s more (then unacked: redelivered to another member, or to
+	// us after a restart).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stopping:
+			if resilience.Sleep(ctx, 5*time.Second) {
+				cancel()
+			}
+		case <-ctx.Done():
 		}
-		if c.onRetry != nil {
-			c.onRetry(err)
+	}()
+	err := resilience.Retry(ctx, resilience.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}, func(ctx context.Context) error {
+		// The write in progress is not cut short by the stop: it finishes
+		// or meets its own timeout.
+		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.WriteTimeout)
+		defer wcancel()
+		err := c.write(wctx, batch)
+		if err != nil {
+			if c.onRetry != nil {
+				c.onRetry(err)
+			}
+			c.logger.Warn("broker: batch write failed; retrying", "messages", len(batch), "err", err)
 		}
-		c.logger.Warn("broker: batch write failed; retrying", "messages", len(batch), "backoff", backoff, "err", err)
-		if c.isStopping() && time.Since(start) > 5*time.Second {
-			return // unacked: redelivered to another member, or to us after a restart
-		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		return
 	}
 	for _, m := range batch {
 		_ = m.Ack()
 	}
 }
 
-func (c *BatchConsumer) isStopping() bool {
-	select {
-	case <-c.stopping:
-		return true
-	default:
-		return false
-	}
-}
 
 // Close writes what it holds, then leaves the group.
 func (c *BatchConsumer) Close() {

@@ -33,6 +33,14 @@
 // Retry-After), timeout → Timeout (HTTP 504). Metrics per dependency: calls
 // by outcome, latency, calls in flight, breaker state.
 //
+// Retry is the one retry loop for work that is not a call to a guarded
+// dependency — awaiting a leader, re-asking a membership verdict, trying
+// the next endpoint, re-writing a batch, re-publishing: fn until it
+// succeeds, returns a Permanent error, runs out of attempts or its context
+// ends, with a backoff between calls. Sleep is a wait that its context can
+// cut short; nothing in scalelab waits with a bare time.Sleep on a path a
+// shutdown or a caller's deadline must be able to interrupt.
+//
 // docs/resilience.md explains when to use each pattern, and the cascade
 // experiment (scalelab experiment cascade) shows what happens without them.
 package resilience

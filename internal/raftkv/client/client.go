@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 )
 
 // Client talks to a cluster through any of its nodes.
@@ -123,11 +125,10 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 		} else {
 			last = err
 		}
-		if ctx.Err() != nil {
+		// After a full round of the endpoints, a pause (an election takes
+		// about a second); a context that ends cuts it short.
+		if ctx.Err() != nil || attempt%len(c.endpoints) == len(c.endpoints)-1 && !resilience.Sleep(ctx, 100*time.Millisecond) {
 			return nil, nil, fmt.Errorf("raftkv: %w (last: %v)", ctx.Err(), last)
-		}
-		if attempt%len(c.endpoints) == len(c.endpoints)-1 {
-			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }
