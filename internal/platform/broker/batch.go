@@ -171,7 +171,6 @@ func (c *BatchConsumer) flush(batch []*Message) {
 	}
 }
 
-
 // Close writes what it holds, then leaves the group.
 func (c *BatchConsumer) Close() {
 	c.stopOnce.Do(func() {
