@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/scalelab/scalelab/internal/dynamo/quorum"
 	"github.com/scalelab/scalelab/internal/dynamo/ring"
@@ -148,7 +147,7 @@ func (n *Node) coordinate(ctx context.Context, key []byte, places []ring.Placeme
 		n.metrics.limitsRefused.Add(1)
 		return nil, err
 	}
-	now := time.Now()
+	now := n.cfg.Now()
 	ctxClock := claim.Prune(n.cfg.Prune, now)
 	made := vclock.Version{
 		Dot:     n.store.Stamp(key, n.store.Actor(n.cfg.ID), ctxClock, now),

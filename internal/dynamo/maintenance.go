@@ -345,7 +345,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	return n.members.Leave(ctx)
 }
 
-func (n *Node) reapCutoff() time.Time { return time.Now().Add(-n.cfg.TombstoneGrace) }
+func (n *Node) reapCutoff() time.Time { return n.cfg.Now().Add(-n.cfg.TombstoneGrace) }
 
 // allExpired reports whether every version is a tombstone made before cutoff.
 func allExpired(vs []vclock.Version, cutoff time.Time) bool {

@@ -115,13 +115,14 @@ func (s *Static) Close() error { return nil }
 // before gossip has an opinion.
 type detector struct {
 	mu      sync.Mutex
+	now     func() time.Time
 	backoff time.Duration
 	down    map[string]time.Time // until when
 	strikes map[string]int       // consecutive failures
 }
 
-func newDetector(backoff time.Duration) *detector {
-	return &detector{backoff: backoff, down: map[string]time.Time{}, strikes: map[string]int{}}
+func newDetector(backoff time.Duration, now func() time.Time) *detector {
+	return &detector{now: now, backoff: backoff, down: map[string]time.Time{}, strikes: map[string]int{}}
 }
 
 // failed records a failed request to node. A definite failure (refused,
@@ -136,7 +137,7 @@ func (d *detector) failed(node string, slow bool) {
 	if slow && d.strikes[node] < 2 {
 		return
 	}
-	d.down[node] = time.Now().Add(d.backoff << s)
+	d.down[node] = d.now().Add(d.backoff << s)
 }
 
 func (d *detector) succeeded(node string) {
@@ -150,7 +151,7 @@ func (d *detector) isDown(node string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	until, ok := d.down[node]
-	if ok && time.Now().After(until) {
+	if ok && d.now().After(until) {
 		delete(d.down, node)
 		return false
 	}

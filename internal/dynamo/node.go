@@ -49,6 +49,10 @@ type Config struct {
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // optional
+	// Now is the node's clock (time.Now when nil): the failure detector's
+	// backoff, the timestamps on versions, tombstone reaping and how long a
+	// dead node stays on the ring all read it, so tests can drive them.
+	Now func() time.Time
 }
 
 // DefaultConfig is N=3, R=W=2 with 64 virtual nodes per node.
@@ -119,6 +123,9 @@ func Open(cfg Config, members Membership, transport Transport) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("dynamo: data dir: %w", err)
 	}
@@ -127,7 +134,7 @@ func Open(cfg Config, members Membership, transport Transport) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, store: st, members: members, transport: transport,
-		detector: newDetector(cfg.FailureBackoff), log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(cfg.ID, cfg.Registry)}
+		detector: newDetector(cfg.FailureBackoff, cfg.Now), log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(cfg.ID, cfg.Registry)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.loop(cfg.HintInterval, n.deliverHints)
 	n.loop(cfg.SyncInterval, func(ctx context.Context) { _ = n.SyncOnce(ctx) })
@@ -172,7 +179,7 @@ func (n *Node) Close() error {
 // on the ring for a while so that a crash and restart moves no data.
 func (n *Node) Ring() *ring.Ring {
 	var names []string
-	now := time.Now()
+	now := n.cfg.Now()
 	n.ringMu.Lock()
 	defer n.ringMu.Unlock()
 	for _, m := range n.members.Members() {

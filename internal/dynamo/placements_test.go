@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
 )
@@ -36,19 +37,53 @@ func TestRequestsNeedingEveryReplicaAskDistrustedOnes(t *testing.T) {
 	}
 }
 
+// The detector on a clock the test moves: one slow answer is not a dead
+// node, two are; a definite failure is at once; the routing-around lasts
+// the backoff, doubling per consecutive failure up to 8×; when it runs out
+// the next request is the probe; an answer clears everything.
 func TestOneSlowAnswerIsNotADeadNode(t *testing.T) {
-	d := newDetector(testConfig().FailureBackoff)
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	const backoff = 100 * time.Millisecond
+	d := newDetector(backoff, clock)
 	d.failed("n2", true)
 	if d.isDown("n2") {
 		t.Fatal("one slow answer marked n2 down")
 	}
-	d.failed("n2", true)
+	d.failed("n2", true) // the second strike: down for backoff << 1
 	if !d.isDown("n2") {
 		t.Fatal("two slow answers in a row did not")
+	}
+	now = now.Add(2*backoff - time.Millisecond)
+	if !d.isDown("n2") {
+		t.Fatal("up again before its backoff (2× after two strikes) ran out")
+	}
+	now = now.Add(2 * time.Millisecond)
+	if d.isDown("n2") {
+		t.Fatal("still down after its backoff ran out: the next request must probe it")
 	}
 	d.succeeded("n2")
 	d.failed("n2", false)
 	if !d.isDown("n2") {
 		t.Fatal("a definite failure did not")
+	}
+	// Consecutive definite failures: backoff × 1, 2, 4, 8, 8.
+	d.succeeded("n3")
+	for i, want := range []time.Duration{1, 2, 4, 8, 8} {
+		d.failed("n3", false)
+		now = now.Add(want*backoff - time.Millisecond)
+		if !d.isDown("n3") {
+			t.Fatalf("failure %d: up before %v", i+1, want*backoff)
+		}
+		now = now.Add(2 * time.Millisecond)
+		if d.isDown("n3") {
+			t.Fatalf("failure %d: down past %v", i+1, want*backoff)
+		}
+	}
+	d.succeeded("n3")
+	d.failed("n3", false)
+	now = now.Add(backoff + time.Millisecond)
+	if d.isDown("n3") {
+		t.Fatal("an answer did not reset the backoff")
 	}
 }
