@@ -3,7 +3,6 @@ package shop
 import (
 	"context"
 	"errors"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -88,7 +87,7 @@ func (s *Service) CreateProduct(ctx context.Context, in NewProduct) (*Product, e
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UnixMilli()
+	now := s.cfg.Now().UnixMilli()
 	p := &Product{ID: id, Name: in.Name, Category: in.Category, PriceCents: *in.PriceCents, Stock: *in.Stock, CreatedAt: now, UpdatedAt: now}
 	if err := s.db(ctx, func(ctx context.Context) error { return s.store.createProduct(ctx, p) }); err != nil {
 		return nil, err
@@ -123,7 +122,7 @@ func (s *Service) UpdateProduct(ctx context.Context, id int64, in ProductUpdate)
 	}
 	var p *Product
 	err := s.db(ctx, func(ctx context.Context) (err error) {
-		p, err = s.store.updateProduct(ctx, id, in.PriceCents, in.Stock, time.Now().UnixMilli())
+		p, err = s.store.updateProduct(ctx, id, in.PriceCents, in.Stock, s.cfg.Now().UnixMilli())
 		return err
 	})
 	if errors.Is(err, errNotFound) {
@@ -145,7 +144,7 @@ func (s *Service) CreateCart(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return id, s.db(ctx, func(ctx context.Context) error { return s.store.createCart(ctx, id, time.Now().UnixMilli()) })
+	return id, s.db(ctx, func(ctx context.Context) error { return s.store.createCart(ctx, id, s.cfg.Now().UnixMilli()) })
 }
 
 // Cart returns a cart with its lines at current prices.

@@ -42,7 +42,7 @@ type Config struct {
 	// PendingTimeout is settled by the reconciler: paid if the payment
 	// service has the charge, otherwise voided there and its stock returned.
 	PendingTimeout time.Duration
-	// Now is the clock of order times and of the reconciler's "stale"
+	// Now is the clock of every timestamp the shop writes and of the reconciler's "stale"
 	// decision (nil: time.Now); tests move it instead of sleeping.
 	Now            func() time.Time
 	ReconcileEvery time.Duration
