@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 )
 
 // LoadPlan is a chat load run: Connections clients spread round robin over
@@ -235,8 +237,19 @@ func received(conns []*loadConn) int64 {
 	return n
 }
 
-// sendAll sends total messages, split evenly over the connections.
+// sendAll sends total messages, split evenly over the connections. Paced
+// (rate > 0), arrival k of loadgen's constant-rate schedule goes to
+// connection k mod N, so the connections' sends interleave evenly and the
+// whole run follows the same schedule as `scalelab load http`.
 func sendAll(ctx context.Context, conns []*loadConn, p LoadPlan, total int, rate float64, start *time.Time) error {
+	var sched *loadgen.Schedule
+	if rate > 0 && start != nil {
+		s, err := loadgen.ConstantRate(rate, time.Duration(float64(total)/rate*float64(time.Second))+time.Second)
+		if err != nil {
+			return err
+		}
+		sched = &s
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(conns))
 	for i, c := range conns {
@@ -244,15 +257,18 @@ func sendAll(ctx context.Context, conns []*loadConn, p LoadPlan, total int, rate
 		if i < total%len(conns) {
 			n++
 		}
+		var due func(j int) time.Time // nil: closed loop
+		if sched != nil {
+			due = func(j int) time.Time {
+				at, _ := sched.At(int64(i + j*len(conns)))
+				return start.Add(at)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var interval time.Duration
-			if rate > 0 {
-				interval = time.Duration(float64(time.Second) * float64(len(conns)) / rate)
-			}
 			rng := rand.New(rand.NewPCG(p.Seed, uint64(c.id)))
-			if err := c.send(ctx, n, interval, start, rng); err != nil {
+			if err := c.send(ctx, n, due, rng); err != nil {
 				errc <- fmt.Errorf("connection %d: %w", c.id, err)
 			}
 		}()
@@ -286,21 +302,16 @@ func (c *loadConn) corkingClient() *http.Client {
 	}}
 }
 
-// send sends n messages, each when a window slot is free (and, paced, when
-// it is due). Messages that are ready at once — slots free, already due —
-// leave in one write.
-func (c *loadConn) send(ctx context.Context, n int, interval time.Duration, start *time.Time, rng *rand.Rand) error {
+// send sends n messages, each when a window slot is free (and, paced by
+// due, when it is due: latency then counts from the intended send time).
+// Messages that are ready at once — slots free, already due — leave in one
+// write.
+func (c *loadConn) send(ctx context.Context, n int, due func(j int) time.Time, rng *rand.Rand) error {
 	buf := make([]byte, 0, 512)
-	var t0 time.Time
-	if start != nil {
-		// Stagger the connections across one interval.
-		t0 = start.Add(time.Duration(rng.Int64N(int64(max(interval, 1)))))
-	}
-	paced := interval > 0
-	due := func(i int) time.Time { return t0.Add(time.Duration(i) * interval) }
-	stamp := func(i int) time.Time { // latency counts from the intended send time when paced
+	paced := due != nil
+	stamp := func(j int) time.Time {
 		if paced {
-			return due(i)
+			return due(j)
 		}
 		return time.Now()
 	}
@@ -310,14 +321,12 @@ func (c *loadConn) send(ctx context.Context, n int, interval time.Duration, star
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if paced {
-			if d := time.Until(due(i)); d > 0 {
-				time.Sleep(d)
-			}
+		if paced && !resilience.Sleep(ctx, time.Until(due(i))) {
+			return ctx.Err()
 		}
 		c.tcp.cork()
 		err := c.sendOne(ctx, buf, stamp(i), rng)
-		for i++; err == nil && i < n && c.readyNow(due(i), paced); i++ {
+		for i++; err == nil && i < n && c.readyNow(i, due); i++ {
 			err = c.sendOne(ctx, buf, stamp(i), rng)
 		}
 		if uerr := c.tcp.uncork(); err == nil {
@@ -333,8 +342,8 @@ func (c *loadConn) send(ctx context.Context, n int, interval time.Duration, star
 // readyNow reports whether another message may join the batch being
 // written: room in it, due already (when paced), and a window slot free
 // without waiting — which it then takes.
-func (c *loadConn) readyNow(due time.Time, paced bool) bool {
-	if c.tcp.heldBytes() >= maxHeld || (paced && time.Until(due) > 0) {
+func (c *loadConn) readyNow(j int, due func(j int) time.Time) bool {
+	if c.tcp.heldBytes() >= maxHeld || (due != nil && time.Until(due(j)) > 0) {
 		return false
 	}
 	select {
@@ -384,15 +393,11 @@ func waitReplies(ctx context.Context, conns []*loadConn) {
 	}
 }
 
-var (
-	okPrefix    = []byte(`{"status":"OK"`)
-	errPrefix   = []byte(`{"status":"ERROR"`)
-	idKey       = []byte(`"messageId":"`)
-	clientTSKey = []byte(`,"timestamp":"`)
-)
+var replyPrefix = []byte(`{"status":`)
 
 // read takes replies (timing send → ack) and room messages (timing the
-// client timestamp → now) without decoding whole frames.
+// client timestamp → now), with the same fuzz-checked parsers the server
+// and the persister use.
 func (c *loadConn) read(ctx context.Context) {
 	var frame bytes.Buffer
 	for {
@@ -401,23 +406,28 @@ func (c *loadConn) read(ctx context.Context) {
 			return
 		}
 		now := time.Now()
-		switch {
-		case bytes.HasPrefix(data, okPrefix), bytes.HasPrefix(data, errPrefix):
+		// Servers write a reply's status first; a room message never has one.
+		if bytes.HasPrefix(data, replyPrefix) {
+			reply, ok := parseReply(data)
+			if !ok {
+				reply = Reply{Status: "ERROR"} // a reply that does not parse still answers its message
+			}
 			c.mu.Lock()
 			var sentAt time.Time
 			if len(c.sendTimes) > 0 {
 				sentAt = c.sendTimes[0]
 				c.sendTimes = c.sendTimes[1:]
 			}
-			ok := data[11] == 'O'
-			if ok {
-				c.acked = append(c.acked, fieldInt(data, idKey))
+			acked := reply.Status == "OK"
+			if acked {
+				id, _ := strconv.ParseInt(reply.MessageID, 10, 64)
+				c.acked = append(c.acked, id)
 			}
 			if c.measuring.Load() && !sentAt.IsZero() {
 				_ = c.ack.RecordValue(max(1, now.Sub(sentAt).Microseconds()))
 			}
 			c.mu.Unlock()
-			if ok {
+			if acked {
 				c.ackedN.Add(1)
 			} else {
 				c.errors.Add(1)
@@ -426,39 +436,25 @@ func (c *loadConn) read(ctx context.Context) {
 			case <-c.inflight:
 			default:
 			}
-		default:
-			// Only room messages sent in the measured phase count (a
-			// warm-up message may still be on its way).
-			if ts, ok := field(data, clientTSKey); ok && c.measuring.Load() {
-				if t, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil && t.UnixNano() >= c.measureAt.Load() {
-					c.mu.Lock()
-					_ = c.recv.RecordValue(max(1, now.Sub(t).Microseconds()))
-					c.lastRecv = now
-					c.mu.Unlock()
-					c.received.Add(1)
-				}
-			}
+			continue
+		}
+		// A room message. Only those sent in the measured phase count (a
+		// warm-up message may still be on its way).
+		if !c.measuring.Load() {
+			continue
+		}
+		m, ok := parseOutboundFast(data)
+		if !ok && json.Unmarshal(data, &m) != nil {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, m.Timestamp); err == nil && t.UnixNano() >= c.measureAt.Load() {
+			c.mu.Lock()
+			_ = c.recv.RecordValue(max(1, now.Sub(t).Microseconds()))
+			c.lastRecv = now
+			c.mu.Unlock()
+			c.received.Add(1)
 		}
 	}
-}
-
-func field(data, key []byte) ([]byte, bool) {
-	i := bytes.Index(data, key)
-	if i < 0 {
-		return nil, false
-	}
-	rest := data[i+len(key):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return nil, false
-	}
-	return rest[:j], true
-}
-
-func fieldInt(data, key []byte) int64 {
-	v, _ := field(data, key)
-	n, _ := strconv.ParseInt(string(v), 10, 64)
-	return n
 }
 
 // reportProgress prints acked messages per second once a second.

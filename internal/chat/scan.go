@@ -42,6 +42,28 @@ func parseOutboundFast(b []byte) (m Outbound, ok bool) {
 		Timestamp: v[5], ServerTimestamp: v[6], MessageType: v[7]}, true
 }
 
+var replyKeys = []string{"status", "messageId", "serverTimestamp", "error"}
+
+// parseReplyFast is parseInboundFast for a Reply (the load generator reads
+// every reply this way).
+func parseReplyFast(b []byte) (r Reply, ok bool) {
+	var v [4]string
+	if !scanStringObject(b, replyKeys, v[:]) {
+		return r, false
+	}
+	return Reply{Status: v[0], MessageID: v[1], ServerTimestamp: v[2], Error: v[3]}, true
+}
+
+// parseReply reads a server's reply: the fast path, or encoding/json for
+// anything it does not take (an error text with escapes).
+func parseReply(b []byte) (Reply, bool) {
+	if r, ok := parseReplyFast(b); ok {
+		return r, true
+	}
+	var r Reply
+	return r, json.Unmarshal(b, &r) == nil && r.Status != ""
+}
+
 // scanStringObject reads a flat JSON object whose members are among keys
 // (at most 16), each at most once, with plain string values (see
 // scanPlainString), into vals[i] for keys[i]; absent keys stay "". The

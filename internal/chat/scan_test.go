@@ -100,3 +100,37 @@ func TestParseOutboundFastReadsWhatServersWrite(t *testing.T) {
 		t.Fatalf("ok %v, got %+v", ok, got)
 	}
 }
+
+func FuzzParseReplyFast(f *testing.F) {
+	f.Add(okFrame("3165208110592000", "2026-11-21T10:00:00.125Z"))
+	f.Add([]byte(`{"status":"ERROR","error":"message: required"}`))
+	f.Add([]byte(`{"status":"OK","status":"ERROR"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := parseReplyFast(data)
+		if !ok {
+			return
+		}
+		var slow Reply
+		if err := json.Unmarshal(data, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json did not: %v", data, err)
+		}
+		if fast != slow {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", data, fast, slow)
+		}
+	})
+}
+
+// What servers reply, the load generator reads: OK replies by the fast
+// path, errors (escaped text) by either.
+func TestParseReplyReadsWhatServersWrite(t *testing.T) {
+	if r, ok := parseReplyFast(okFrame("42", "2026-11-21T10:00:00Z")); !ok || r.Status != "OK" || r.MessageID != "42" {
+		t.Fatalf("OK reply: %v %+v", ok, r)
+	}
+	frame, _ := json.Marshal(Reply{Status: "ERROR", Error: `message: "quoted" and <b>`})
+	if r, ok := parseReply(frame); !ok || r.Status != "ERROR" || r.Error != `message: "quoted" and <b>` {
+		t.Fatalf("error reply: %v %+v", ok, r)
+	}
+	if _, ok := parseReply([]byte(`{"roomId":"1"}`)); ok {
+		t.Fatal("a room message read as a reply")
+	}
+}
