@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/scalelab/scalelab/internal/albums"
+	"github.com/scalelab/scalelab/internal/lab"
 	"github.com/scalelab/scalelab/internal/shop"
-	"github.com/scalelab/scalelab/internal/shop/cascade"
 
 	"github.com/spf13/cobra"
 
@@ -64,7 +64,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return apperr.Usage(err) })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), cascade.ExperimentCommand(), load, clusterKeyCommand(), versionCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), lab.Command(), load, clusterKeyCommand(), versionCommand())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

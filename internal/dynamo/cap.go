@@ -9,11 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/scalelab/scalelab/internal/dynamo/store"
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
-	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 // CAPOptions shape the CAP experiment.
@@ -240,27 +237,4 @@ func RunCAP(ctx context.Context, w io.Writer, opts CAPOptions) (CAPResult, error
 		return res, fmt.Errorf("dynamo cap: %d keys still hold siblings after a write-back with the merged context", res.KeysWithSibs)
 	}
 	return res, nil
-}
-
-func capCommand() *cobra.Command {
-	opts := CAPOptions{Duration: 6 * time.Second, Keys: 10, W: 2}
-	cmd := &cobra.Command{
-		Use:   "cap",
-		Short: "Run the CAP experiment: a partition in the middle of a write load, on a 5-node in-process cluster",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.Keys < 1 || opts.W < 1 || opts.W > 3 || opts.Duration < 300*time.Millisecond {
-				return apperr.Usagef("want --keys ≥ 1, 1 ≤ --w ≤ 3, --duration ≥ 300ms")
-			}
-			res, err := RunCAP(cmd.Context(), cmd.OutOrStdout(), opts)
-			if err == nil && res.LostWrites > 0 {
-				err = fmt.Errorf("%d acknowledged writes lost", res.LostWrites)
-			}
-			return err
-		},
-	}
-	cmd.Flags().DurationVar(&opts.Duration, "duration", opts.Duration, "length of the run (a third partitioned)")
-	cmd.Flags().IntVar(&opts.Keys, "keys", opts.Keys, "keys both clients write")
-	cmd.Flags().IntVar(&opts.W, "w", opts.W, "write quorum")
-	return cmd
 }

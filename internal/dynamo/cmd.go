@@ -30,7 +30,7 @@ func Command() *cobra.Command {
 		Use:   "dynamo",
 		Short: "A Dynamo-style key-value store: run a node, or be its client",
 	}
-	root.AddCommand(nodeCommand(), getCommand(), putCommand(), delCommand(), capCommand())
+	root.AddCommand(nodeCommand(), getCommand(), putCommand(), delCommand())
 	return root
 }
 

@@ -42,7 +42,7 @@
 //     bytes per key are capped there too (MaxSiblings, MaxKeyBytes).
 //   - http.go, client/, cmd.go, system.go, cap.go: the HTTP API (Riak-like,
 //     with X-Causal-Context), the Go client, the CLI, the `up` cluster and
-//     `scalelab dynamo cap`.
+//     `scalelab experiment run cap`.
 //
 // Trade-offs worth knowing before changing anything: versions are dotted
 // version vectors with exact contexts (see vclock), which is what makes

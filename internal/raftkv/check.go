@@ -19,13 +19,11 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/spf13/cobra"
 
-	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 )
 
-// CheckOptions shape `scalelab raftkv check`.
+// CheckOptions shape `scalelab experiment run linearizability`.
 type CheckOptions struct {
 	Nodes    int
 	Duration time.Duration
@@ -365,41 +363,4 @@ func (c *checkRun) stopAll() {
 		_ = p.Process.Signal(syscall.SIGKILL)
 		_ = p.Wait()
 	}
-}
-
-func checkCommand() *cobra.Command {
-	opts := CheckOptions{Nodes: 3, Duration: 30 * time.Second, Clients: 4, Out: "raftkv-check", Seed: 1}
-	var faults string
-	cmd := &cobra.Command{
-		Use:   "check",
-		Short: "Run real nodes under faults with concurrent clients and check the history for linearizability (Porcupine)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, f := range strings.Split(faults, ",") {
-				switch f = strings.TrimSpace(f); f {
-				case "partition", "kill", "pause":
-					opts.Faults = append(opts.Faults, f)
-				case "", "none":
-				default:
-					return apperr.Usagef("--faults: %q is not one of partition, kill, pause", f)
-				}
-			}
-			if opts.Nodes < 3 || opts.Clients < 1 || opts.Duration < 5*time.Second {
-				return apperr.Usagef("want --nodes ≥ 3, --clients ≥ 1, --duration ≥ 5s")
-			}
-			ok, err := RunCheck(cmd.Context(), cmd.OutOrStdout(), opts)
-			if err == nil && !ok {
-				err = fmt.Errorf("the history is NOT linearizable: see %s", filepath.Join(opts.Out, "history.html"))
-			}
-			return err
-		},
-	}
-	f := cmd.Flags()
-	f.IntVar(&opts.Nodes, "nodes", opts.Nodes, "nodes (processes)")
-	f.DurationVar(&opts.Duration, "duration", opts.Duration, "length of the run")
-	f.StringVar(&faults, "faults", "partition,kill,pause", "faults to inject: partition, kill, pause (comma-separated; none for no faults)")
-	f.IntVar(&opts.Clients, "clients", opts.Clients, "concurrent clients")
-	f.StringVar(&opts.Out, "out", opts.Out, "directory for report.md and history.html")
-	f.Uint64Var(&opts.Seed, "seed", opts.Seed, "seed of the workload and of the fault schedule")
-	return cmd
 }

@@ -9,7 +9,7 @@ import (
 // The linearizability model: a single key's register with revisions, as
 // the store defines them (one store revision, raised by every change; with
 // one key the key's ModRevision is the store's revision). Fault tests and
-// `scalelab raftkv check` record every client operation — its input, its
+// `scalelab experiment run linearizability` record every client operation — its input, its
 // output or "unknown" (a write whose outcome the client never learnt), and
 // when it was invoked and answered — and Porcupine searches for an order
 // of the operations that this sequential model accepts and that respects

@@ -33,7 +33,7 @@ func Command() *cobra.Command {
 		Use:   "raftkv",
 		Short: "A Raft-replicated, linearizable key-value store (etcd raft)",
 	}
-	root.AddCommand(nodeCommand(), memberCommand(), checkCommand())
+	root.AddCommand(nodeCommand(), memberCommand())
 	return root
 }
 
@@ -125,7 +125,7 @@ func nodeCommand() *cobra.Command {
 	f.DurationVar(&opts.RequestTimeout, "request-timeout", 3*time.Second, "how long a request waits for a quorum before 503")
 	f.IntVar(&opts.MaxValue, "max-value", 1<<20, "largest value in bytes")
 	f.BoolVar(&debug, "debug", false, "log every request")
-	f.BoolVar(&opts.Faults, "fault-injection", false, "serve PUT /debug/cut on the peer address (partitions for `raftkv check`); never in production")
+	f.BoolVar(&opts.Faults, "fault-injection", false, "serve PUT /debug/cut on the peer address (partitions for `experiment run linearizability`); never in production")
 	_ = f.MarkHidden("fault-injection")
 	_ = cmd.MarkFlagRequired("id")
 	return cmd

@@ -47,7 +47,7 @@
 //	http.go       the client HTTP API; membership behind the admin token
 //	network.go    an in-process transport that blocks, delays, reorders,
 //	              loses: the fault schedules run on it
-//	check.go, checker.go  `scalelab raftkv check` (real processes, faults,
+//	check.go, checker.go  `scalelab experiment run linearizability` (real processes, faults,
 //	              a Porcupine verdict) and the Porcupine model
 //	cmd.go, system.go, client/  the CLI, the `up` cluster, the Go client
 //	kv/           the replicated state machine: revisions, compare-and-set,

@@ -29,7 +29,7 @@ import (
 // probes it gently instead of streaming appends into the void.
 type HTTPTransport struct {
 	// Cut, when set, holds the peers this node is partitioned from:
-	// messages to and from them are dropped (`scalelab raftkv check`
+	// messages to and from them are dropped (`scalelab experiment run linearizability`
 	// injects partitions between real processes this way).
 	Cut *Cut
 

@@ -191,7 +191,7 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 	}
 }
 
-// `scalelab raftkv check` end to end: real processes, all three kinds of
+// `scalelab experiment run linearizability` end to end: real processes, all three kinds of
 // fault, a Porcupine verdict and the report files.
 func TestCheckCommand(t *testing.T) {
 	if testing.Short() {

@@ -42,5 +42,5 @@
 // shutdown or a caller's deadline must be able to interrupt.
 //
 // docs/resilience.md explains when to use each pattern, and the cascade
-// experiment (scalelab experiment cascade) shows what happens without them.
+// experiment (scalelab experiment run cascade) shows what happens without them.
 package resilience

@@ -42,7 +42,7 @@ type Config struct {
 	Logf                                func(format string, args ...any) `json:"-"`
 }
 
-// DefaultConfig is `scalelab experiment cascade` without flags.
+// DefaultConfig is `scalelab experiment run cascade` without flags.
 func DefaultConfig() Config {
 	return Config{Duration: 45 * time.Second, StallAt: 10 * time.Second, StallFor: 15 * time.Second,
 		CatalogRate: 200, CartRate: 50, CheckoutRate: 40, PaymentLatency: 10 * time.Millisecond,

@@ -1,4 +1,4 @@
-// Package cascade is `scalelab experiment cascade`: the cascading-failure
+// Package cascade is `scalelab experiment run cascade`: the cascading-failure
 // lesson, measured. It runs the shop (as its own process, so that its
 // goroutines are its own) against the downstream simulator, drives steady
 // open-model load through internal/platform/loadgen — catalog searches, cart

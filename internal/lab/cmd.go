@@ -1,0 +1,72 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// ErrDidNotHold is the run's error when the property under test failed
+// (exit code 1): the report says which and why.
+var ErrDidNotHold = errors.New("the property under test did not hold")
+
+// Command is `scalelab experiment`: list, and run NAME.
+func Command() *cobra.Command {
+	root := &cobra.Command{Use: "experiment", Short: "Experiments that break a real system on purpose, measure, and state the lesson from the figures"}
+	root.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "The experiments, what each asks and which system it breaks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, e := range Catalog() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%-16s %-8s %s\n", e.Name, e.System, e.Summary)
+			}
+			return nil
+		},
+	})
+	run := &cobra.Command{Use: "run NAME", Short: "Run one experiment (scalelab experiment list names them)"}
+	for _, e := range Catalog() {
+		run.AddCommand(runCommand(e))
+	}
+	root.AddCommand(run)
+	return root
+}
+
+func runCommand(e Experiment) *cobra.Command {
+	var out, binary string
+	cmd := &cobra.Command{Use: e.Name, Short: e.Summary, Args: cobra.NoArgs}
+	runner := e.Bind(cmd.Flags())
+	cmd.Flags().StringVar(&out, "out", e.Name+"-report", "report directory (report.md, report.json, and what the experiment draws)")
+	cmd.Flags().StringVar(&binary, "binary", "", "scalelab binary for experiments that start processes (default: this one)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if binary == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			binary = exe
+		}
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		r, err := runner(cmd.Context(), Env{Log: w, Dir: out, Binary: binary})
+		if err != nil {
+			return fmt.Errorf("experiment %s: %w", e.Name, err)
+		}
+		if err := r.Write(out); err != nil {
+			return err
+		}
+		r.Print(w)
+		abs, _ := filepath.Abs(out)
+		fmt.Fprintf(w, "\nreport: %s\n", filepath.Join(abs, "report.md"))
+		if !r.Passed {
+			return fmt.Errorf("experiment %s: %w", e.Name, ErrDidNotHold)
+		}
+		return nil
+	}
+	return cmd
+}

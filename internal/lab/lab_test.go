@@ -1,0 +1,91 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/scalelab/scalelab/internal/dynamo"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+)
+
+func TestCatalogNamesAreUniqueAndBindTheirFlags(t *testing.T) {
+	seen := map[string]bool{}
+	for _, e := range Catalog() {
+		if e.Name == "" || e.System == "" || e.Summary == "" || seen[e.Name] {
+			t.Fatalf("experiment %+v: a name, a system and a summary, once each", e)
+		}
+		seen[e.Name] = true
+		fs := pflag.NewFlagSet(e.Name, pflag.ContinueOnError)
+		if e.Bind(fs) == nil || !fs.HasFlags() {
+			t.Fatalf("%s binds no flags or no runner", e.Name)
+		}
+		if got, ok := Find(e.Name); !ok || got.Name != e.Name {
+			t.Fatalf("Find(%q) = %v, %v", e.Name, got.Name, ok)
+		}
+	}
+	if _, ok := Find("nonesuch"); ok {
+		t.Fatal("found an experiment that does not exist")
+	}
+}
+
+// The CAP lesson is computed from the figures: the same sentences cannot
+// come out of runs that measured different things.
+func TestCAPLessonFollowsTheFigures(t *testing.T) {
+	opts := dynamo.CAPOptions{Keys: 10, W: 2}
+	good := dynamo.CAPResult{AckedWrites: 800}
+	good.Phases[0] = dynamo.PhaseStats{Name: "healthy", Attempts: 300, Acks: 300}
+	good.Phases[1] = dynamo.PhaseStats{Name: "partitioned", Attempts: 120, Acks: 120, SiblingReads: 4}
+	good.Phases[2] = dynamo.PhaseStats{Name: "healed", Attempts: 300, Acks: 300, SiblingReads: 18}
+	r := capReport(opts, good)
+	text := strings.Join(r.Lesson, " ")
+	if !r.Passed || !strings.Contains(text, "chose availability") || !strings.Contains(text, "siblings 18 times") || !strings.Contains(text, "none of the 10 keys") {
+		t.Fatalf("a good run: passed %v, %q", r.Passed, text)
+	}
+	bad := good
+	bad.Phases[1].Acks, bad.KeysWithSibs, bad.LostWrites = 30, 3, 2
+	bad.Phases[2].SiblingReads = 0
+	r = capReport(opts, bad)
+	text = strings.Join(r.Lesson, " ")
+	if r.Passed || strings.Contains(text, "chose availability") || !strings.Contains(text, "3 of 10 keys still hold siblings") ||
+		!strings.Contains(text, "2 of 800 acknowledged writes were lost") || !strings.Contains(text, "too short or too light") {
+		t.Fatalf("a bad run: passed %v, %q", r.Passed, text)
+	}
+	if r.Figures["lost_writes"] != 2 || r.Figures["partitioned_acked"] != 30 {
+		t.Fatalf("figures %v", r.Figures)
+	}
+}
+
+// `experiment run cap` end to end on a short run: the report files, the
+// verdict, and a bad flag as a usage error.
+func TestRunCAPWritesItsReport(t *testing.T) {
+	dir := t.TempDir()
+	cmd := Command()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"run", "cap", "--duration", "1500ms", "--out", dir})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var r Report
+	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil || json.Unmarshal(data, &r) != nil {
+		t.Fatalf("report.json: %v %s", err, data)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	if !r.Passed || len(r.Lesson) < 3 || r.Figures["acked_writes"] == 0 || !strings.Contains(string(md), "What this run shows") {
+		t.Fatalf("report %+v\n%s", r, md)
+	}
+	cmd = Command()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"run", "cap", "--w", "9", "--out", dir})
+	if err := cmd.ExecuteContext(context.Background()); !apperr.IsUsage(err) {
+		t.Fatalf("--w 9: %v, want a usage error", err)
+	}
+}
