@@ -64,7 +64,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return apperr.Usage(err) })
 	load := loadgen.Command()
 	load.AddCommand(chat.LoadCommand())
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamo.Command(), raftkv.Command(), chat.Command(), albums.Command(), shop.Command(), lab.Command(), load, clusterKeyCommand(), versionCommand())
+	dynamoCmd, raftkvCmd := dynamo.Command(), raftkv.Command()
+	dynamoCmd.AddCommand(lab.Shortcut("cap", "cap"))
+	raftkvCmd.AddCommand(lab.Shortcut("check", "linearizability"))
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), lab.Command(), load, clusterKeyCommand(), versionCommand())
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -24,6 +24,7 @@ func capExperiment() Experiment {
 	return Experiment{
 		Name: "cap", System: "dynamo",
 		Summary: "A partition in the middle of a write load: does Dynamo stay available, and what does it cost (siblings)?",
+		Quick:   map[string]string{"duration": "2s"},
 		Bind: func(fs *pflag.FlagSet) Runner {
 			opts := dynamo.CAPOptions{Duration: 6 * time.Second, Keys: 10, W: 2}
 			fs.DurationVar(&opts.Duration, "duration", opts.Duration, "length of the run (a third partitioned)")
@@ -95,6 +96,7 @@ func linearizabilityExperiment() Experiment {
 	return Experiment{
 		Name: "linearizability", System: "raftkv",
 		Summary: "Real raftkv processes partitioned, killed and paused under concurrent clients: is every history linearizable (Porcupine)?",
+		Quick:   map[string]string{"duration": "8s", "clients": "3"},
 		Bind: func(fs *pflag.FlagSet) Runner {
 			opts := raftkv.CheckOptions{Nodes: 3, Duration: 30 * time.Second, Clients: 4, Seed: 1}
 			var faults string
@@ -148,6 +150,7 @@ func cascadeExperiment() Experiment {
 	return Experiment{
 		Name: "cascade", System: "shop",
 		Summary: "The shop's payment service stalls under steady load: how far does the failure spread, with resilience off and on?",
+		Quick:   map[string]string{"duration": "14s", "stall-at": "2s", "stall-for": "4s"},
 		Bind: func(fs *pflag.FlagSet) Runner {
 			cfg := cascade.DefaultConfig()
 			fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "load per mode")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -41,7 +43,18 @@ func runCommand(e Experiment) *cobra.Command {
 	runner := e.Bind(cmd.Flags())
 	cmd.Flags().StringVar(&out, "out", e.Name+"-report", "report directory (report.md, report.json, and what the experiment draws)")
 	cmd.Flags().StringVar(&binary, "binary", "", "scalelab binary for experiments that start processes (default: this one)")
+	var quick bool
+	cmd.Flags().BoolVar(&quick, "quick", false, "short settings (seconds, not minutes) that still show the lesson: "+quickSettings(e))
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if quick {
+			for name, value := range e.Quick {
+				if !cmd.Flags().Changed(name) {
+					if err := cmd.Flags().Set(name, value); err != nil {
+						return fmt.Errorf("experiment %s: quick setting --%s=%s: %w", e.Name, name, value, err)
+					}
+				}
+			}
+		}
 		if binary == "" {
 			exe, err := os.Executable()
 			if err != nil {
@@ -68,5 +81,31 @@ func runCommand(e Experiment) *cobra.Command {
 		}
 		return nil
 	}
+	return cmd
+}
+
+func quickSettings(e Experiment) string {
+	names := make([]string, 0, len(e.Quick))
+	for k := range e.Quick {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, k := range names {
+		out = append(out, "--"+k+"="+e.Quick[k])
+	}
+	return strings.Join(out, " ")
+}
+
+// Shortcut is `scalelab <system> <short>`: the experiment's run command
+// under its system's command group, for those who look for it there.
+func Shortcut(short, name string) *cobra.Command {
+	e, ok := Find(name)
+	if !ok {
+		panic("lab: no experiment " + name)
+	}
+	cmd := runCommand(e)
+	cmd.Use = short
+	cmd.Short = e.Summary + " (= scalelab experiment run " + name + ")"
 	return cmd
 }

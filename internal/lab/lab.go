@@ -20,6 +20,9 @@ type Experiment struct {
 	// Bind adds the experiment's options to fs and returns the run that
 	// uses them.
 	Bind func(fs *pflag.FlagSet) Runner
+	// Quick are the settings of --quick (flag → value), a run short enough
+	// for CI that still shows the lesson; flags given explicitly win.
+	Quick map[string]string
 }
 
 // Runner runs an experiment once.

@@ -69,7 +69,7 @@ func TestRunCAPWritesItsReport(t *testing.T) {
 	cmd := Command()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"run", "cap", "--duration", "1500ms", "--out", dir})
+	cmd.SetArgs([]string{"run", "cap", "--quick", "--out", dir})
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
