@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
@@ -29,48 +31,182 @@ func Factory() host.Factory {
 	}
 }
 
-// LocalCluster is an in-process cluster served as one system.
+// LocalCluster is an in-process cluster served as one system. Its nodes
+// can be stopped, restarted (from their logs), isolated and healed — the
+// console's fault buttons — while the cluster serves.
 type LocalCluster struct {
-	nodes []*Node
-	apis  []http.Handler
-	mux   *http.ServeMux
+	dir string
+	d   *host.Deps
+	net *Network
+	ids []uint64
+	mux *http.ServeMux
+
+	mu       sync.Mutex
+	nodes    []*Node        // nil while stopped
+	apis     []http.Handler // nil while stopped
+	isolated map[uint64]bool
 }
 
 var _ host.System = (*LocalCluster)(nil)
 
 // NewLocalCluster starts size nodes under dir (restarting them if dir holds logs).
 func NewLocalCluster(dir string, size int, d *host.Deps) (*LocalCluster, error) {
-	net := NewNetwork(1)
-	c := &LocalCluster{mux: http.NewServeMux()}
-	var ids []uint64
+	c := &LocalCluster{dir: dir, d: d, net: NewNetwork(1), mux: http.NewServeMux(), isolated: map[uint64]bool{}}
 	for i := 1; i <= size; i++ {
-		ids = append(ids, uint64(i))
+		c.ids = append(c.ids, uint64(i))
 	}
-	for _, id := range ids {
-		cfg := DefaultConfig()
-		cfg.ID, cfg.Peers, cfg.DataDir, cfg.Logger = id, ids, filepath.Join(dir, fmt.Sprint(id)), d.Logger
-		n, err := Start(cfg, net.Transport(id))
-		if err != nil {
+	c.nodes, c.apis = make([]*Node, size), make([]http.Handler, size)
+	var all []http.Handler
+	for i, id := range c.ids {
+		if err := c.start(i); err != nil {
 			_ = c.Close(context.Background())
 			return nil, err
 		}
-		net.Attach(n)
-		c.nodes = append(c.nodes, n)
-		h := NewAPI(n, 3*time.Second, 1<<20).Handler()
-		c.apis = append(c.apis, h)
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(i, w, r) })
+		all = append(all, h)
 		c.mux.Handle(fmt.Sprintf("/%d/", id), http.StripPrefix(fmt.Sprintf("/%d", id), httpx.JSONErrors(h)))
 	}
 	// Ready means a leader: wait for the first election (about a second).
-	for deadline := time.Now().Add(5 * time.Second); c.nodes[0].Leader() == 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); c.leader() == 0 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.mux.Handle("/v1/", httpx.RoundRobin(c.apis...))
+	c.mux.Handle("/v1/", httpx.RoundRobin(all...))
 	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "raftkv", "description": description, "nodes": ids,
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "raftkv", "description": description, "nodes": c.ids,
 			"endpoints": []string{"PUT v1/kv/{key} (?if_revision=)", "GET v1/kv/{key} (?stale=true)", "DELETE v1/kv/{key}",
 				"GET v1/cluster", "{id}/v1/… (the same, through one node)"}})
 	})
 	return c, nil
+}
+
+// start starts node slot i from its log.
+func (c *LocalCluster) start(i int) error {
+	cfg := DefaultConfig()
+	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Logger = c.ids[i], c.ids, filepath.Join(c.dir, fmt.Sprint(c.ids[i])), c.d.Logger
+	n, err := Start(cfg, c.net.Transport(cfg.ID))
+	if err != nil {
+		return err
+	}
+	c.net.Attach(n)
+	c.mu.Lock()
+	c.nodes[i], c.apis[i] = n, NewAPI(n, 3*time.Second, 1<<20).Handler()
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *LocalCluster) serve(i int, w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	h := c.apis[i]
+	c.mu.Unlock()
+	if h == nil {
+		w.Header().Set("Retry-After", "1")
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, httpx.ErrorBody{Error: fmt.Sprintf("node %d is stopped", c.ids[i])})
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+func (c *LocalCluster) leader() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		if n != nil {
+			if l := n.Leader(); l != 0 {
+				return l
+			}
+		}
+	}
+	return 0
+}
+
+func (c *LocalCluster) slot(id uint64) (int, error) {
+	for i, v := range c.ids {
+		if v == id {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("raftkv: no node %d", id)
+}
+
+// NodeState is one node as the console shows it.
+type NodeState struct {
+	ID       uint64 `json:"id"`
+	Running  bool   `json:"running"`
+	Isolated bool   `json:"isolated"`
+	Role     string `json:"role"` // leader, follower, candidate, pre-candidate; "" while stopped
+	Leader   uint64 `json:"leader"`
+	Term     uint64 `json:"term"`
+	Commit   uint64 `json:"commit"`
+	Applied  uint64 `json:"applied"`
+}
+
+// State is every node's Raft state now.
+func (c *LocalCluster) State() []NodeState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]NodeState, len(c.ids))
+	for i, id := range c.ids {
+		out[i] = NodeState{ID: id, Isolated: c.isolated[id]}
+		if n := c.nodes[i]; n != nil {
+			st := n.Status()
+			out[i].Running = true
+			out[i].Role = strings.TrimPrefix(strings.ToLower(st.RaftState.String()), "state")
+			out[i].Leader, out[i].Term, out[i].Commit, out[i].Applied = st.Lead, st.Term, st.Commit, st.Applied
+		}
+	}
+	return out
+}
+
+// StopNode stops node id (its log stays): a crash, as far as the others know.
+func (c *LocalCluster) StopNode(id uint64) error {
+	i, err := c.slot(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	n := c.nodes[i]
+	c.nodes[i], c.apis[i] = nil, nil
+	c.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("raftkv: node %d is already stopped", id)
+	}
+	c.net.Detach(id)
+	return n.Stop()
+}
+
+// RestartNode starts a stopped node again from its log.
+func (c *LocalCluster) RestartNode(id uint64) error {
+	i, err := c.slot(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running := c.nodes[i] != nil
+	c.mu.Unlock()
+	if running {
+		return fmt.Errorf("raftkv: node %d is running", id)
+	}
+	return c.start(i)
+}
+
+// IsolateNode cuts node id off from the others, both ways.
+func (c *LocalCluster) IsolateNode(id uint64) error {
+	if _, err := c.slot(id); err != nil {
+		return err
+	}
+	c.net.Isolate(id, c.ids)
+	c.mu.Lock()
+	c.isolated[id] = true
+	c.mu.Unlock()
+	return nil
+}
+
+// Heal lifts every isolation.
+func (c *LocalCluster) Heal() {
+	c.net.Heal()
+	c.mu.Lock()
+	c.isolated = map[uint64]bool{}
+	c.mu.Unlock()
 }
 
 // Name implements host.System.
@@ -85,7 +221,7 @@ func (c *LocalCluster) Handler() http.Handler { return c.mux }
 // Checks implements host.System: the cluster has a leader.
 func (c *LocalCluster) Checks() []httpx.Check {
 	return []httpx.Check{{Name: "leader", Fn: func(ctx context.Context) error {
-		if c.nodes[0].Leader() == 0 {
+		if c.leader() == 0 {
 			return fmt.Errorf("no leader elected")
 		}
 		return nil
@@ -94,9 +230,14 @@ func (c *LocalCluster) Checks() []httpx.Check {
 
 // Close implements host.System.
 func (c *LocalCluster) Close(ctx context.Context) error {
+	c.mu.Lock()
+	nodes := append([]*Node(nil), c.nodes...)
+	c.mu.Unlock()
 	var errs []error
-	for _, n := range c.nodes {
-		errs = append(errs, n.Stop())
+	for _, n := range nodes {
+		if n != nil {
+			errs = append(errs, n.Stop())
+		}
 	}
 	return errors.Join(errs...)
 }
