@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -30,10 +31,16 @@ func Factory() host.Factory {
 	}
 }
 
-// LocalCluster is an in-process cluster served as one system.
+// LocalCluster is an in-process cluster served as one system. The
+// console's fault buttons partition its network, heal it, and crash a node
+// (cut it off the network, as the others see a crash) and bring it back.
 type LocalCluster struct {
 	nodes []*Node
 	mux   *http.ServeMux
+	net   *Network
+
+	mu      sync.Mutex
+	crashed map[string]bool
 }
 
 var _ host.System = (*LocalCluster)(nil)
@@ -42,7 +49,7 @@ var _ host.System = (*LocalCluster)(nil)
 func NewLocalCluster(dir string, names []string, d *host.Deps) (*LocalCluster, error) {
 	net := NewNetwork(1)
 	members := NewStatic(names...)
-	c := &LocalCluster{mux: http.NewServeMux()}
+	c := &LocalCluster{mux: http.NewServeMux(), net: net, crashed: map[string]bool{}}
 	for _, name := range names {
 		cfg := DefaultConfig()
 		cfg.ID, cfg.DataDir, cfg.Logger, cfg.Registry = name, filepath.Join(dir, name), d.Logger, d.Registry
@@ -98,4 +105,79 @@ func (c *LocalCluster) Close(ctx context.Context) error {
 		errs = append(errs, n.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// NodeView is one node as the console shows it.
+type NodeView struct {
+	Name    string      `json:"name"`
+	Up      bool        `json:"up"`
+	Cluster ClusterInfo `json:"cluster"` // its own view: members, ring shares, counters
+}
+
+// Arc is a stretch of the ring, (Start, End], and its first owner.
+type Arc struct {
+	Start uint64 `json:"start"`
+	End   uint64 `json:"end"`
+	Owner string `json:"owner"`
+}
+
+// State is every node's view and the ring as the first node sees it.
+func (c *LocalCluster) State() (nodes []NodeView, ring []Arc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		nodes = append(nodes, NodeView{Name: n.ID(), Up: !c.crashed[n.ID()], Cluster: n.Cluster()})
+	}
+	for _, r := range c.nodes[0].Ring().Ranges(1) {
+		ring = append(ring, Arc{Start: r.Start, End: r.End, Owner: r.Nodes[0]})
+	}
+	return nodes, ring
+}
+
+func (c *LocalCluster) node(name string) (*Node, error) {
+	for _, n := range c.nodes {
+		if n.ID() == name {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("dynamo: no node %q", name)
+}
+
+// Partition splits the network between the two sides, both ways.
+func (c *LocalCluster) Partition(a, b []string) error {
+	for _, name := range append(append([]string(nil), a...), b...) {
+		if _, err := c.node(name); err != nil {
+			return err
+		}
+	}
+	c.net.Partition(a, b)
+	return nil
+}
+
+// Heal removes every partition (crashed nodes stay down).
+func (c *LocalCluster) Heal() { c.net.Heal() }
+
+// Crash takes node name off the network: to every other node it is gone.
+func (c *LocalCluster) Crash(name string) error {
+	if _, err := c.node(name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.net.Detach(name)
+	c.crashed[name] = true
+	return nil
+}
+
+// Recover puts a crashed node back on the network.
+func (c *LocalCluster) Recover(name string) error {
+	n, err := c.node(name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.net.Attach(name, n.Handle)
+	delete(c.crashed, name)
+	return nil
 }
