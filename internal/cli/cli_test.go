@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/scalelab/scalelab/internal/console"
 	"github.com/scalelab/scalelab/internal/platform/host"
 )
 
@@ -126,7 +127,7 @@ func TestUp(t *testing.T) {
 	}
 
 	s, body := get("/api/systems")
-	var list struct{ Systems []SystemInfo }
+	var list struct{ Systems []console.SystemInfo }
 	if err := json.Unmarshal([]byte(body), &list); err != nil || s != 200 {
 		t.Fatalf("/api/systems: %d %s", s, body)
 	}
@@ -142,8 +143,8 @@ func TestUp(t *testing.T) {
 		}
 	}
 	s, page := get("/")
-	if s != 200 || !strings.Contains(page, "<table>") || !strings.Contains(page, base+"/shortener") {
-		t.Fatalf("dashboard: %d %s", s, page)
+	if s != 200 || !strings.Contains(page, "scalelab console") || !strings.Contains(page, "/console/events") {
+		t.Fatalf("console: %d %.300s", s, page)
 	}
 	if s, body := get("/no/such/thing"); s != 404 || !strings.Contains(body, `"error"`) {
 		t.Fatalf("unknown path: %d %s", s, body)

@@ -4,13 +4,13 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/scalelab/scalelab/internal/console"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
@@ -20,7 +20,7 @@ func upCommand() *cobra.Command {
 	var origins string
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Start every system in one process on embedded defaults, with a dashboard at /",
+		Short: "Start every system in one process on embedded defaults, with the console at /",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var patterns []string
@@ -33,14 +33,6 @@ func upCommand() *cobra.Command {
 	e.BindFlags(cmd.Flags(), "127.0.0.1:8080")
 	cmd.Flags().StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of cross-origin pages allowed to open the chat's WebSockets (its own page, /chat/page, is same-origin)")
 	return cmd
-}
-
-// SystemInfo is one entry of GET /api/systems.
-type SystemInfo struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	BaseURL     string `json:"base_url"`
-	Requests    uint64 `json:"requests"`
 }
 
 // Up runs the given systems, each under /<name>/, on one server with shared
@@ -79,43 +71,12 @@ func Up(ctx context.Context, e host.Engines, factories []host.Factory, logger *s
 		prefix := "/" + sys.Name()
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, d.Instrument(sys)))
 	}
-	dash := &dashboard{base: base, systems: started, metrics: d.Metrics}
-	mux.HandleFunc("GET /{$}", dash.page)
-	mux.HandleFunc("GET /api/systems", dash.list)
+	con := console.New(base, started, d.Metrics, d.Admin)
+	go con.Run(ctx)
+	mux.Handle("/", con.Handler())
 	if ready != nil {
 		ready(base)
 	}
-	logger.Info("scalelab is up", "dashboard", base+"/", "systems", len(started))
+	logger.Info("scalelab is up", "console", base+"/", "systems", len(started))
 	return host.Run(ctx, d, srv, started, httpx.JSONErrors(mux))
-}
-
-type dashboard struct {
-	base    string
-	systems []host.System
-	metrics *httpx.Metrics
-}
-
-func (d *dashboard) infos() []SystemInfo {
-	out := make([]SystemInfo, len(d.systems))
-	for i, s := range d.systems {
-		out[i] = SystemInfo{Name: s.Name(), Description: s.Description(),
-			BaseURL: d.base + "/" + s.Name(), Requests: d.metrics.Requests(s.Name())}
-	}
-	return out
-}
-
-func (d *dashboard) list(w http.ResponseWriter, r *http.Request) {
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"systems": d.infos()})
-}
-
-//go:embed dashboard.html
-var dashboardHTML string
-
-var dashboardTmpl = template.Must(template.New("dashboard").Parse(dashboardHTML))
-
-func (d *dashboard) page(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := dashboardTmpl.Execute(w, d.infos()); err != nil {
-		slog.Warn("dashboard render", "err", err)
-	}
 }

@@ -177,3 +177,21 @@ func TestRoutesIndexListsWhatIsServed(t *testing.T) {
 		t.Fatalf("a listed route is not served: %d", rec.Code)
 	}
 }
+
+func TestMetricsSnapshotBySystem(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	c := &routeCache{routes: map[string]*routeMetrics{}}
+	m.observe(c, "a", "GET /x", 200, time.Millisecond)
+	m.observe(c, "a", "GET /x", 503, 2*time.Second)
+	m.observe(c, "a", "GET /y", 404, time.Millisecond)
+	m.observe(&routeCache{routes: map[string]*routeMetrics{}}, "b", "GET /z", 500, time.Millisecond)
+	s := m.Snapshot()
+	a, b := s["a"], s["b"]
+	if a == nil || b == nil || a.Requests != 3 || a.Errors != 1 || b.Requests != 1 || b.Errors != 1 {
+		t.Fatalf("snapshot a %+v b %+v", a, b)
+	}
+	last := len(a.Buckets) - 1
+	if a.Bounds[last] != 5 || a.Buckets[last] != 3 || a.Buckets[3] != 2 { // 3 ≤ 5 s; 2 ≤ 1 ms
+		t.Fatalf("buckets %v over %v", a.Buckets, a.Bounds)
+	}
+}

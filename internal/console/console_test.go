@@ -1,0 +1,128 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+	"github.com/scalelab/scalelab/internal/raftkv"
+)
+
+// The fault buttons are admin operations; what they refuse is a 4xx with
+// a JSON body; what they do shows in the next state.
+func TestControlsNeedTheTokenAndShowTheirEffect(t *testing.T) {
+	deps := &host.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()}
+	rc, err := raftkv.NewLocalCluster(t.TempDir(), 3, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Close(context.Background()) })
+	admin, err := auth.NewAdminToken(strings.Repeat("t", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New("http://console", []host.System{rc}, httpx.NewMetrics(prometheus.NewRegistry()), admin)
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	post := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader("{}"))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	good := strings.Repeat("t", 32)
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/console/raftkv/nodes/1/stop", "", 401},
+		{"/console/raftkv/nodes/1/stop", "wrong", 403},
+		{"/console/raftkv/nodes/x/stop", good, 400},
+		{"/console/raftkv/nodes/9/stop", good, 409},
+		{"/console/raftkv/nodes/1/explode", good, 404},
+		{"/console/dynamo/heal", good, 404}, // no dynamo in this process
+	} {
+		if code, body := post(tc.path, tc.token); code != tc.want || !strings.Contains(body, `"error"`) {
+			t.Errorf("POST %s: %d %s, want %d with a JSON error", tc.path, code, body, tc.want)
+		}
+	}
+	state := func() State {
+		resp, err := http.Get(srv.URL + "/console/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st State
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	testsvc.WaitUntil(t, "a leader on the console", 10*time.Second, func() bool {
+		c.refresh(time.Now())
+		for _, n := range state().Raft.Nodes {
+			if n.Role == "leader" {
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := post("/console/raftkv/nodes/2/stop", good); code != 200 {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	if n := state().Raft.Nodes[1]; n.Running {
+		t.Fatalf("node 2 after stop: %+v", n)
+	}
+	if code, body := post("/console/raftkv/nodes/2/stop", good); code != 409 {
+		t.Fatalf("stopping it again: %d %s", code, body)
+	}
+}
+
+// The event stream sends a state at once and another at each sample.
+func TestEventsStreamTheState(t *testing.T) {
+	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), nil)
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/console/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	buf := make([]byte, 1<<16)
+	read := func() string {
+		n, err := resp.Body.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	if first := read(); !strings.HasPrefix(first, "data: {") {
+		t.Fatalf("first event %q", first)
+	}
+	c.sample(time.Now())
+	if second := read(); !strings.HasPrefix(second, "data: {") {
+		t.Fatalf("second event %q", second)
+	}
+}

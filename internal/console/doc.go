@@ -1,0 +1,22 @@
+// Package console is the web console of `scalelab up`: one page that
+// watches every system live and breaks it on purpose.
+//
+// Everything it shows is read from the running systems, never simulated:
+// each system's request rate, 5xx rate and p50/p99 latency come from the
+// process's own request metrics (httpx.Metrics.Snapshot, sampled once a
+// second, percentiles from the histogram's bucket deltas); raftkv's nodes
+// from their Raft status (role, leader, term, commit and applied index),
+// with a timeline of leader changes; dynamo's ring from a node's view of
+// it (arcs by owner) and each node's own member states and counters. A
+// server-sent-event stream pushes the state once a second.
+//
+// The fault buttons drive the same in-process clusters through the
+// methods their systems export for it (raftkv: stop, restart, isolate,
+// heal a node; dynamo: partition, heal, crash, recover). They are admin
+// operations: they need the admin token, which the page asks for once and
+// keeps in the browser's session storage.
+//
+// The page is plain HTML and JavaScript embedded with go:embed; charts use
+// uPlot (1.6.32, MIT, assets/LICENSE-uPlot), vendored so that the console
+// works without internet and `go run ./cmd/scalelab up` needs nothing but Go.
+package console
