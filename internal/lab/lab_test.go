@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -87,5 +89,46 @@ func TestRunCAPWritesItsReport(t *testing.T) {
 	cmd.SetArgs([]string{"run", "cap", "--w", "9", "--out", dir})
 	if err := cmd.ExecuteContext(context.Background()); !apperr.IsUsage(err) {
 		t.Fatalf("--w 9: %v, want a usage error", err)
+	}
+}
+
+// The concurrency lesson follows the figures: lost updates counted when
+// they happened, "proves nothing" when they did not, and a synchronised
+// variant that lost any fails the run.
+func TestConcurrencyLessonFollowsTheFigures(t *testing.T) {
+	opts := ConcurrencyOptions{Goroutines: []int{1, 8}, Ops: 1000, ReadShare: 90, FileLines: 10}
+	counters := []counterResult{
+		{"unsynchronised", 8, 5000, 8000, 1}, {"atomic", 8, 8000, 8000, 2}, {"mutex", 8, 8000, 8000, 6}, {"channel-owner", 8, 8000, 8000, 40},
+	}
+	maps := []mapResult{{"mutex", 8, 1e6}, {"rwmutex", 8, 3e6}, {"sync.Map", 8, 2e6}, {"sharded", 8, 4e6}}
+	r := concurrencyReport(opts, counters, maps, 100*time.Millisecond, 5*time.Millisecond)
+	text := strings.Join(r.Lesson, " ")
+	for _, want := range []string{"lost 3000 of 8000 increments (37.5 %)", "3.0× the atomic", "fastest sharded", "4.0× a single Mutex", "(20× faster)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("lesson lacks %q: %s", want, text)
+		}
+	}
+	if !r.Passed || r.Figures["counter_unsynchronised_g8_lost"] != 3000 {
+		t.Fatalf("passed %v, figures %v", r.Passed, r.Figures)
+	}
+	counters[0].Final = 8000
+	counters[2].Final = 7999
+	r = concurrencyReport(opts, counters, maps, time.Millisecond, time.Millisecond)
+	text = strings.Join(r.Lesson, " ")
+	if r.Passed || !strings.Contains(text, "proves nothing") || !strings.Contains(text, "mutex lost 1 of 8000") {
+		t.Fatalf("passed %v: %s", r.Passed, text)
+	}
+}
+
+// A real run, small: every synchronised counter is exact (under the race
+// detector, too — the unsynchronised one is then left out and said so).
+func TestConcurrencyRunIsExactWhereItMustBe(t *testing.T) {
+	r, err := runConcurrency(context.Background(), Env{Log: io.Discard, Dir: t.TempDir()},
+		ConcurrencyOptions{Goroutines: []int{1, 4}, Ops: 2000, ReadShare: 50, FileLines: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Passed || r.Figures["file_buffered_ms"] <= 0 || r.Figures["map_sharded_g4_ops_per_s"] <= 0 || len(r.Lesson) < 4 {
+		t.Fatalf("report %+v", r)
 	}
 }
