@@ -15,6 +15,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/proctest"
 )
 
 func TestCatalogNamesAreUniqueAndBindTheirFlags(t *testing.T) {
@@ -130,5 +131,40 @@ func TestConcurrencyRunIsExactWhereItMustBe(t *testing.T) {
 	}
 	if !r.Passed || r.Figures["file_buffered_ms"] <= 0 || r.Figures["map_sharded_g4_ops_per_s"] <= 0 || len(r.Lesson) < 4 {
 		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestClientReuseLessonFollowsTheFigures(t *testing.T) {
+	runs := []clientRun{
+		{Name: "new", Requests: 4000, RPS: 4000, P99MS: 13, CPUPerReq: 160, Dials: 4000},
+		{Name: "default", Requests: 15000, RPS: 15000, P99MS: 5, CPUPerReq: 40, Dials: 900},
+		{Name: "sized", Requests: 20000, RPS: 20000, P99MS: 4, CPUPerReq: 34, Dials: 16},
+	}
+	text := strings.Join(clientReuseReport(ClientReuseOptions{Workers: 16}, runs).Lesson, " ")
+	for _, want := range []string{"4000 req/s", "(5.0× as many)", "opened 900 connections", "16 connections for 20000 requests"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("lesson lacks %q: %s", want, text)
+		}
+	}
+	runs[1].Dials = 20
+	runs[0].Errors = 200
+	text = strings.Join(clientReuseReport(ClientReuseOptions{Workers: 16}, runs).Lesson, " ")
+	if !strings.Contains(text, "did not cost much") || !strings.Contains(text, "not comparable") {
+		t.Fatalf("lesson %s", text)
+	}
+}
+
+// Against a real `shortener serve`, one second per client: reuse wins, and
+// the new-connection client really opened one connection per request.
+func TestClientReuseRun(t *testing.T) {
+	r, err := runClientReuse(context.Background(), Env{Log: io.Discard, Dir: t.TempDir(), Binary: proctest.Binary(t)},
+		ClientReuseOptions{Workers: 8, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := r.Figures
+	if f["new_conn_rps"] <= 0 || f["sized_pool_rps"] <= f["new_conn_rps"] || f["sized_pool_connections"] > 3*8 ||
+		f["new_conn_connections"] < 0.9*f["new_conn_rps"] {
+		t.Fatalf("figures %v", f)
 	}
 }
