@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -72,6 +74,7 @@ type Console struct {
 	admin   *auth.AdminToken
 	raft    *raftkv.LocalCluster
 	dyn     *dynamo.LocalCluster
+	lab     *experiments
 
 	mu        sync.Mutex
 	state     State
@@ -82,9 +85,12 @@ type Console struct {
 }
 
 // New builds the console over the started systems; Run samples them.
-func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth.AdminToken) *Console {
+// Experiment runs go under dataDir/experiments.
+func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth.AdminToken, dataDir string) *Console {
+	binary, _ := os.Executable()
 	c := &Console{base: base, systems: systems, metrics: metrics, admin: admin, changed: make(chan struct{}),
-		state: State{Series: map[string][]Rate{}}}
+		state: State{Series: map[string][]Rate{}},
+		lab:   &experiments{dir: filepath.Join(dataDir, "experiments"), binary: binary, logs: map[string]*logBuffer{}}}
 	for _, s := range systems {
 		switch v := s.(type) {
 		case *raftkv.LocalCluster:
@@ -205,6 +211,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /console/events", c.events)
 	mux.Handle("POST /console/raftkv/nodes/{id}/{action}", c.admin.RequireFunc(c.raftAction))
 	mux.Handle("POST /console/dynamo/{action}", c.admin.RequireFunc(c.dynamoAction))
+	c.lab.routes(mux, c.admin.RequireFunc)
 	return mux
 }
 

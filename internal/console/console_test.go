@@ -33,7 +33,7 @@ func TestControlsNeedTheTokenAndShowTheirEffect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New("http://console", []host.System{rc}, httpx.NewMetrics(prometheus.NewRegistry()), admin)
+	c := New("http://console", []host.System{rc}, httpx.NewMetrics(prometheus.NewRegistry()), admin, t.TempDir())
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
 	post := func(path, token string) (int, string) {
@@ -99,7 +99,7 @@ func TestControlsNeedTheTokenAndShowTheirEffect(t *testing.T) {
 
 // The event stream sends a state at once and another at each sample.
 func TestEventsStreamTheState(t *testing.T) {
-	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), nil)
+	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), nil, t.TempDir())
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/console/events")
@@ -124,5 +124,56 @@ func TestEventsStreamTheState(t *testing.T) {
 	c.sample(time.Now())
 	if second := read(); !strings.HasPrefix(second, "data: {") {
 		t.Fatalf("second event %q", second)
+	}
+}
+
+// An experiment started from the console runs with its quick settings,
+// one at a time, and its report is listed when it is done.
+func TestExperimentsRunFromTheConsole(t *testing.T) {
+	admin, _ := auth.NewAdminToken(strings.Repeat("t", 32))
+	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), admin, t.TempDir())
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	post := func(path string) (int, ExperimentRun) {
+		req, _ := http.NewRequest("POST", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", 32))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var run ExperimentRun
+		_ = json.NewDecoder(resp.Body).Decode(&run)
+		return resp.StatusCode, run
+	}
+	if code, _ := post("/console/experiments/nonesuch/run"); code != 404 {
+		t.Fatalf("unknown experiment: %d", code)
+	}
+	code, run := post("/console/experiments/concurrency/run")
+	if code != 202 || run.ID == "" {
+		t.Fatalf("start: %d %+v", code, run)
+	}
+	if code, _ := post("/console/experiments/concurrency/run"); code != 409 {
+		t.Fatalf("a second run while one runs: %d", code)
+	}
+	var done ExperimentRun
+	testsvc.WaitUntil(t, "the run's report", 120*time.Second, func() bool {
+		resp, err := http.Get(srv.URL + "/console/experiments")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Runs []ExperimentRun }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		for _, r := range body.Runs {
+			if r.ID == run.ID && !r.Running && r.Report != nil {
+				done = r
+				return true
+			}
+		}
+		return false
+	})
+	if !done.Report.Passed || len(done.Report.Lesson) < 3 || done.Experiment != "concurrency" {
+		t.Fatalf("run %+v", done)
 	}
 }

@@ -89,6 +89,14 @@ await step("a partition makes siblings that the dynamo page shows", async () => 
   assert.ok(text.includes("left") && text.includes("right"), `versions shown: ${text}`);
 });
 
+await step("an experiment runs from the console and its lesson is shown", async () => {
+  await page.click('#lab-list button[data-x="concurrency"]');
+  await page.waitForFunction(() => [...document.querySelectorAll("#lab-runs tr")].some((tr) => tr.id.startsWith("run-concurrency-") && tr.dataset.verdict === "held"),
+    null, deadline(120000));
+  const lesson = await page.textContent('#lab-runs tr[id^="run-concurrency-"]');
+  assert.ok(lesson.includes("atomic.Int64") && lesson.includes("bufio.Writer"), `lesson shown: ${lesson}`);
+});
+
 if (shots) await page.screenshot({ path: `${shots}/console.png`, fullPage: true });
 
 await step("a chat message sent in one page arrives in another", async () => {
