@@ -168,3 +168,33 @@ func TestClientReuseRun(t *testing.T) {
 		t.Fatalf("figures %v", f)
 	}
 }
+
+func TestRecoveryLessonFollowsTheFigures(t *testing.T) {
+	runs := []recoveryRun{
+		{Entries: 1000, Restart: 10 * time.Millisecond, LogBytes: 1e5}, {Entries: 1000, Snapshots: true, Restart: 3 * time.Millisecond, LogBytes: 1e4},
+		{Entries: 8000, Restart: 80 * time.Millisecond, LogBytes: 8e5}, {Entries: 8000, Snapshots: true, Restart: 5 * time.Millisecond, LogBytes: 2e4},
+	}
+	text := strings.Join(recoveryReport(runs).Lesson, " ")
+	for _, want := range []string{"10ms for 1000 entries, 80ms for 8000 (8.0× longer for 8× the entries)", "16.0× faster", "0.0 MB on disk instead of 0.8 MB"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("lesson lacks %q: %s", want, text)
+		}
+	}
+	runs[3].Restart = 90 * time.Millisecond
+	if text := strings.Join(recoveryReport(runs).Lesson, " "); !strings.Contains(text, "did not make the restart faster") {
+		t.Fatalf("lesson %s", text)
+	}
+}
+
+// A real restart, small: every run catches up, and a snapshotted log is
+// smaller on disk than the whole one.
+func TestRecoveryRun(t *testing.T) {
+	r, err := runRecovery(context.Background(), Env{Log: io.Discard, Dir: t.TempDir()}, RecoveryOptions{Entries: []int{500, 2000}, Value: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := r.Figures
+	if f["no_snapshots_2000_restart_ms"] <= 0 || f["snapshots_2000_disk_mb"] >= f["no_snapshots_2000_disk_mb"] {
+		t.Fatalf("figures %v", f)
+	}
+}
