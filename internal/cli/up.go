@@ -71,7 +71,7 @@ func Up(ctx context.Context, e host.Engines, factories []host.Factory, logger *s
 		prefix := "/" + sys.Name()
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, d.Instrument(sys)))
 	}
-	con := console.New(base, started, d.Metrics, d.Admin, d.Engines.Data)
+	con := console.New(base, started, d.Metrics, d.Admin, d.Engines.Data, d.Registry)
 	go con.Run(ctx)
 	mux.Handle("/", con.Handler())
 	if ready != nil {

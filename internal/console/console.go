@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
@@ -34,6 +35,8 @@ type SystemInfo struct {
 	BaseURL     string `json:"base_url"`
 	Requests    uint64 `json:"requests"` // since the process started
 	Rate        Rate   `json:"rate"`     // over the last second
+	// Own are the system's own metrics: its live state as it exports it.
+	Own []OwnMetric `json:"own,omitempty"`
 }
 
 // Election is a change of raftkv leader, as the console saw it.
@@ -75,6 +78,8 @@ type Console struct {
 	raft    *raftkv.LocalCluster
 	dyn     *dynamo.LocalCluster
 	lab     *experiments
+	gather  prometheus.Gatherer
+	prevOwn map[string][]OwnMetric
 
 	mu        sync.Mutex
 	state     State
@@ -86,11 +91,11 @@ type Console struct {
 
 // New builds the console over the started systems; Run samples them.
 // Experiment runs go under dataDir/experiments.
-func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth.AdminToken, dataDir string) *Console {
+func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth.AdminToken, dataDir string, gather prometheus.Gatherer) *Console {
 	binary, _ := os.Executable()
 	c := &Console{base: base, systems: systems, metrics: metrics, admin: admin, changed: make(chan struct{}),
-		state: State{Series: map[string][]Rate{}},
-		lab:   &experiments{dir: filepath.Join(dataDir, "experiments"), binary: binary, logs: map[string]*logBuffer{}}}
+		state: State{Series: map[string][]Rate{}}, gather: gather,
+		lab: &experiments{dir: filepath.Join(dataDir, "experiments"), binary: binary, logs: map[string]*logBuffer{}}}
 	for _, s := range systems {
 		switch v := s.(type) {
 		case *raftkv.LocalCluster:
@@ -119,9 +124,16 @@ func (c *Console) Run(ctx context.Context) {
 
 func (c *Console) sample(now time.Time) {
 	totals := c.metrics.Snapshot()
+	names := make([]string, len(c.systems))
+	for i, s := range c.systems {
+		names[i] = s.Name()
+	}
+	own := ownMetrics(c.gather, names)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	dt := now.Sub(c.prevAt).Seconds()
+	withRates(own, c.prevOwn, dt)
+	c.prevOwn = own
 	// Every sample is a new State (new map, new slices where they grow), so
 	// a state handed out earlier is never written again.
 	st := State{At: now, Series: map[string][]Rate{}, Times: append(c.state.Times[:len(c.state.Times):len(c.state.Times)], now.Unix())}
@@ -136,7 +148,7 @@ func (c *Console) sample(now time.Time) {
 			rate = Rate{P50MS: -1, P99MS: -1}
 		}
 		st.Systems = append(st.Systems, SystemInfo{Name: s.Name(), Description: s.Description(),
-			BaseURL: c.base + "/" + s.Name(), Requests: c.metrics.Requests(s.Name()), Rate: rate})
+			BaseURL: c.base + "/" + s.Name(), Requests: c.metrics.Requests(s.Name()), Rate: rate, Own: own[s.Name()]})
 		old := c.state.Series[s.Name()]
 		series := append(old[:len(old):len(old)], rate)
 		if len(series) > history {

@@ -33,7 +33,7 @@ func TestControlsNeedTheTokenAndShowTheirEffect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New("http://console", []host.System{rc}, httpx.NewMetrics(prometheus.NewRegistry()), admin, t.TempDir())
+	c := New("http://console", []host.System{rc}, httpx.NewMetrics(prometheus.NewRegistry()), admin, t.TempDir(), nil)
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
 	post := func(path, token string) (int, string) {
@@ -99,7 +99,7 @@ func TestControlsNeedTheTokenAndShowTheirEffect(t *testing.T) {
 
 // The event stream sends a state at once and another at each sample.
 func TestEventsStreamTheState(t *testing.T) {
-	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), nil, t.TempDir())
+	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), nil, t.TempDir(), nil)
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/console/events")
@@ -131,7 +131,7 @@ func TestEventsStreamTheState(t *testing.T) {
 // one at a time, and its report is listed when it is done.
 func TestExperimentsRunFromTheConsole(t *testing.T) {
 	admin, _ := auth.NewAdminToken(strings.Repeat("t", 32))
-	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), admin, t.TempDir())
+	c := New("http://console", nil, httpx.NewMetrics(prometheus.NewRegistry()), admin, t.TempDir(), nil)
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
 	post := func(path string) (int, ExperimentRun) {
@@ -175,5 +175,35 @@ func TestExperimentsRunFromTheConsole(t *testing.T) {
 	})
 	if !done.Report.Passed || len(done.Report.Lesson) < 3 || done.Experiment != "concurrency" {
 		t.Fatalf("run %+v", done)
+	}
+}
+
+// A system's own metrics reach its card: its prefixed families and the
+// shared ones labelled with its name, counters with their rates.
+func TestOwnMetricsBySystem(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "scalelab_albums_reviews_total"})
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scalelab_dependency_breaker_state"}, []string{"system", "dependency"})
+	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "go_something_total"})
+	reg.MustRegister(c, g, other)
+	c.Add(5)
+	g.WithLabelValues("albums", "broker").Set(2)
+	g.WithLabelValues("shop", "payment").Set(0)
+	prev := ownMetrics(reg, []string{"albums", "shop"})
+	c.Add(10)
+	cur := ownMetrics(reg, []string{"albums", "shop"})
+	withRates(cur, prev, 2)
+	albums := map[string]OwnMetric{}
+	for _, m := range cur["albums"] {
+		albums[m.Name+"|"+m.Labels] = m
+	}
+	if m := albums["reviews_total|"]; m.Value != 15 || m.Rate != 5 || m.Kind != "counter" {
+		t.Fatalf("albums reviews %+v", m)
+	}
+	if m := albums["dependency_breaker_state|dependency=broker"]; m.Value != 2 || m.Rate != 0 {
+		t.Fatalf("albums breaker %+v", m)
+	}
+	if len(cur["shop"]) != 1 || len(albums) != 2 {
+		t.Fatalf("albums %v shop %v", cur["albums"], cur["shop"])
 	}
 }
