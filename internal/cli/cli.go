@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"strings"
 
 	"github.com/scalelab/scalelab/internal/albums"
+	"github.com/scalelab/scalelab/internal/console"
 	"github.com/scalelab/scalelab/internal/lab"
 	"github.com/scalelab/scalelab/internal/shop"
 
@@ -68,6 +70,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dynamoCmd.AddCommand(lab.Shortcut("cap", "cap"))
 	raftkvCmd.AddCommand(lab.Shortcut("check", "linearizability"))
 	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), lab.Command(), load, clusterKeyCommand(), versionCommand())
+	installConsole()
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -155,4 +158,13 @@ func Version() string {
 		}
 	}
 	return out + " " + info.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
+}
+
+// installConsole makes every `<system> serve` show its console at /ui/.
+func installConsole() {
+	host.UI = func(ctx context.Context, base string, sys host.System, d *host.Deps) http.Handler {
+		c := console.ForOne(base, sys, d)
+		go c.Run(ctx)
+		return c.Handler()
+	}
 }

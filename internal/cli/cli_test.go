@@ -19,7 +19,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/scalelab/scalelab/internal/console"
+	"github.com/scalelab/scalelab/internal/idgen"
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 )
 
 func run(args ...string) (code int, stdout, stderr string) {
@@ -143,7 +145,7 @@ func TestUp(t *testing.T) {
 		}
 	}
 	s, page := get("/")
-	if s != 200 || !strings.Contains(page, "scalelab console") || !strings.Contains(page, "/console/events") {
+	if s != 200 || !strings.Contains(page, "scalelab console") || !strings.Contains(page, "console/events") {
 		t.Fatalf("console: %d %.300s", s, page)
 	}
 	if s, body := get("/no/such/thing"); s != 404 || !strings.Contains(body, `"error"`) {
@@ -247,5 +249,35 @@ func TestUpChatPageAndOrigins(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// A system served on its own shows its console at /ui/, with itself at the
+// base URL and its own metrics on its card.
+func TestServeShowsItsConsoleAtUI(t *testing.T) {
+	installConsole()
+	t.Cleanup(func() { host.UI = nil })
+	base := hosttest.Start(t, host.Engines{}, idgen.Factory(idgen.DefaultConfig()).New)
+	for _, path := range []string{"/ui/", "/ui/console/assets/uPlot.iife.min.js"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(base + "/ui/console/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st console.State
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Systems) != 1 || st.Systems[0].Name != "idgen" || st.Systems[0].BaseURL != base || len(st.Systems[0].Own) == 0 {
+		t.Fatalf("state %+v", st.Systems)
 	}
 }

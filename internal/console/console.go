@@ -80,6 +80,7 @@ type Console struct {
 	lab     *experiments
 	gather  prometheus.Gatherer
 	prevOwn map[string][]OwnMetric
+	atRoot  bool // one system served at the base URL itself (its own serve command)
 
 	mu        sync.Mutex
 	state     State
@@ -106,6 +107,26 @@ func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth
 	}
 	c.sample(time.Now())
 	return c
+}
+
+// ForOne is the console of one system served at the root of base, as its
+// own serve command runs it (the page is at base/ui/).
+func ForOne(base string, sys host.System, d *host.Deps) *Console {
+	c := New(base, []host.System{sys}, d.Metrics, d.Admin, d.Engines.Data, d.Registry)
+	c.atRoot = true
+	c.mu.Lock()
+	for i := range c.state.Systems {
+		c.state.Systems[i].BaseURL = base
+	}
+	c.mu.Unlock()
+	return c
+}
+
+func (c *Console) systemURL(name string) string {
+	if c.atRoot {
+		return c.base
+	}
+	return c.base + "/" + name
 }
 
 // Run samples once a second until ctx ends.
@@ -148,7 +169,7 @@ func (c *Console) sample(now time.Time) {
 			rate = Rate{P50MS: -1, P99MS: -1}
 		}
 		st.Systems = append(st.Systems, SystemInfo{Name: s.Name(), Description: s.Description(),
-			BaseURL: c.base + "/" + s.Name(), Requests: c.metrics.Requests(s.Name()), Rate: rate, Own: own[s.Name()]})
+			BaseURL: c.systemURL(s.Name()), Requests: c.metrics.Requests(s.Name()), Rate: rate, Own: own[s.Name()]})
 		old := c.state.Series[s.Name()]
 		series := append(old[:len(old):len(old)], rate)
 		if len(series) > history {

@@ -132,8 +132,21 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 	if ready != nil {
 		ready(d.BaseURL)
 	}
-	return Run(ctx, d, srv, []System{sys}, d.Instrument(sys))
+	app := d.Instrument(sys)
+	if UI != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/ui/", http.StripPrefix("/ui", UI(ctx, d.BaseURL, sys, d)))
+		mux.Handle("/", app)
+		app = mux
+	}
+	return Run(ctx, d, srv, []System{sys}, app)
 }
+
+// UI, when set, is the web console of one system that ServeOne serves at
+// /ui/ beside the system (its base URL, the system, its engines). The
+// console lives above the systems, so the command line sets this; the
+// host only mounts it.
+var UI func(ctx context.Context, base string, sys System, d *Deps) http.Handler
 
 // ServePprof serves the profiler on its own address until ctx ends.
 func ServePprof(ctx context.Context, addr string, logger *slog.Logger) {
