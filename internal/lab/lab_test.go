@@ -198,3 +198,38 @@ func TestRecoveryRun(t *testing.T) {
 		t.Fatalf("figures %v", f)
 	}
 }
+
+func TestConsistencyLessonFollowsTheFigures(t *testing.T) {
+	runs := []consistencyRun{
+		{Store: "dynamo", Setting: "R=1 W=1", Ops: 100, Stale: 20, WriteP50MS: 0.4, ReadP50MS: 0.03},
+		{Store: "dynamo", Setting: "R=2 W=2", Ops: 100, WriteP50MS: 0.5, ReadP50MS: 0.05},
+		{Store: "dynamo", Setting: "R=3 W=3", Ops: 100, WriteP99MS: 70, ReadP99MS: 41},
+		{Store: "raftkv", Setting: "stale reads (?stale=true)", Ops: 100, Stale: 100, ReadP50MS: 0.02},
+		{Store: "raftkv", Setting: "linearizable reads", Ops: 100, ReadP50MS: 41, ReadP99MS: 42},
+	}
+	r := consistencyReport(ConsistencyOptions{Slow: 20 * time.Millisecond}, runs)
+	text := strings.Join(r.Lesson, " ")
+	for _, want := range []string{"20 of 100 reads right after a write missed it", "0 of 100 reads were stale", "write p99 70.00 ms", "missed the write just acknowledged 100 of 100 times"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("lesson lacks %q: %s", want, text)
+		}
+	}
+	if !r.Passed {
+		t.Fatal("a consistent run failed")
+	}
+	runs[4].Stale = 1
+	if r := consistencyReport(ConsistencyOptions{}, runs); r.Passed || !strings.Contains(strings.Join(r.Lesson, " "), "contradicts linearizability") {
+		t.Fatalf("a stale linearizable read passed: %v", r.Lesson)
+	}
+}
+
+// A small real run: quorum and linearizable reads are never stale.
+func TestConsistencyRun(t *testing.T) {
+	r, err := runConsistency(context.Background(), Env{Log: io.Discard, Dir: t.TempDir()}, ConsistencyOptions{Ops: 20, Slow: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Passed || r.Figures["dynamo_R2_W2_stale"] != 0 || r.Figures["raftkv_linearizable_reads_stale"] != 0 {
+		t.Fatalf("figures %v, lesson %v", r.Figures, r.Lesson)
+	}
+}

@@ -201,6 +201,15 @@ func (c *LocalCluster) IsolateNode(id uint64) error {
 	return nil
 }
 
+// SlowNode delays every message to or from node id by d (0: no longer).
+func (c *LocalCluster) SlowNode(id uint64, d time.Duration) error {
+	if _, err := c.slot(id); err != nil {
+		return err
+	}
+	c.net.Slow(id, d)
+	return nil
+}
+
 // Heal lifts every isolation.
 func (c *LocalCluster) Heal() {
 	c.net.Heal()

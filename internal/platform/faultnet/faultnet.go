@@ -31,12 +31,13 @@ type Faults[K comparable] struct {
 	delay   time.Duration
 	jitter  time.Duration
 	loss    float64
+	slow    map[K]time.Duration // extra delay of every message to or from a node
 	rng     *rand.Rand
 }
 
 // New returns a healthy network's faults; seed drives loss and jitter.
 func New[K comparable](seed uint64) *Faults[K] {
-	return &Faults[K]{blocked: map[[2]K]bool{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &Faults[K]{blocked: map[[2]K]bool{}, slow: map[K]time.Duration{}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // Block drops every message from → to (one way).
@@ -88,11 +89,24 @@ func (f *Faults[K]) SetDelay(d, jitter time.Duration, loss float64) {
 	f.delay, f.jitter, f.loss = d, jitter, loss
 }
 
-// Heal lifts every block, delay and loss.
+// Slow delays every message to or from node by d more (0: no longer):
+// one slow replica, one congested link.
+func (f *Faults[K]) Slow(node K, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d <= 0 {
+		delete(f.slow, node)
+		return
+	}
+	f.slow[node] = d
+}
+
+// Heal lifts every block, delay, slow node and loss.
 func (f *Faults[K]) Heal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.blocked = map[[2]K]bool{}
+	f.slow = map[K]time.Duration{}
 	f.delay, f.jitter, f.loss = 0, 0, 0
 }
 
@@ -104,7 +118,7 @@ func (f *Faults[K]) Decide(from, to K) (time.Duration, bool) {
 	if f.blocked[[2]K{from, to}] || f.loss > 0 && f.rng.Float64() < f.loss {
 		return 0, false
 	}
-	d := f.delay
+	d := f.delay + f.slow[from] + f.slow[to]
 	if f.jitter > 0 {
 		d += time.Duration(f.rng.Int64N(int64(f.jitter)))
 	}

@@ -90,3 +90,26 @@ func TestSeedReproducesTheDraws(t *testing.T) {
 		t.Fatal("seeds 3 and 4 drew the same sequence")
 	}
 }
+
+func TestSlowNodeDelaysItsMessagesOnly(t *testing.T) {
+	f := New[string](1)
+	f.Slow("c", 30*time.Millisecond)
+	if d, _ := f.Decide("a", "c"); d != 30*time.Millisecond {
+		t.Fatalf("a→c %v", d)
+	}
+	if d, _ := f.Decide("c", "b"); d != 30*time.Millisecond {
+		t.Fatalf("c→b %v", d)
+	}
+	if d, _ := f.Decide("a", "b"); d != 0 {
+		t.Fatalf("a→b %v: only c is slow", d)
+	}
+	f.Slow("c", 0)
+	if d, _ := f.Decide("a", "c"); d != 0 {
+		t.Fatalf("after Slow(c, 0): %v", d)
+	}
+	f.Slow("c", time.Second)
+	f.Heal()
+	if d, _ := f.Decide("a", "c"); d != 0 {
+		t.Fatalf("after Heal: %v", d)
+	}
+}
