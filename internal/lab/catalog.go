@@ -22,8 +22,8 @@ func Catalog() []Experiment {
 
 func capExperiment() Experiment {
 	return Experiment{
-		Name: "cap", System: "dynamo",
-		Summary: "A partition in the middle of a write load: does Dynamo stay available, and what does it cost (siblings)?",
+		Name: "cap", System: "dynamo+raftkv",
+		Summary: "A partition in the middle of a write load, dynamo and raftkv side by side: availability with siblings, or consistency with a side that refuses?",
 		Quick:   map[string]string{"duration": "2s"},
 		Bind: func(fs *pflag.FlagSet) Runner {
 			opts := dynamo.CAPOptions{Duration: 6 * time.Second, Keys: 10, W: 2}
@@ -41,7 +41,20 @@ func capExperiment() Experiment {
 				}
 				r := capReport(opts, res)
 				r.Passed = r.Passed && err == nil
-				r.Body = "# The CAP experiment (dynamo)\n\n```\n" + log.String() + "```\n\n" + lessonMarkdown(r)
+				fmt.Fprintf(env.Log, "\nraftkv, the same partition {1,2} | {3,4,5} for %v:\n", opts.Duration)
+				raft, err := runRaftCAP(ctx, env.Dir, opts.Duration)
+				if err != nil {
+					return nil, err
+				}
+				for i, name := range []string{"healthy", "partitioned", "healed"} {
+					fmt.Fprintf(env.Log, "%-12s minority %4d of %4d acked   majority %4d of %4d acked\n", name,
+						raft.Minority[i].Acks, raft.Minority[i].Attempts, raft.Majority[i].Acks, raft.Majority[i].Attempts)
+					fmt.Fprintf(&log, "raftkv %-12s minority %d of %d acked, majority %d of %d acked\n", name,
+						raft.Minority[i].Acks, raft.Minority[i].Attempts, raft.Majority[i].Acks, raft.Majority[i].Attempts)
+				}
+				raftCAPLesson(r, raft)
+				r.System = "dynamo+raftkv"
+				r.Body = "# The CAP experiment (dynamo and raftkv)\n\n```\n" + log.String() + "```\n\n" + lessonMarkdown(r)
 				return r, nil
 			}
 		},

@@ -201,6 +201,17 @@ func (c *LocalCluster) IsolateNode(id uint64) error {
 	return nil
 }
 
+// Partition splits the network between the two sides, both ways.
+func (c *LocalCluster) Partition(a, b []uint64) error {
+	for _, id := range append(append([]uint64(nil), a...), b...) {
+		if _, err := c.slot(id); err != nil {
+			return err
+		}
+	}
+	c.net.Partition(a, b)
+	return nil
+}
+
 // SlowNode delays every message to or from node id by d (0: no longer).
 func (c *LocalCluster) SlowNode(id uint64, d time.Duration) error {
 	if _, err := c.slot(id); err != nil {
