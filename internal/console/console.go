@@ -78,6 +78,7 @@ type Console struct {
 	raft    *raftkv.LocalCluster
 	dyn     *dynamo.LocalCluster
 	lab     *experiments
+	load    *loads
 	gather  prometheus.Gatherer
 	prevOwn map[string][]OwnMetric
 	atRoot  bool // one system served at the base URL itself (its own serve command)
@@ -96,7 +97,8 @@ func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth
 	binary, _ := os.Executable()
 	c := &Console{base: base, systems: systems, metrics: metrics, admin: admin, changed: make(chan struct{}),
 		state: State{Series: map[string][]Rate{}}, gather: gather,
-		lab: &experiments{dir: filepath.Join(dataDir, "experiments"), binary: binary, logs: map[string]*logBuffer{}}}
+		lab:  &experiments{dir: filepath.Join(dataDir, "experiments"), binary: binary, logs: map[string]*logBuffer{}},
+		load: &loads{base: base, dir: filepath.Join(dataDir, "load")}}
 	for _, s := range systems {
 		switch v := s.(type) {
 		case *raftkv.LocalCluster:
@@ -245,6 +247,7 @@ func (c *Console) Handler() http.Handler {
 	mux.Handle("POST /console/raftkv/nodes/{id}/{action}", c.admin.RequireFunc(c.raftAction))
 	mux.Handle("POST /console/dynamo/{action}", c.admin.RequireFunc(c.dynamoAction))
 	c.lab.routes(mux, c.admin.RequireFunc)
+	c.load.routes(mux, c.admin.RequireFunc)
 	return mux
 }
 

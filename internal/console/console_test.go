@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +207,51 @@ func TestOwnMetricsBySystem(t *testing.T) {
 	}
 	if len(cur["shop"]) != 1 || len(albums) != 2 {
 		t.Fatalf("albums %v shop %v", cur["albums"], cur["shop"])
+	}
+}
+
+// A load run from the console: bad plans are 400s, a good one runs
+// against this server, is followed second by second and leaves its report.
+func TestLoadRunsFromTheConsole(t *testing.T) {
+	admin, _ := auth.NewAdminToken(strings.Repeat("t", 32))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ok", func(w http.ResponseWriter, r *http.Request) { httpx.WriteJSON(w, 200, map[string]string{"ok": "yes"}) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir := t.TempDir()
+	c := New(srv.URL, nil, httpx.NewMetrics(prometheus.NewRegistry()), admin, dir, nil)
+	mux.Handle("/console/", c.Handler())
+	post := func(body string) int {
+		req, _ := http.NewRequest("POST", srv.URL+"/console/load", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", 32))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, bad := range []string{`{"path":"ok","rate":10,"duration":"2s"}`, `{"path":"/ok","rate":0,"duration":"2s"}`,
+		`{"path":"/ok","rate":10,"duration":"10m"}`, `{"path":"/ok","rate":10,"duration":"2s","method":"PATCH"}`, `{"path":`} {
+		if code := post(bad); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+	if code := post(`{"path":"/ok","rate":200,"duration":"2s"}`); code != 202 {
+		t.Fatalf("start: %d", code)
+	}
+	if code := post(`{"path":"/ok","rate":200,"duration":"2s"}`); code != 409 {
+		t.Fatalf("a second run: %d", code)
+	}
+	var cur *LoadRun
+	testsvc.WaitUntil(t, "the load run to finish", 30*time.Second, func() bool {
+		cur = c.load.snapshot()
+		return cur != nil && !cur.Running
+	})
+	if cur.Error != "" || cur.Summary == nil || cur.Summary.Requests < 300 || cur.Summary.Errors != 0 || len(cur.Seconds) < 2 {
+		t.Fatalf("run %+v", cur)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "load", cur.ID, "report.md")); err != nil {
+		t.Fatalf("report: %v", err)
 	}
 }

@@ -55,6 +55,20 @@ await step("the live numbers move under load", async () => {
   }
 });
 
+await step("a load run started from the page runs, is charted and leaves its report", async () => {
+  await page.fill("#load-path", "/idgen/api/v1/ids");
+  await page.fill("#load-rate", "300");
+  await page.fill("#load-duration", "3s");
+  await page.click("#load-start");
+  await page.waitForFunction(() => {
+    const now = document.querySelector("#load-now");
+    return now.dataset.running === "false" && Number(now.dataset.seconds) >= 2 && now.textContent.includes("done");
+  }, null, deadline(20000));
+  await page.waitForSelector('#load-runs a[href$="report.md"]', deadline(5000));
+  const text = await page.textContent("#load-now");
+  assert.ok(/done: \d+ requests, 0 errors/.test(text), `load result: ${text}`);
+});
+
 await step("a stopped raft leader is replaced and the page shows the new one", async () => {
   const leaderRow = await page.waitForSelector('#raft-nodes tr[data-role="leader"]', deadline(10000));
   const old = (await leaderRow.getAttribute("id")).replace("raft-node-", "");
