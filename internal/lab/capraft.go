@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
@@ -49,6 +50,10 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 		return rec.Code == http.StatusOK
 	}
 	phase := d / 3
+	// The phase a write belongs to is the one in force when it starts,
+	// set only once the partition (or the heal) has been applied, so that a
+	// write counted as partitioned never ran on a whole network.
+	var current atomic.Int32
 	var mu sync.Mutex
 	last := map[string]int{} // key → last acknowledged value
 	var wg sync.WaitGroup
@@ -58,7 +63,7 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				p := int(time.Since(start) / phase)
+				p := int(current.Load())
 				if p > 2 {
 					return
 				}
@@ -82,15 +87,25 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 		}()
 	}
 	if !sleepUntil(ctx, start.Add(phase)) {
+		current.Store(3)
+		wg.Wait()
 		return res, ctx.Err()
 	}
 	if err := c.Partition([]uint64{1, 2}, []uint64{3, 4, 5}); err != nil {
+		current.Store(3)
+		wg.Wait()
 		return res, err
 	}
+	current.Store(1)
 	if !sleepUntil(ctx, start.Add(2*phase)) {
+		current.Store(3)
+		wg.Wait()
 		return res, ctx.Err()
 	}
 	c.Heal()
+	current.Store(2)
+	sleepUntil(ctx, start.Add(3*phase))
+	current.Store(3)
 	wg.Wait()
 	// After the heal every node's linearizable read must see, for each
 	// key, the last acknowledged write (the two clients' writes to a key
