@@ -2,12 +2,15 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 )
 
 // The load generator's own bookkeeping — the window, the writes it groups,
@@ -54,5 +57,32 @@ func TestLoadRunCountsEveryMessage(t *testing.T) {
 				t.Fatalf("%d ack latencies recorded, want %d", n, tc.msgs)
 			}
 		})
+	}
+}
+
+// `scalelab load chat` reports as every load run does: a summary.json that
+// `load compare` reads, and k6-style thresholds that fail with exit code 99.
+func TestLoadCommandWritesASummaryAndChecksThresholds(t *testing.T) {
+	inst := startChat(t, host.Engines{}, testConfig())
+	base := "ws" + strings.TrimPrefix(inst.url, "http")
+	dir := t.TempDir()
+	var out strings.Builder
+	p := LoadPlan{Servers: []string{base}, Connections: 4, Rooms: 2, Messages: 400, Warmup: 40, Window: 8, Seed: 1}
+	if err := p.check(); err != nil {
+		t.Fatal(err)
+	}
+	ok, _ := loadgen.ParseThreshold("errors<1%")
+	if err := runLoadCommand(context.Background(), p, "", dir, []loadgen.Threshold{ok}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	sum, err := loadgen.ReadSummary(filepath.Join(dir, "summary.json"))
+	if err != nil || sum.Requests != 400 || sum.Errors != 0 || sum.Received != 800 || sum.Status["OK"] != 400 || sum.LatencyMS.P99 <= 0 {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	impossible, _ := loadgen.ParseThreshold("p99<1us")
+	err = runLoadCommand(context.Background(), p, "", "", []loadgen.Threshold{impossible}, &out)
+	var te loadgen.ThresholdError
+	if !errors.As(err, &te) || te.ExitCode() != 99 {
+		t.Fatalf("an impossible threshold: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
 	"github.com/scalelab/scalelab/internal/platform/sqldb"
 )
@@ -22,7 +23,8 @@ import (
 // LoadCommand is `scalelab load chat`.
 func LoadCommand() *cobra.Command {
 	p := LoadPlan{Connections: 40, Rooms: 20, Messages: 500_000, Warmup: 32_000, Window: 32}
-	var servers, db, cpuProfile string
+	var servers, db, cpuProfile, out string
+	var thresholds []string
 	cmd := &cobra.Command{
 		Use:   "chat",
 		Short: "Load a chat deployment: N WebSocket connections across rooms and servers, M messages, send→ack and send→receive latency",
@@ -55,7 +57,15 @@ reports the persisted rate, and checks that none is lost or stored twice.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return runLoadCommand(cmd.Context(), p, db, cmd.OutOrStdout())
+			var ts []loadgen.Threshold
+			for _, text := range thresholds {
+				th, err := loadgen.ParseThreshold(text)
+				if err != nil {
+					return apperr.Usage(err)
+				}
+				ts = append(ts, th)
+			}
+			return runLoadCommand(cmd.Context(), p, db, out, ts, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
@@ -71,10 +81,12 @@ reports the persisted rate, and checks that none is lost or stored twice.`,
 	f.BoolVar(&p.AllowRemote, "allow-remote", false, "allow servers outside the loopback range")
 	f.Uint64Var(&p.Seed, "seed", 1, "seed of the message texts")
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the load generator itself to this file")
+	f.StringVar(&out, "out", "", "write the run's report here (the files `scalelab load --out` writes: summary.json for `load compare`, report.md, plots)")
+	f.StringArrayVar(&thresholds, "threshold", nil, "fail with exit code 99 unless the send→ack latency or the errors meet this, as `scalelab load` (p99<50ms, errors<1%, rps>=40000); repeatable")
 	return cmd
 }
 
-func runLoadCommand(ctx context.Context, p LoadPlan, dbURL string, out io.Writer) error {
+func runLoadCommand(ctx context.Context, p LoadPlan, dbURL, outDir string, thresholds []loadgen.Threshold, out io.Writer) error {
 	var db *sqldb.DB
 	if dbURL != "" {
 		var err error
@@ -97,13 +109,46 @@ func runLoadCommand(ctx context.Context, p LoadPlan, dbURL string, out io.Writer
 	if err != nil {
 		return err
 	}
+	sum, serr := summarize(p, res)
+	if serr != nil {
+		return serr
+	}
+	if outDir != "" {
+		if err := loadgen.WriteReport(outDir, sum); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "report: %s\n", outDir)
+	}
+	lines, terr := loadgen.CheckThresholds(sum, thresholds)
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+	}
 	if counter != nil {
-		return counter.report(ctx, out, res)
+		if err := counter.report(ctx, out, res); err != nil {
+			return err
+		}
+		return terr
 	}
 	fmt.Fprintf(out, "RESULT acked_per_s=%.0f delivered_per_s=%.0f ack_p50_ms=%.2f ack_p99_ms=%.2f recv_p50_ms=%.2f recv_p99_ms=%.2f errors=%d missing_deliveries=%d\n",
 		res.AckedPerSecond(), res.DeliveredPerSecond(), msOf(res.Ack, 50), msOf(res.Ack, 99), msOf(res.Receive, 50), msOf(res.Receive, 99),
 		res.Errors, res.Expected-res.Received)
-	return nil
+	return terr // a missed threshold: exit code 99, after the report
+}
+
+// summarize is the run as loadgen reports runs: a request is a message,
+// its latency send→ack, an error an ERROR reply; room messages received
+// are the receipts. Its summary.json compares and merges with any other.
+func summarize(p LoadPlan, r *LoadResult) (loadgen.Summary, error) {
+	model := "closed"
+	if p.Rate > 0 {
+		model = "open"
+	}
+	return loadgen.Summarize(&loadgen.Result{
+		Target: "chat " + strings.Join(p.Servers, ","), Model: model, Started: time.Now().Add(-r.Elapsed),
+		Elapsed: r.Elapsed, Requests: r.Sent, Errors: r.Errors, Received: r.Received, Latency: r.Ack,
+		ByStatus: map[string]int64{"OK": r.Acked, "ERROR": r.Errors},
+		Plan:     loadgen.PlanSummary{Rate: p.Rate, VUs: p.Connections, Connections: p.Connections, Requests: int64(p.Messages)},
+	})
 }
 
 func msOf(h *hdr.Histogram, q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }

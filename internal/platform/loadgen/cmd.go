@@ -223,7 +223,7 @@ func execute(cmd *cobra.Command, p Plan, f runFlags) error {
 	if res.Interrupted && cmd.Context().Err() != nil {
 		return InterruptedError{}
 	}
-	lines, terr := checkThresholds(s, thresholds)
+	lines, terr := CheckThresholds(s, thresholds)
 	if len(lines) > 0 {
 		fmt.Fprintln(cmd.OutOrStdout(), "thresholds")
 		for _, l := range lines {

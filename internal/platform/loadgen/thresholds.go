@@ -143,9 +143,9 @@ func (e ThresholdError) Error() string {
 // ExitCode is k6's code for failed thresholds.
 func (ThresholdError) ExitCode() int { return 99 }
 
-// checkThresholds evaluates ts, plus the one every run has: that some
+// CheckThresholds evaluates ts, plus the one every run has: that some
 // request succeeded (a run of 20,000 × 404 measured nothing).
-func checkThresholds(s Summary, ts []Threshold) (lines []string, err error) {
+func CheckThresholds(s Summary, ts []Threshold) (lines []string, err error) {
 	var failed []string
 	if s.Requests > 0 && s.Succeeded() == 0 {
 		failed = append(failed, fmt.Sprintf("no request succeeded (%d of %d were errors)", s.Errors, s.Requests))
