@@ -21,6 +21,10 @@ import (
 // in one phase.
 type raftSide struct {
 	Attempts, Acks int
+	// Late are writes begun in this phase and acknowledged in a later one:
+	// a minority write that was still waiting when the heal came commits
+	// then (as it should); it was not acknowledged during the partition.
+	Late int
 }
 
 // raftCAP is the raftkv half: the same shape as dynamo's run — five nodes,
@@ -72,14 +76,20 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 				wctx, cancel := context.WithTimeout(ctx, phase/2)
 				ok := put(wctx, node, key, strconv.Itoa(value))
 				cancel()
+				ended := int(current.Load())
 				mu.Lock()
 				sides := &res.Minority
 				if side == 1 {
 					sides = &res.Majority
 				}
 				sides[p].Attempts++
-				if ok {
+				switch {
+				case ok && ended == p:
 					sides[p].Acks++
+				case ok:
+					sides[p].Late++
+				}
+				if ok {
 					last[key] = value
 				}
 				mu.Unlock()
@@ -149,8 +159,15 @@ func raftCAPLesson(r *Report, res raftCAP) {
 	minP, majP := res.Minority[1], res.Majority[1]
 	r.Figures["raftkv_partitioned_minority_acked"], r.Figures["raftkv_partitioned_minority_writes"] = float64(minP.Acks), float64(minP.Attempts)
 	r.Figures["raftkv_partitioned_majority_acked"], r.Figures["raftkv_partitioned_majority_writes"] = float64(majP.Acks), float64(majP.Attempts)
-	r.Lesson = append(r.Lesson, fmt.Sprintf("raftkv chose consistency under the same partition: the minority side {1,2} had %d of %d writes acknowledged, the majority side {3,4,5} %d of %d — only a side with a quorum can commit, so the minority refuses rather than diverge.",
+	r.Figures["raftkv_partitioned_minority_late"] = float64(minP.Late)
+	r.Lesson = append(r.Lesson, fmt.Sprintf("raftkv chose consistency under the same partition: the minority side {1,2} had %d of %d writes acknowledged while it lasted, the majority side {3,4,5} %d of %d — only a side with a quorum can commit, so the minority refuses rather than diverge.",
 		minP.Acks, minP.Attempts, majP.Acks, majP.Attempts))
+	if minP.Late > 0 {
+		r.Lesson = append(r.Lesson, fmt.Sprintf("%d minority writes still waiting when the network healed committed then: a write that waits is not a write refused, and its client cannot tell which until the answer comes.", minP.Late))
+	}
+	if majP.Attempts > 0 && majP.Acks == 0 {
+		r.Lesson = append(r.Lesson, "The majority acknowledged nothing during the partition either: the leader was on the minority side and the partition did not last the majority's election timeout — too short a run to show the majority carrying on.")
+	}
 	if res.Linearizable {
 		r.Lesson = append(r.Lesson, "After the heal every node reads the same value for every key: one history, no siblings to resolve.")
 	} else {

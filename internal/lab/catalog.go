@@ -47,10 +47,10 @@ func capExperiment() Experiment {
 					return nil, err
 				}
 				for i, name := range []string{"healthy", "partitioned", "healed"} {
-					fmt.Fprintf(env.Log, "%-12s minority %4d of %4d acked   majority %4d of %4d acked\n", name,
-						raft.Minority[i].Acks, raft.Minority[i].Attempts, raft.Majority[i].Acks, raft.Majority[i].Attempts)
-					fmt.Fprintf(&log, "raftkv %-12s minority %d of %d acked, majority %d of %d acked\n", name,
-						raft.Minority[i].Acks, raft.Minority[i].Attempts, raft.Majority[i].Acks, raft.Majority[i].Attempts)
+					line := fmt.Sprintf("%-12s minority %4d of %4d acked (%d later)   majority %4d of %4d acked (%d later)\n", name,
+						raft.Minority[i].Acks, raft.Minority[i].Attempts, raft.Minority[i].Late, raft.Majority[i].Acks, raft.Majority[i].Attempts, raft.Majority[i].Late)
+					fmt.Fprint(env.Log, line)
+					log.WriteString("raftkv " + line)
 				}
 				raftCAPLesson(r, raft)
 				r.System = "dynamo+raftkv"
