@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/raftkv"
 )
 
@@ -96,7 +97,7 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 			}
 		}()
 	}
-	if !sleepUntil(ctx, start.Add(phase)) {
+	if !resilience.Sleep(ctx, time.Until(start.Add(phase))) {
 		current.Store(3)
 		wg.Wait()
 		return res, ctx.Err()
@@ -107,14 +108,14 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 		return res, err
 	}
 	current.Store(1)
-	if !sleepUntil(ctx, start.Add(2*phase)) {
+	if !resilience.Sleep(ctx, time.Until(start.Add(2*phase))) {
 		current.Store(3)
 		wg.Wait()
 		return res, ctx.Err()
 	}
 	c.Heal()
 	current.Store(2)
-	sleepUntil(ctx, start.Add(3*phase))
+	resilience.Sleep(ctx, time.Until(start.Add(3*phase)))
 	current.Store(3)
 	wg.Wait()
 	// After the heal every node's linearizable read must see, for each
@@ -137,21 +138,6 @@ func runRaftCAP(ctx context.Context, dir string, d time.Duration) (raftCAP, erro
 		}
 	}
 	return res, nil
-}
-
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // raftCAPLesson states the raftkv half's lesson.
