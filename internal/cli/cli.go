@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"github.com/scalelab/scalelab/internal/albums"
@@ -25,6 +23,7 @@ import (
 	"github.com/scalelab/scalelab/internal/idgen"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/buildinfo"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/raftkv"
@@ -123,41 +122,10 @@ func versionCommand() *cobra.Command {
 		Short: "Print the version of this binary: module, commit, Go",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), Version())
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), buildinfo.Version())
 			return err
 		},
 	}
-}
-
-// Version describes the binary from its build information: the module
-// version, the commit it was built from (when the build recorded it) and
-// the Go toolchain.
-func Version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "scalelab (no build information) " + runtime.Version()
-	}
-	out := "scalelab " + info.Main.Version
-	var rev, at, dirty string
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			at = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = " (modified)"
-			}
-		}
-	}
-	if rev != "" {
-		out += " commit " + rev[:min(12, len(rev))] + dirty
-		if at != "" {
-			out += " of " + at
-		}
-	}
-	return out + " " + info.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 // installConsole makes every `<system> serve` show its console at /ui/.

@@ -178,6 +178,26 @@ func TestExperimentsRunFromTheConsole(t *testing.T) {
 	if !done.Report.Passed || len(done.Report.Lesson) < 3 || done.Experiment != "concurrency" {
 		t.Fatalf("run %+v", done)
 	}
+	// Its plots are served, and nothing but the report's files is.
+	if len(done.Report.PlotFiles) == 0 || done.Report.Settings["goroutines"] == "" {
+		t.Fatalf("plots %v settings %v", done.Report.PlotFiles, done.Report.Settings)
+	}
+	get := func(file string) (int, string) {
+		resp, err := http.Get(srv.URL + "/console/experiments/runs/" + run.ID + "/files/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type")
+	}
+	if code, ct := get(done.Report.PlotFiles[0]); code != 200 || ct != "image/svg+xml" {
+		t.Fatalf("plot: %d %s", code, ct)
+	}
+	for _, file := range []string{"..%2Freport.json", "error.txt", "x.svg", "file.txt"} {
+		if code, _ := get(file); code != 404 {
+			t.Fatalf("%s: %d, want 404", file, code)
+		}
+	}
 }
 
 // A system's own metrics reach its card: its prefixed families and the

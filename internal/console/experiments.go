@@ -56,6 +56,7 @@ func (e *experiments) routes(mux *http.ServeMux, require func(http.HandlerFunc) 
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"experiments": list, "runs": e.runs()})
 	})
 	mux.Handle("POST /console/experiments/{name}/run", require(e.start))
+	mux.HandleFunc("GET /console/experiments/runs/{id}/files/{file}", e.runFile)
 	mux.HandleFunc("GET /console/experiments/runs/{id}/log", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if !runID.MatchString(id) {
@@ -78,6 +79,34 @@ func (e *experiments) routes(mux *http.ServeMux, require func(http.HandlerFunc) 
 		_, _ = w.Write(data)
 	})
 }
+
+// runFile serves a finished run's report files: report.md, report.json,
+// its SVG plots and (linearizability) history.html. Nothing else under
+// the run's directory is served.
+func (e *experiments) runFile(w http.ResponseWriter, r *http.Request) {
+	id, file := r.PathValue("id"), r.PathValue("file")
+	ok := file == "report.md" || file == "report.json" || file == "history.html" ||
+		(strings.HasSuffix(file, ".svg") && runFileName.MatchString(file))
+	if !runID.MatchString(id) || !ok {
+		httpx.WriteError(w, r, apperr.E(apperr.NotFound, "no such report file"))
+		return
+	}
+	path := filepath.Join(e.dir, id, file)
+	if _, err := os.Stat(path); err != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.NotFound, "run %s has no %s", id, file))
+		return
+	}
+	switch filepath.Ext(file) {
+	case ".md":
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	case ".svg":
+		w.Header().Set("Content-Type", "image/svg+xml")
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeFile(w, r, path)
+}
+
+var runFileName = regexp.MustCompile(`^[a-z0-9-]+\.svg$`)
 
 func (e *experiments) start(w http.ResponseWriter, r *http.Request) {
 	x, ok := lab.Find(r.PathValue("name"))
@@ -112,15 +141,10 @@ func (e *experiments) start(w http.ResponseWriter, r *http.Request) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return
-		}
-		report, err := runner(ctx, lab.Env{Log: buf, Dir: dir, Binary: e.binary})
-		if err != nil {
+		if _, err := lab.Execute(ctx, runner, fs, lab.Env{Log: buf, Dir: dir, Binary: e.binary}); err != nil {
+			_ = os.MkdirAll(dir, 0o755)
 			_ = os.WriteFile(filepath.Join(dir, "error.txt"), []byte(err.Error()+"\n\n"+string(buf.bytes())), 0o644)
-			return
 		}
-		_ = report.Write(dir)
 	}()
 	httpx.WriteJSON(w, http.StatusAccepted, ExperimentRun{ID: id, Experiment: x.Name, Running: true})
 }

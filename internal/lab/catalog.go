@@ -53,6 +53,7 @@ func capExperiment() Experiment {
 					log.WriteString("raftkv " + line)
 				}
 				raftCAPLesson(r, raft)
+				r.Plots = capPlots(res, raft)
 				r.System = "dynamo+raftkv"
 				r.Body = "# The CAP experiment (dynamo and raftkv)\n\n```\n" + log.String() + "```\n\n" + lessonMarkdown(r)
 				return r, nil

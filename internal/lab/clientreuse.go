@@ -113,6 +113,7 @@ func runClientReuse(ctx context.Context, env Env, opts ClientReuseOptions) (*Rep
 		}
 	}
 	r := clientReuseReport(opts, runs)
+	r.Plots = clientReusePlots(runs)
 	var b bytes.Buffer
 	b.WriteString("# Client connection reuse (shortener redirects)\n\n| client | req/s | p50 ms | p99 ms | client CPU µs/req | connections opened | errors |\n|---|---|---|---|---|---|---|\n")
 	for _, run := range runs {

@@ -62,16 +62,10 @@ func runCommand(e Experiment) *cobra.Command {
 			}
 			binary = exe
 		}
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return err
-		}
 		w := cmd.OutOrStdout()
-		r, err := runner(cmd.Context(), Env{Log: w, Dir: out, Binary: binary})
+		r, err := Execute(cmd.Context(), runner, cmd.Flags(), Env{Log: w, Dir: out, Binary: binary})
 		if err != nil {
 			return fmt.Errorf("experiment %s: %w", e.Name, err)
-		}
-		if err := r.Write(out); err != nil {
-			return err
 		}
 		r.Print(w)
 		abs, _ := filepath.Abs(out)

@@ -109,6 +109,7 @@ func runConcurrency(ctx context.Context, env Env, opts ConcurrencyOptions) (*Rep
 	}
 	fmt.Fprintf(env.Log, "file    %d lines: unbuffered %v, buffered %v\n", opts.FileLines, unbuffered, buffered)
 	r := concurrencyReport(opts, counters, maps, unbuffered, buffered)
+	r.Plots = concurrencyPlots(counters, maps)
 	r.Body = "# The concurrency experiment\n\n" + fmt.Sprintf("GOMAXPROCS=%d, %s/%s, %s\n\n", runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version()) +
 		concurrencyTables(counters, maps) + lessonMarkdown(r)
 	return r, nil

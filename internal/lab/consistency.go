@@ -83,6 +83,7 @@ func runConsistency(ctx context.Context, env Env, opts ConsistencyOptions) (*Rep
 		printConsistency(env.Log, run)
 	}
 	r := consistencyReport(opts, runs)
+	r.Plots = consistencyPlots(runs)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The price of consistency (one replica %v slower)\n\n| store | setting | stale reads | write p50 / p99 ms | read p50 / p99 ms |\n|---|---|---|---|---|\n", opts.Slow)
 	for _, run := range runs {

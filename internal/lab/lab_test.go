@@ -85,6 +85,23 @@ func TestRunCAPWritesItsReport(t *testing.T) {
 	if !r.Passed || len(r.Lesson) < 3 || r.Figures["acked_writes"] == 0 || !strings.Contains(string(md), "What this run shows") {
 		t.Fatalf("report %+v\n%s", r, md)
 	}
+	// The run names its settings, its machine and its plots, and the plots
+	// are on disk and shown in report.md.
+	if r.Settings["duration"] != "2s" || r.Settings["w"] != "2" || r.Machine.CPUs < 1 || r.Machine.Go == "" || r.Seconds <= 0 || r.Started.IsZero() {
+		t.Fatalf("settings %v machine %+v seconds %v", r.Settings, r.Machine, r.Seconds)
+	}
+	if len(r.PlotFiles) != 2 {
+		t.Fatalf("plots %v, want acknowledged.svg and siblings.svg", r.PlotFiles)
+	}
+	for _, name := range r.PlotFiles {
+		svg, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !strings.Contains(string(svg), "<rect x=") || !strings.Contains(string(md), "]("+name+")") {
+			t.Fatalf("plot %s: %v, in report.md: %v", name, err, strings.Contains(string(md), name))
+		}
+	}
+	if !strings.Contains(string(md), "`--duration=2s`") || !strings.Contains(string(md), "CPUs") {
+		t.Fatalf("report.md lacks the run's settings or machine:\n%s", md)
+	}
 	cmd = Command()
 	cmd.SetOut(&out)
 	cmd.SetArgs([]string{"run", "cap", "--w", "9", "--out", dir})
@@ -196,6 +213,9 @@ func TestRecoveryRun(t *testing.T) {
 	f := r.Figures
 	if f["no_snapshots_2000_restart_ms"] <= 0 || f["snapshots_2000_disk_mb"] >= f["no_snapshots_2000_disk_mb"] {
 		t.Fatalf("figures %v", f)
+	}
+	if svg := r.Plots["restart-time.svg"]; strings.Count(svg, "<circle") != 4 {
+		t.Fatalf("restart-time.svg has %d points, want 2 log lengths × 2 modes:\n%s", strings.Count(svg, "<circle"), svg)
 	}
 }
 

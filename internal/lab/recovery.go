@@ -73,6 +73,7 @@ func runRecovery(ctx context.Context, env Env, opts RecoveryOptions) (*Report, e
 		}
 	}
 	r := recoveryReport(runs)
+	r.Plots = recoveryPlots(runs)
 	var b strings.Builder
 	b.WriteString("# Recovery time against log length (raftkv)\n\n| entries | snapshots | on disk | restart |\n|---|---|---|---|\n")
 	for _, run := range runs {

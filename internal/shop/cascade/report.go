@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/plot"
 )
 
 // phases splits the run at the stall: [from, to) in seconds.
@@ -93,10 +94,10 @@ func writeReport(cfg Config, results []*ModeResult) error {
 		return err
 	}
 	window := fmt.Sprintf("payment stalled %g–%g s", cfg.StallAt.Seconds(), (cfg.StallAt + cfg.StallFor).Seconds())
-	perSecond := func(class string, f func(loadgen.SecondStats) float64) []loadgen.Line {
-		var lines []loadgen.Line
+	perSecond := func(class string, f func(loadgen.SecondStats) float64) []plot.Line {
+		var lines []plot.Line
 		for _, r := range results {
-			l := loadgen.Line{Name: r.Name, Color: colors[r.Name]}
+			l := plot.Line{Name: r.Name, Color: colors[r.Name]}
 			for _, s := range r.Classes[class].PerSecond {
 				l.X, l.Y = append(l.X, float64(s.T)), append(l.Y, f(s))
 			}
@@ -106,9 +107,9 @@ func writeReport(cfg Config, results []*ModeResult) error {
 	}
 	okRate := func(s loadgen.SecondStats) float64 { return float64(s.Requests - s.Errors) }
 	p99 := func(s loadgen.SecondStats) float64 { return s.P99 }
-	var goros []loadgen.Line
+	var goros []plot.Line
 	for _, r := range results {
-		l := loadgen.Line{Name: r.Name, Color: colors[r.Name]}
+		l := plot.Line{Name: r.Name, Color: colors[r.Name]}
 		for _, s := range r.Samples {
 			l.X, l.Y = append(l.X, s.T), append(l.Y, float64(s.Goroutines))
 		}
