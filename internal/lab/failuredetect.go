@@ -245,7 +245,10 @@ func detectOnce(ctx context.Context, env Env, opts FailureDetectionOptions, key 
 	var slow *detect.SlowTransport
 	delay := detect.Jitter(opts.SlowBase, opts.Jitter, seed)
 	slowMember, err := detect.StartSWIM(detect.SWIMConfig{Name: "slow", Host: "127.0.0.1", ProbeInterval: interval, SuspicionMult: mult, Key: key, Log: slowLog,
-		Slow: func(t memberlist.Transport) memberlist.Transport { slow = detect.NewSlowTransport(t, delay); return slow }}, []string{detect.Addr(members[0])})
+		Slow: func(t memberlist.Transport) memberlist.Transport {
+			slow = detect.NewSlowTransport(t, delay)
+			return slow
+		}}, []string{detect.Addr(members[0])})
 	if err != nil {
 		return s, err
 	}
