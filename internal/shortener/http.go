@@ -2,9 +2,11 @@ package shortener
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/ratelimit"
 )
@@ -13,6 +15,7 @@ import (
 func (s *Service) Handler() http.Handler {
 	rt := httpx.NewRoutes()
 	rt.Handle("POST /api/v1/links", "JSON {url, alias?, expiresAt?}", ratelimit.Middleware(s.limiter, ratelimit.ClientIP, http.HandlerFunc(s.handleCreate)))
+	rt.Handle("GET /api/v1/links", "the most clicked links, ?limit=N (≤ 100); the admin token", s.admin.RequireFunc(s.handleTop))
 	rt.HandleFunc("GET /api/v1/links/{code}", "", s.handleGet)
 	rt.HandleFunc("GET /api/v1/links/{code}/stats", "", s.handleStats)
 	rt.HandleFunc("DELETE /api/v1/links/{code}", "the link's delete token or the admin token", s.handleDelete)
@@ -103,6 +106,32 @@ func (s *Service) handleStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, st)
+}
+
+// handleTop lists the most clicked links. Only the operator may: codes are
+// unguessable on purpose (a link is shared with whom its creator chooses),
+// and a public list would publish them.
+func (s *Service) handleTop(w http.ResponseWriter, r *http.Request) {
+	limit := 10
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			httpx.WriteError(w, r, apperr.E(apperr.Invalid, "limit: a number from 1 to 100"))
+			return
+		}
+		limit = n
+	}
+	top, err := s.store.top(r.Context(), limit)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := make([]linkJSON, len(top))
+	for i, t := range top {
+		out[i] = s.linkJSON(&t.Link)
+		out[i].Clicks = &top[i].Clicks
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"links": out})
 }
 
 func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {

@@ -113,6 +113,17 @@ func TestAPIOnEmbeddedDefaults(t *testing.T) {
 	}
 	mustStatus(t, do(t, "GET", base+"/api/v1/links/nope123/stats", ""), 404, "stats of unknown link")
 
+	// The most clicked links: the operator's only.
+	mustStatus(t, do(t, "GET", base+"/api/v1/links", ""), 401, "top links without the admin token")
+	mustStatus(t, do(t, "GET", base+"/api/v1/links?limit=0", "", "Authorization", "Bearer admin-secret-0123456789"), 400, "limit 0")
+	mustStatus(t, do(t, "GET", base+"/api/v1/links?limit=x", "", "Authorization", "Bearer admin-secret-0123456789"), 400, "limit x")
+	top := do(t, "GET", base+"/api/v1/links?limit=3", "", "Authorization", "Bearer admin-secret-0123456789")
+	links, _ := top.body["links"].([]any)
+	if top.status != 200 || len(links) != 3 || links[0].(map[string]any)["code"] != code || links[0].(map[string]any)["clicks"] != float64(6) ||
+		links[1].(map[string]any)["clicks"].(float64) > 6 || links[2].(map[string]any)["clicks"].(float64) > links[1].(map[string]any)["clicks"].(float64) {
+		t.Fatalf("top links: %d %s", top.status, top.raw)
+	}
+
 	// Delete: token required and checked; then 404 everywhere.
 	mustStatus(t, do(t, "DELETE", base+"/api/v1/links/"+code, ""), 401, "delete without token")
 	mustStatus(t, do(t, "DELETE", base+"/api/v1/links/"+code, "", "Authorization", "Bearer wrong"), 403, "delete with wrong token")
@@ -259,6 +270,20 @@ func TestClickBatchesCountedOnce(t *testing.T) {
 			if stats.Clicks != 3 || stats.ByAgent["curl"] != 2 || stats.ByAgent["chrome"] != 1 ||
 				stats.TopReferrers[0] != (Referrer{Host: "x.com", Clicks: 2}) {
 				t.Fatalf("stats %+v", stats)
+			}
+			// The most clicked links, most first, on every engine.
+			if err := st.create(ctx, &Link{Code: "xyz", URL: "https://e.com/x", CreatedAt: now, DeleteTokenHash: "h"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := st.applyBatches(ctx, []ClickBatch{{ID: "b3", Counts: []ClickCount{{ClickKey{Code: "xyz", Day: day, Referrer: "x.com", Agent: "curl"}, 5}}}}, now); err != nil {
+				t.Fatal(err)
+			}
+			top, err := st.top(ctx, 5)
+			if err != nil || len(top) != 2 || top[0].Code != "xyz" || top[0].Clicks != 5 || top[1].Code != "abc" || top[1].Clicks != 3 || top[0].URL != "https://e.com/x" {
+				t.Fatalf("top: %+v %v", top, err)
+			}
+			if top, _ := st.top(ctx, 1); len(top) != 1 || top[0].Code != "xyz" {
+				t.Fatalf("top 1: %+v", top)
 			}
 			if err := st.pruneBatches(ctx, now.Add(time.Hour)); err != nil {
 				t.Fatal(err)

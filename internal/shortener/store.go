@@ -105,6 +105,40 @@ func (s *store) delete(ctx context.Context, code string) (bool, error) {
 	return found, nil
 }
 
+// topLink is a link and its clicks counted so far.
+type topLink struct {
+	Link
+	Clicks int64
+}
+
+// top returns the n links with the most clicks counted, most first.
+func (s *store) top(ctx context.Context, n int) ([]topLink, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(
+		"SELECT l.code, l.url, l.created_at, l.expires_at, t.n FROM links l JOIN "+
+			"(SELECT code, SUM(clicks) AS n FROM link_clicks GROUP BY code ORDER BY n DESC, code LIMIT ?) t ON t.code = l.code "+
+			"ORDER BY t.n DESC, l.code"), n)
+	if err != nil {
+		return nil, fmt.Errorf("shortener: top links: %w", err)
+	}
+	defer rows.Close()
+	var out []topLink
+	for rows.Next() {
+		var t topLink
+		var created int64
+		var expires sql.NullInt64
+		if err := rows.Scan(&t.Code, &t.URL, &created, &expires, &t.Clicks); err != nil {
+			return nil, fmt.Errorf("shortener: top links: %w", err)
+		}
+		t.CreatedAt = time.UnixMilli(created).UTC()
+		if expires.Valid {
+			at := time.UnixMilli(expires.Int64).UTC()
+			t.ExpiresAt = &at
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
 // Stats are a link's click statistics.
 type Stats struct {
 	Clicks       int64            `json:"clicks"`
