@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/raftkv"
+	"github.com/scalelab/scalelab/internal/shop"
+	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 //go:embed console.html assets
@@ -55,6 +58,15 @@ type State struct {
 	Times  []int64           `json:"times"` // unix seconds of the samples
 	Raft   *RaftState        `json:"raftkv,omitempty"`
 	Dynamo *DynamoState      `json:"dynamo,omitempty"`
+	Shop   *ShopState        `json:"shop,omitempty"`
+}
+
+// ShopState is the shop's dependencies: their breakers, and the faults
+// of the in-process inventory and payment services.
+type ShopState struct {
+	Dependencies []shop.DependencyState       `json:"dependencies"`
+	Faults       map[string]downstream.Faults `json:"faults,omitempty"` // by service; absent with real downstream services
+	Downstream   *downstream.Stats            `json:"downstream,omitempty"`
 }
 
 // RaftState is raftkv's cluster.
@@ -77,6 +89,7 @@ type Console struct {
 	admin   *auth.AdminToken
 	raft    *raftkv.LocalCluster
 	dyn     *dynamo.LocalCluster
+	shop    *shop.Service
 	lab     *experiments
 	load    *loads
 	gather  prometheus.Gatherer
@@ -105,6 +118,8 @@ func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth
 			c.raft = v
 		case *dynamo.LocalCluster:
 			c.dyn = v
+		case *shop.Service:
+			c.shop = v
 		}
 	}
 	c.sample(time.Now())
@@ -207,6 +222,17 @@ func (c *Console) clusters(st *State, now time.Time) {
 		nodes, ring := c.dyn.State()
 		st.Dynamo = &DynamoState{Nodes: nodes, Ring: ring}
 	}
+	if c.shop != nil {
+		st.Shop = &ShopState{Dependencies: c.shop.Dependencies()}
+		if sim := c.shop.Simulator(); sim != nil {
+			st.Shop.Faults = map[string]downstream.Faults{}
+			for _, name := range downstream.Services {
+				st.Shop.Faults[name] = sim.Faults(name)
+			}
+			stats := sim.Stats()
+			st.Shop.Downstream = &stats
+		}
+	}
 }
 
 // refresh redraws the clusters at once after a control, without a rate
@@ -246,6 +272,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /console/events", c.events)
 	mux.Handle("POST /console/raftkv/nodes/{id}/{action}", c.admin.RequireFunc(c.raftAction))
 	mux.Handle("POST /console/dynamo/{action}", c.admin.RequireFunc(c.dynamoAction))
+	mux.Handle("POST /console/shop/{service}/{action}", c.admin.RequireFunc(c.shopAction))
 	c.lab.routes(mux, c.admin.RequireFunc)
 	c.load.routes(mux, c.admin.RequireFunc)
 	return mux
@@ -348,6 +375,31 @@ func (c *Console) dynamoAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.answer(w, r, err)
+}
+
+// shopAction stalls or releases one of the shop's in-process downstream
+// services: the page's "stall payments" button.
+func (c *Console) shopAction(w http.ResponseWriter, r *http.Request) {
+	if c.shop == nil || c.shop.Simulator() == nil {
+		httpx.WriteError(w, r, apperr.E(apperr.NotFound, "the shop's downstream services are not in this process"))
+		return
+	}
+	sim, service := c.shop.Simulator(), r.PathValue("service")
+	if !slices.Contains(downstream.Services, service) {
+		httpx.WriteError(w, r, apperr.E(apperr.NotFound, "no service %q: want inventory or payment", clip(service)))
+		return
+	}
+	f := sim.Faults(service)
+	switch r.PathValue("action") {
+	case "stall":
+		f.Stalled = true
+	case "release":
+		f.Stalled = false
+	default:
+		httpx.WriteError(w, r, apperr.E(apperr.NotFound, "actions are stall and release"))
+		return
+	}
+	c.answer(w, r, sim.SetFaults(service, f))
 }
 
 // answer reports a control's outcome: a refused one (no such node, already

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
@@ -268,5 +269,46 @@ func TestNaiveClientWaitsOutTheStall(t *testing.T) {
 	}
 	if code := <-done; code != http.StatusCreated {
 		t.Fatalf("naive checkout after the stall: %d", code)
+	}
+}
+
+// The reconciler against the in-process downstream services, as `up` runs
+// the shop: asking for a payment's status is a GET without a body, and
+// the in-process call once handed it to the handler as nil — a panic that
+// ended the whole process 30 s after any stalled checkout.
+func TestReconcilerWithInProcessDownstream(t *testing.T) {
+	cfg := testConfig()
+	cfg.Payment.Timeout, cfg.Payment.Retries = 100*time.Millisecond, 0
+	cfg.PendingTimeout = 50 * time.Millisecond
+	var ahead atomic.Int64
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	ts := &testShop{}
+	ts.base = hosttest.Start(t, host.Engines{AdminToken: testAdminToken}, func(ctx context.Context, d *host.Deps) (host.System, error) {
+		svc, err := New(ctx, d, cfg)
+		ts.svc = svc
+		return svc, err
+	})
+	ts.down = ts.svc.Simulator()
+	if ts.down == nil {
+		t.Fatal("no in-process simulator without --downstream")
+	}
+	t.Cleanup(func() { _ = ts.down.SetFaults("payment", downstream.Faults{}) })
+	p := ts.product(t, "In-process lamp", "home", 700, 10)
+	if err := ts.down.SetFaults("payment", downstream.Faults{Stalled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, raw, _ := ts.checkout(t, ts.cart(t, p.ProductID, 1), "inproc-a"); code != http.StatusGatewayTimeout {
+		t.Fatalf("stalled checkout: %d %s", code, raw)
+	}
+	testsvc.WaitUntil(t, "the stalled charge to be abandoned", 2*time.Second, func() bool { return ts.down.Stats().AbandonedInStall == 1 })
+	if err := ts.down.SetFaults("payment", downstream.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	ahead.Store(int64(cfg.PendingTimeout + time.Millisecond))
+	if n, err := ts.svc.Reconcile(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want the pending order settled", n, err)
+	}
+	if got := ts.getProduct(t, p.ProductID); got.Stock != 10 {
+		t.Fatalf("stock %d after the failed order was settled, want 10", got.Stock)
 	}
 }

@@ -79,7 +79,8 @@ type Service struct {
 	metrics  *metrics
 	logger   *slog.Logger
 
-	admin *auth.AdminToken // catalog writes
+	admin *auth.AdminToken      // catalog writes
+	sim   *downstream.Simulator // the in-process downstream services; nil with --downstream
 	stop  context.CancelFunc
 	done  sync.WaitGroup
 }
@@ -111,7 +112,8 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 	var rt http.RoundTripper // nil: the network
 	if base == "" {
 		// In process: handler calls, no port (nobody else can reach it).
-		base, rt = "http://downstream.in-process", downstream.InProcess{Handler: downstream.New(1).Handler(nil)}
+		s.sim = downstream.New(1)
+		base, rt = "http://downstream.in-process", downstream.InProcess{Handler: s.sim.Handler(nil)}
 	}
 	deps := resilience.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"system": "shop"}, d.Registry))
 	s.down = newDownstreamClient(base, rt, cfg.Protect, cfg.Inventory, cfg.Payment, deps)
@@ -125,6 +127,27 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		go func() { defer s.done.Done(); s.reconcileLoop(runCtx) }()
 	}
 	return s, nil
+}
+
+// Simulator is the in-process inventory and payment services whose faults
+// the console sets, or nil when the shop calls real ones (--downstream).
+func (s *Service) Simulator() *downstream.Simulator { return s.sim }
+
+// DependencyState is one dependency's breaker as the console shows it.
+type DependencyState struct {
+	Name    string `json:"name"`
+	Breaker string `json:"breaker"` // closed, open, half-open, none (resilience off)
+}
+
+// Dependencies are the shop's dependencies and their breakers' states.
+func (s *Service) Dependencies() []DependencyState {
+	out := []DependencyState{}
+	for _, d := range []*resilience.Dependency{s.down.inventory, s.down.payment, s.database} {
+		if d != nil {
+			out = append(out, DependencyState{Name: d.Name(), Breaker: d.Breaker()})
+		}
+	}
+	return out
 }
 
 // Name implements host.System.

@@ -111,7 +111,79 @@ await step("an experiment runs from the console and its lesson is shown", async 
   assert.ok(lesson.includes("atomic.Int64") && lesson.includes("bufio.Writer"), `lesson shown: ${lesson}`);
 });
 
-if (shots) await page.screenshot({ path: `${shots}/console.png`, fullPage: true });
+await step("the shortener page makes a link, counts its clicks and charts its referrers", async () => {
+  await page.fill("#sh-url", "https://example.com/from-the-console");
+  await page.click("#sh-create");
+  const short = await page.waitForSelector("#sh-short", deadline(5000));
+  const code = (await short.textContent()).split("/").pop();
+  await page.click("#sh-click");
+  await page.waitForFunction(() => document.querySelector("#sh-msg").textContent.includes("20 clicks sent"), null, deadline(10000));
+  // Counted through the broker, then listed among the most clicked (the admin-only list).
+  await page.waitForFunction((code) => {
+    const row = document.querySelector(`#sh-top tr[data-code="${code}"]`);
+    return row && Number(row.dataset.clicks) >= 20 && Number(document.querySelector("#sh-selected").dataset.clicks) >= 20;
+  }, code, deadline(20000));
+  assert.ok(await page.$("#sh-ref-chart canvas"), "no referrer chart");
+});
+
+await step("an album uploaded from the albums page is served, and its likes are counted", async () => {
+  await page.click("#al-upload");
+  await page.waitForFunction(() => { const img = document.querySelector("#al-img"); return !img.hidden && img.complete && img.naturalWidth === 160; }, null, deadline(10000));
+  for (let i = 0; i < 3; i++) {
+    await page.click("#al-like");
+    await page.waitForFunction(() => document.querySelector("#al-msg").textContent.includes("accepted"), null, deadline(5000));
+  }
+  await page.waitForFunction(() => Number(document.querySelector("#al-counts").dataset.likes) === 3, null, deadline(15000));
+});
+
+await step("the shop page checks out, and a stalled payment service opens the breaker, which closes again", async () => {
+  await page.click("#shop-add-product");
+  await page.waitForFunction(() => document.querySelector("#shop-msg").textContent.includes("added"), null, deadline(5000));
+  await page.waitForSelector("#shop-products button", deadline(10000));
+  await page.click("#shop-products button");
+  await page.waitForFunction(() => !document.querySelector("#shop-checkout").disabled, null, deadline(5000));
+  await page.click("#shop-checkout");
+  await page.waitForFunction(() => document.querySelector("#shop-order").dataset.state === "paid", null, deadline(10000));
+
+  const products = await (await fetch(`${base}/shop/api/v1/products?limit=1`)).json();
+  const productId = products.products[0].productId;
+  const checkout = async () => {
+    const cart = await (await fetch(`${base}/shop/api/v1/carts`, { method: "POST" })).json();
+    await fetch(`${base}/shop/api/v1/carts/${cart.cartId}/items`, { method: "POST", body: JSON.stringify({ productId, quantity: 1 }) });
+    return fetch(`${base}/shop/api/v1/carts/${cart.cartId}/checkout`, { method: "POST", headers: { "Idempotency-Key": "k-" + cart.cartId } });
+  };
+  await page.click("#shop-dep-payment button");
+  await page.waitForFunction(() => document.querySelector("#shop-dep-payment").dataset.stalled === "true", null, deadline(5000));
+  // Checkouts time out against the stalled service until the breaker opens.
+  for (let i = 0; i < 20 && (await page.getAttribute("#shop-dep-payment", "data-breaker")) !== "open"; i++) {
+    await Promise.all([checkout(), checkout(), checkout()]);
+  }
+  await page.waitForFunction(() => document.querySelector("#shop-dep-payment").dataset.breaker === "open", null, deadline(5000));
+  if (shots) await page.locator("#shop").screenshot({ path: `${shots}/shop.png` });
+  await page.click("#shop-dep-payment button");
+  await page.waitForFunction(() => document.querySelector("#shop-dep-payment").dataset.stalled === "false", null, deadline(5000));
+  // After its delay the breaker lets a trial call through; a paid checkout closes it.
+  const until = Date.now() + 30000;
+  while ((await page.getAttribute("#shop-dep-payment", "data-breaker")) !== "closed") {
+    assert.ok(Date.now() < until, "the payment breaker did not close within 30 s of the release");
+    await checkout();
+    await page.waitForTimeout(500); // the page redraws once a second
+  }
+});
+
+await step("an experiment's report shows its plots", async () => {
+  await page.click('#lab-runs tr[id^="run-concurrency-"] button[data-show]');
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll("#lab-report img")];
+    return imgs.length >= 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  }, null, deadline(10000));
+  if (shots) await page.locator("#lab").screenshot({ path: `${shots}/experiments.png` });
+});
+
+if (shots) {
+  await page.screenshot({ path: `${shots}/console.png`, fullPage: true });
+  for (const id of ["raftkv", "dynamo", "shortener", "albums", "load"]) await page.locator("#" + id).screenshot({ path: `${shots}/${id}.png` });
+}
 
 await step("a chat message sent in one page arrives in another", async () => {
   const [a, b] = [await openPage("/chat/page"), await openPage("/chat/page")];
@@ -124,6 +196,11 @@ await step("a chat message sent in one page arrives in another", async () => {
   await a.click("#send");
   await b.waitForFunction((t) => document.querySelector("#log").textContent.includes(t), text, deadline(10000));
   if (shots) await b.screenshot({ path: `${shots}/chat.png` });
+});
+
+await step("the server is still up after all of it", async () => {
+  const resp = await fetch(base + "/readyz");
+  assert.equal(resp.status, 200, `readyz ${resp.status}`);
 });
 
 await browser.close();

@@ -1,0 +1,304 @@
+"use strict";
+// The shortener, albums and shop panels. Each drives its system through
+// the system's own public API on this origin (with the admin token where
+// the system asks for one) and charts the system's own metrics from the
+// console's state: nothing here is simulated.
+
+const panelHistory = 120; // samples kept per chart, one a second
+
+function systemBase(st, name) {
+  const s = st.systems.find(x => x.name === name);
+  return s ? s.base_url : null;
+}
+// ownRate is a counter's rate per second in the last sample (0 when the
+// system does not export it yet), summed over the series whose labels
+// contain every given "k=v".
+function ownRate(st, system, name, ...labels) {
+  const s = st.systems.find(x => x.name === system);
+  let sum = 0;
+  for (const m of (s && s.own) || []) {
+    if (m.name === name && labels.every(l => (m.labels || "").split(",").includes(l))) sum += m.rate || 0;
+  }
+  return sum;
+}
+function escapeHTML(t) {
+  return String(t).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+}
+function adminHeaders(extra) {
+  return Object.assign({"Authorization": "Bearer " + tokenInput.value.trim()}, extra || {});
+}
+function say(id, text) { document.getElementById(id).textContent = text; }
+async function answerOf(resp) {
+  const body = await resp.json().catch(() => ({}));
+  return [resp.ok, body, resp.ok ? "" : (body.error || body.msg || ("HTTP " + resp.status))];
+}
+// Series is a rolling set of lines for one uPlot chart.
+class Series {
+  constructor(n) { this.data = Array.from({length: n + 1}, () => []); }
+  push(t, ...ys) {
+    if (this.data[0].length && this.data[0][this.data[0].length - 1] >= t) return;
+    this.data[0].push(t);
+    ys.forEach((y, i) => this.data[i + 1].push(y));
+    if (this.data[0].length > panelHistory) this.data.forEach(d => d.shift());
+  }
+}
+function lineChart(el, labels, colours, width) {
+  return new uPlot({width: width || 420, height: 160, series: [{}, ...labels.map((l, i) => ({label: l, stroke: colours[i], width: 2}))]},
+    Array.from({length: labels.length + 1}, () => []), document.getElementById(el));
+}
+
+// ---- shortener ------------------------------------------------------------
+
+const sh = {chart: null, refs: null, series: new Series(2), selected: null, made: null, lastTop: 0};
+
+function drawShortener(st) {
+  const base = systemBase(st, "shortener");
+  document.getElementById("shortener").hidden = !base;
+  if (!base) return;
+  if (!sh.chart) sh.chart = lineChart("sh-clicks-chart", ["recorded/s", "counted/s"], ["#457b9d", "#2a9d8f"]);
+  const t = Math.floor(new Date(st.at).getTime() / 1000);
+  sh.series.push(t, ownRate(st, "shortener", "click_events_recorded_total"), ownRate(st, "shortener", "click_events_counted_total"));
+  sh.chart.setData(sh.series.data);
+  if (Date.now() - sh.lastTop > 2000) {
+    sh.lastTop = Date.now();
+    refreshTopLinks(base);
+  }
+}
+
+async function refreshTopLinks(base) {
+  const body = document.getElementById("sh-top");
+  if (!tokenInput.value.trim()) {
+    body.innerHTML = `<tr><td colspan="3" class="muted">enter the admin token to list them</td></tr>`;
+  } else {
+    const [ok, out, err] = await answerOf(await fetch(base + "/api/v1/links?limit=10", {headers: adminHeaders()}));
+    if (!ok) {
+      body.innerHTML = `<tr><td colspan="3" class="down">${escapeHTML(err)}</td></tr>`;
+    } else {
+      body.innerHTML = "";
+      for (const l of out.links) {
+        const tr = document.createElement("tr");
+        tr.dataset.code = l.code;
+        tr.dataset.clicks = l.clicks;
+        tr.style.cursor = "pointer";
+        tr.innerHTML = `<td><a href="${escapeHTML(l.short_url)}" target="_blank">${escapeHTML(l.code)}</a></td><td class="num">${l.clicks}</td><td>${escapeHTML(l.url.slice(0, 48))}</td>`;
+        tr.onclick = e => { if (e.target.tagName !== "A") { sh.selected = l.code; refreshReferrers(base); } };
+        body.appendChild(tr);
+      }
+      if (!sh.selected && out.links.length) sh.selected = out.links[0].code;
+    }
+  }
+  refreshReferrers(base);
+}
+
+async function refreshReferrers(base) {
+  if (!sh.selected) return;
+  const [ok, st] = await answerOf(await fetch(base + "/api/v1/links/" + encodeURIComponent(sh.selected) + "/stats"));
+  if (!ok) return;
+  const el = document.getElementById("sh-selected");
+  el.textContent = `${sh.selected} (${st.clicks} clicks counted)`;
+  el.dataset.clicks = st.clicks;
+  const refs = st.top_referrers.length ? st.top_referrers : [{host: "(none yet)", clicks: 0}];
+  const hosts = refs.map(r => r.host || "(direct)");
+  if (sh.refs) sh.refs.destroy();
+  sh.refs = new uPlot({width: 360, height: 160, legend: {show: false}, scales: {x: {time: false, range: [-0.5, hosts.length - 0.5]}},
+    axes: [{values: (u, splits) => splits.map(i => Number.isInteger(i) ? hosts[i] || "" : ""), incrs: [1]}, {}],
+    series: [{}, {label: "clicks", fill: "#457b9d", stroke: "#457b9d", paths: uPlot.paths.bars({size: [0.6, 80]}), points: {show: false}}]},
+    [hosts.map((_, i) => i), refs.map(r => r.clicks)], document.getElementById("sh-ref-chart"));
+}
+
+document.getElementById("sh-create").onclick = async () => {
+  const base = systemBase(lastState, "shortener");
+  const [ok, out, err] = await answerOf(await fetch(base + "/api/v1/links", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({url: document.getElementById("sh-url").value.trim()})}));
+  if (!ok) { say("sh-msg", err); return; }
+  sh.made = out;
+  sh.selected = out.code;
+  document.getElementById("sh-made").innerHTML = `<a id="sh-short" href="${escapeHTML(out.short_url)}" target="_blank">${escapeHTML(out.short_url)}</a>`;
+  document.getElementById("sh-click").disabled = false;
+  say("sh-msg", "");
+};
+document.getElementById("sh-click").onclick = async () => {
+  // Each fetch is one redirect the shortener serves and counts; the page
+  // does not follow it ("manual"), so example.com is never asked.
+  for (let i = 0; i < 20; i++) await fetch(sh.made.short_url, {redirect: "manual", cache: "no-store"});
+  say("sh-msg", "20 clicks sent: recorded now, counted once the click consumer has flushed them");
+};
+
+// ---- albums ---------------------------------------------------------------
+
+const al = {chart: null, series: new Series(2), album: null, lastList: 0, polling: false};
+
+function drawAlbums(st) {
+  const base = systemBase(st, "albums");
+  document.getElementById("albums").hidden = !base;
+  if (!base) return;
+  if (!al.chart) al.chart = lineChart("al-chart", ["likes", "dislikes"], ["#2a9d8f", "#e63946"]);
+  if (al.album && !al.polling) {
+    al.polling = true;
+    fetch(base + "/api/v1/albums/" + al.album.albumId + "/reviews").then(answerOf).then(([ok, c]) => {
+      al.polling = false;
+      if (!ok) return;
+      al.series.push(Math.floor(Date.now() / 1000), c.likes, c.dislikes);
+      al.chart.setData(al.series.data);
+      const el = document.getElementById("al-counts");
+      el.textContent = `${c.likes} likes · ${c.dislikes} dislikes (counted)`;
+      el.dataset.likes = c.likes;
+    }, () => { al.polling = false; });
+  }
+  if (Date.now() - al.lastList > 3000) {
+    al.lastList = Date.now();
+    fetch(base + "/api/v1/albums?limit=5").then(answerOf).then(([ok, out]) => {
+      if (!ok) return;
+      const body = document.getElementById("al-list");
+      body.innerHTML = "";
+      for (const a of out.albums) {
+        const tr = document.createElement("tr");
+        tr.innerHTML = `<td><img src="${escapeHTML(a.imageUrl)}" alt="" style="height:28px"></td><td>${escapeHTML(a.artist)} — ${escapeHTML(a.title)} (${a.year})</td>`;
+        tr.style.cursor = "pointer";
+        tr.onclick = () => showAlbum(a);
+        body.appendChild(tr);
+      }
+    });
+  }
+}
+
+function showAlbum(a) {
+  if (!al.album || al.album.albumId !== a.albumId) al.series = new Series(2);
+  al.album = a;
+  const img = document.getElementById("al-img");
+  img.src = a.imageUrl;
+  img.hidden = false;
+  document.getElementById("al-like").disabled = document.getElementById("al-dislike").disabled = false;
+}
+
+// A picture for an upload when no file is chosen: drawn here, sent as PNG.
+function drawnImage() {
+  const c = document.createElement("canvas");
+  c.width = c.height = 160;
+  const g = c.getContext("2d");
+  g.fillStyle = "#1d3557"; g.fillRect(0, 0, 160, 160);
+  g.fillStyle = "#f4a261"; g.beginPath(); g.arc(80, 80, 50, 0, 2 * Math.PI); g.fill();
+  g.fillStyle = "#fff"; g.font = "bold 22px sans-serif"; g.fillText(new Date().toLocaleTimeString(), 18, 150);
+  return new Promise(resolve => c.toBlob(resolve, "image/png"));
+}
+
+document.getElementById("al-upload").onclick = async () => {
+  const base = systemBase(lastState, "albums"), v = id => document.getElementById(id).value.trim();
+  const file = document.getElementById("al-image").files[0] || await drawnImage();
+  const form = new FormData();
+  form.append("profile", JSON.stringify({artist: v("al-artist"), title: v("al-title"), year: Number(v("al-year"))}));
+  form.append("image", file, file.name || "drawn.png");
+  const [ok, out, err] = await answerOf(await fetch(base + "/api/v1/albums", {method: "POST", body: form}));
+  if (!ok) { say("al-msg", err); return; }
+  say("al-msg", `album ${out.albumId}: ${out.imageSize} bytes stored`);
+  const [gotIt, album] = await answerOf(await fetch(base + "/api/v1/albums/" + out.albumId));
+  if (gotIt) showAlbum(album);
+  al.lastList = 0;
+};
+for (const kind of ["like", "dislike"]) {
+  document.getElementById("al-" + kind).onclick = async () => {
+    const base = systemBase(lastState, "albums");
+    const [ok, , err] = await answerOf(await fetch(base + "/api/v1/albums/" + al.album.albumId + "/reviews/" + kind, {method: "POST"}));
+    say("al-msg", ok ? kind + " accepted (on the broker; counted when the consumer applies it)" : err);
+  };
+}
+
+// ---- shop -----------------------------------------------------------------
+
+const shop = {chart: null, series: new Series(3), cart: null, lastProducts: 0};
+
+function drawShop(st) {
+  const base = systemBase(st, "shop");
+  document.getElementById("shop").hidden = !base;
+  if (!base) return;
+  if (!shop.chart) shop.chart = lineChart("shop-chart", ["paid/s", "pending/s", "out of stock/s"], ["#2a9d8f", "#f4a261", "#6d597a"], 380);
+  const t = Math.floor(new Date(st.at).getTime() / 1000);
+  const pending = ["pending_unavailable", "pending_timeout", "pending_internal"].reduce((s, o) => s + ownRate(st, "shop", "checkouts_total", "outcome=" + o), 0);
+  shop.series.push(t, ownRate(st, "shop", "checkouts_total", "outcome=paid"), pending, ownRate(st, "shop", "checkouts_total", "outcome=out_of_stock"));
+  shop.chart.setData(shop.series.data);
+  const deps = document.getElementById("shop-deps");
+  deps.innerHTML = "";
+  const s = st.shop || {dependencies: []};
+  for (const d of s.dependencies) {
+    const f = s.faults && s.faults[d.name];
+    const tr = document.createElement("tr");
+    tr.id = "shop-dep-" + d.name;
+    tr.dataset.breaker = d.breaker;
+    tr.dataset.stalled = f ? f.stalled : "";
+    const colour = d.breaker === "open" ? "down" : d.breaker === "half-open" ? "muted" : "leader";
+    tr.innerHTML = `<td>${escapeHTML(d.name)}</td><td class="${colour}">${escapeHTML(d.breaker)}</td><td>${f ? (f.stalled ? "stalled" : "healthy") : ""}</td>
+      <td>${f ? `<button>${f.stalled ? "release" : "stall"}</button>` : ""}</td>`;
+    const b = tr.querySelector("button");
+    if (b) b.onclick = () => control(`console/shop/${d.name}/${f.stalled ? "release" : "stall"}`, null, "shop-msg");
+    deps.appendChild(tr);
+  }
+  if (s.downstream) {
+    const x = s.downstream;
+    say("shop-down", `downstream: ${x.reservations} reservations, ${x.charges} charges, ${x.stalledRequests} requests met a stall (${x.abandonedInStall} abandoned by the shop)`);
+  }
+  if (Date.now() - shop.lastProducts > 3000) {
+    shop.lastProducts = Date.now();
+    refreshProducts(base);
+  }
+}
+
+async function refreshProducts(base) {
+  const [ok, out] = await answerOf(await fetch(base + "/api/v1/products?limit=8"));
+  if (!ok) return;
+  const body = document.getElementById("shop-products");
+  body.innerHTML = out.products.length ? "" : `<tr><td colspan="4" class="muted">no products yet: add one (admin token)</td></tr>`;
+  for (const p of out.products) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td>${escapeHTML(p.name)}</td><td class="num">${(p.price_cents / 100).toFixed(2)}</td><td class="num">${p.stock}</td><td><button>add to cart</button></td>`;
+    tr.querySelector("button").onclick = () => addToCart(base, p);
+    body.appendChild(tr);
+  }
+}
+
+async function addToCart(base, p) {
+  if (!shop.cart) {
+    const [ok, cart, err] = await answerOf(await fetch(base + "/api/v1/carts", {method: "POST"}));
+    if (!ok) { say("shop-msg", err); return; }
+    shop.cart = cart;
+  }
+  const [ok, cart, err] = await answerOf(await fetch(base + "/api/v1/carts/" + shop.cart.cartId + "/items", {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: JSON.stringify({productId: p.productId, quantity: 1})}));
+  if (!ok) { say("shop-msg", err); return; }
+  shop.cart = cart;
+  const el = document.getElementById("shop-cart");
+  el.textContent = cart.items.map(i => `${i.quantity} × ${i.name}`).join(", ") + ` — ${(cart.totalCents / 100).toFixed(2)}`;
+  document.getElementById("shop-checkout").disabled = false;
+}
+
+document.getElementById("shop-checkout").onclick = async () => {
+  const base = systemBase(lastState, "shop");
+  const key = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+  const started = performance.now();
+  const resp = await fetch(base + "/api/v1/carts/" + shop.cart.cartId + "/checkout", {method: "POST", headers: {"Idempotency-Key": key}});
+  const [ok, order, err] = await answerOf(resp);
+  const ms = (performance.now() - started).toFixed(0);
+  const el = document.getElementById("shop-order");
+  el.dataset.state = ok ? order.state : "refused";
+  el.textContent = ok ? `order ${order.orderId}: ${order.state}${order.reason ? " (" + order.reason + ")" : ""} in ${ms} ms`
+    : `checkout ${resp.status} in ${ms} ms: ${err}`;
+  if (ok || resp.status === 409) {
+    shop.cart = null;
+    document.getElementById("shop-cart").textContent = "empty";
+    document.getElementById("shop-checkout").disabled = true;
+  }
+  shop.lastProducts = 0;
+};
+document.getElementById("shop-add-product").onclick = async () => {
+  const base = systemBase(lastState, "shop");
+  const [ok, p, err] = await answerOf(await fetch(base + "/api/v1/products", {method: "POST", headers: adminHeaders({"Content-Type": "application/json"}),
+    body: JSON.stringify({name: document.getElementById("shop-pname").value.trim(), category: "console",
+      price_cents: Number(document.getElementById("shop-price").value), stock: 100})}));
+  say("shop-msg", ok ? `product ${p.productId} added` : err);
+  shop.lastProducts = 0;
+};
+
+function drawPanels(st) {
+  drawShortener(st);
+  drawAlbums(st);
+  drawShop(st);
+}
