@@ -128,10 +128,16 @@ func versionCommand() *cobra.Command {
 	}
 }
 
-// installConsole makes every `<system> serve` show its console at /ui/.
+// installConsole makes every `<system> serve`, `dynamo node` and `raftkv
+// node` show its console at /ui/.
 func installConsole() {
 	host.UI = func(ctx context.Context, base string, sys host.System, d *host.Deps) http.Handler {
 		c := console.ForOne(base, sys, d)
+		go c.Run(ctx)
+		return c.Handler()
+	}
+	host.NodeUI = func(ctx context.Context, n host.NodeConsole) http.Handler {
+		c := console.ForNode(n)
 		go c.Run(ctx)
 		return c.Handler()
 	}

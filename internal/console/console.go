@@ -59,6 +59,10 @@ type State struct {
 	Raft   *RaftState        `json:"raftkv,omitempty"`
 	Dynamo *DynamoState      `json:"dynamo,omitempty"`
 	Shop   *ShopState        `json:"shop,omitempty"`
+	// Controls: the page may offer the fault buttons, the load and the
+	// experiments (false on one cluster node: there is no in-process
+	// cluster to break, and a node runs no experiments).
+	Controls bool `json:"controls"`
 }
 
 // ShopState is the shop's dependencies: their breakers, and the faults
@@ -81,10 +85,16 @@ type DynamoState struct {
 	Ring  []dynamo.Arc      `json:"ring"`
 }
 
+// described is what the console needs of a system: its name and line.
+type described interface {
+	Name() string
+	Description() string
+}
+
 // Console watches the systems of one `up` process.
 type Console struct {
 	base    string
-	systems []host.System
+	systems []described
 	metrics *httpx.Metrics
 	admin   *auth.AdminToken
 	raft    *raftkv.LocalCluster
@@ -95,6 +105,7 @@ type Console struct {
 	gather  prometheus.Gatherer
 	prevOwn map[string][]OwnMetric
 	atRoot  bool // one system served at the base URL itself (its own serve command)
+	view    func() any // one cluster node's own view (ForNode); nil otherwise
 
 	mu        sync.Mutex
 	state     State
@@ -108,11 +119,12 @@ type Console struct {
 // Experiment runs go under dataDir/experiments.
 func New(base string, systems []host.System, metrics *httpx.Metrics, admin *auth.AdminToken, dataDir string, gather prometheus.Gatherer) *Console {
 	binary, _ := os.Executable()
-	c := &Console{base: base, systems: systems, metrics: metrics, admin: admin, changed: make(chan struct{}),
+	c := &Console{base: base, metrics: metrics, admin: admin, changed: make(chan struct{}),
 		state: State{Series: map[string][]Rate{}}, gather: gather,
 		lab:  &experiments{dir: filepath.Join(dataDir, "experiments"), binary: binary, logs: map[string]*logBuffer{}},
 		load: &loads{base: base, dir: filepath.Join(dataDir, "load")}}
 	for _, s := range systems {
+		c.systems = append(c.systems, s)
 		switch v := s.(type) {
 		case *raftkv.LocalCluster:
 			c.raft = v
@@ -136,6 +148,24 @@ func ForOne(base string, sys host.System, d *host.Deps) *Console {
 		c.state.Systems[i].BaseURL = base
 	}
 	c.mu.Unlock()
+	return c
+}
+
+// nodeSystem names a cluster node's system for its card.
+type nodeSystem struct{ name, description string }
+
+func (s nodeSystem) Name() string        { return s.name }
+func (s nodeSystem) Description() string { return s.description }
+
+// ForNode is the console of one cluster node, served at /ui/ of its client
+// port: the node's own view of its cluster, drawn as the raftkv or dynamo
+// page with no buttons, and its request rates and metrics.
+func ForNode(n host.NodeConsole) *Console {
+	c := New("", nil, n.Metrics, n.Admin, n.DataDir, n.Gather)
+	c.systems = []described{nodeSystem{n.System, n.Description}}
+	c.atRoot, c.view = true, n.View
+	c.state = State{Series: map[string][]Rate{}} // New sampled without the node: start again
+	c.sample(time.Now())
 	return c
 }
 
@@ -202,13 +232,27 @@ func (c *Console) sample(now time.Time) {
 
 // clusters fills in the clusters' state (c.mu held).
 func (c *Console) clusters(st *State, now time.Time) {
+	st.Controls = c.view == nil
+	var raftNodes []raftkv.NodeState
+	switch v := c.viewNow().(type) {
+	case raftkv.NodeState:
+		raftNodes = []raftkv.NodeState{v}
+	case dynamo.NodeSnapshot:
+		st.Dynamo = &DynamoState{Nodes: []dynamo.NodeView{v.Node}, Ring: v.Ring}
+	}
 	if c.raft != nil {
-		nodes := c.raft.State()
+		raftNodes = c.raft.State()
+	}
+	if raftNodes != nil {
+		nodes := raftNodes
 		var leader, term uint64
 		for _, n := range nodes {
 			if n.Running && n.Role == "leader" && n.Term >= term {
 				leader, term = n.ID, n.Term
 			}
+		}
+		if leader == 0 && len(nodes) == 1 { // one node's view: the leader it follows
+			leader, term = nodes[0].Leader, nodes[0].Term
 		}
 		if last := len(c.elections) - 1; last < 0 || c.elections[last].Leader != leader {
 			c.elections = append(c.elections, Election{At: now, Term: term, Leader: leader})
@@ -233,6 +277,13 @@ func (c *Console) clusters(st *State, now time.Time) {
 			st.Shop.Downstream = &stats
 		}
 	}
+}
+
+func (c *Console) viewNow() any {
+	if c.view == nil {
+		return nil
+	}
+	return c.view()
 }
 
 // refresh redraws the clusters at once after a control, without a rate
@@ -273,8 +324,10 @@ func (c *Console) Handler() http.Handler {
 	mux.Handle("POST /console/raftkv/nodes/{id}/{action}", c.admin.RequireFunc(c.raftAction))
 	mux.Handle("POST /console/dynamo/{action}", c.admin.RequireFunc(c.dynamoAction))
 	mux.Handle("POST /console/shop/{service}/{action}", c.admin.RequireFunc(c.shopAction))
-	c.lab.routes(mux, c.admin.RequireFunc)
-	c.load.routes(mux, c.admin.RequireFunc)
+	if c.view == nil {
+		c.lab.routes(mux, c.admin.RequireFunc)
+		c.load.routes(mux, c.admin.RequireFunc)
+	}
 	return mux
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,5 +274,42 @@ func TestLoadRunsFromTheConsole(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "load", cur.ID, "report.md")); err != nil {
 		t.Fatalf("report: %v", err)
+	}
+}
+
+// One cluster node's console draws its own view, follows the leader it
+// reports, and offers no controls, load or experiments.
+func TestNodeConsoleShowsTheNodesOwnView(t *testing.T) {
+	var view atomic.Value
+	view.Store(raftkv.NodeState{ID: 2, Running: true, Role: "follower", Leader: 3, Term: 4, Commit: 9, Applied: 9})
+	c := ForNode(host.NodeConsole{System: "raftkv", Description: "node 2", View: func() any { return view.Load() },
+		Metrics: httpx.NewMetrics(prometheus.NewRegistry()), DataDir: t.TempDir()})
+	st := c.snapshot()
+	if st.Controls || st.Raft == nil || len(st.Raft.Nodes) != 1 || st.Raft.Nodes[0].ID != 2 || len(st.Systems) != 1 || st.Systems[0].Name != "raftkv" {
+		t.Fatalf("state %+v", st)
+	}
+	if last := st.Raft.Elections[len(st.Raft.Elections)-1]; last.Leader != 3 || last.Term != 4 {
+		t.Fatalf("elections %+v: want the leader the node follows", st.Raft.Elections)
+	}
+	view.Store(raftkv.NodeState{ID: 2, Running: true, Role: "leader", Leader: 2, Term: 5})
+	c.sample(time.Now())
+	if last := c.snapshot().Raft.Elections; last[len(last)-1].Leader != 2 || len(last) != 2 {
+		t.Fatalf("elections %+v", last)
+	}
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	for path, want := range map[string]int{"/console/experiments": 404, "/console/load": 404, "/": 200, "/console/state": 200} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/console/raftkv/nodes/2/stop", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 {
+		t.Fatalf("a stop without a cluster or a token: %v %v", resp, err)
 	}
 }

@@ -141,7 +141,9 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 	}
 	metrics := httpx.NewMetrics(reg)
 	app := httpx.Instrument("dynamo", metrics, node.MaxBody(), logger, node.Handler())
-	srv.SetHandler(httpx.Ops(httpx.JSONErrors(app), reg, nil))
+	ui := host.NodeConsole{System: "dynamo", Description: "Dynamo node " + cfg.ID + ": its own view of the ring and the members",
+		View: func() any { return node.Snapshot() }, Metrics: metrics, Gather: reg, DataDir: cfg.DataDir}
+	srv.SetHandler(host.WithNodeUI(ctx, httpx.Ops(httpx.JSONErrors(app), reg, nil), ui))
 	peerSrv.SetHandler(peers.Guard(node.PeerHandler(), auth.Limits{MaxBody: node.MaxPeerBody(), MaxConcurrent: 64}, reg))
 	logger.Info(peers.StartLine())
 	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "peer", peerSrv.Addr(), "gossip", gc.Bind, "join", gc.Join, "sync", cfg.Sync,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,6 +149,29 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 		return true
 	}
 	testsvc.WaitUntil(t, "three alive members", 20*time.Second, func() bool { return allAlive(clients[0], "p1", "p2", "p3") && allAlive(clients[2], "p1", "p2", "p3") })
+	// Each node serves its console at /ui/: its own view of the ring.
+	testsvc.WaitUntil(t, "p2's console to draw the ring of three", 5*time.Second, func() bool {
+		resp, err := http.Get("http://" + nodes[1].http + "/ui/console/state")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Controls bool
+			Dynamo   struct {
+				Nodes []NodeView
+				Ring  []Arc
+			}
+		}
+		if json.NewDecoder(resp.Body).Decode(&st) != nil || st.Controls || len(st.Dynamo.Nodes) != 1 || st.Dynamo.Nodes[0].Name != "p2" {
+			return false
+		}
+		owners := map[string]bool{}
+		for _, a := range st.Dynamo.Ring {
+			owners[a.Owner] = true
+		}
+		return len(owners) == 3
+	})
 
 	ctx := context.Background()
 	acked := map[string]string{}

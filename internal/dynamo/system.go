@@ -121,6 +121,22 @@ type Arc struct {
 	Owner string `json:"owner"`
 }
 
+// NodeSnapshot is one node's view of its cluster, as `dynamo node` shows
+// it at /ui/.
+type NodeSnapshot struct {
+	Node NodeView
+	Ring []Arc
+}
+
+// Snapshot is the node's own view and its ring.
+func (n *Node) Snapshot() NodeSnapshot {
+	s := NodeSnapshot{Node: NodeView{Name: n.ID(), Up: true, Cluster: n.Cluster()}}
+	for _, r := range n.Ring().Ranges(1) {
+		s.Ring = append(s.Ring, Arc{Start: r.Start, End: r.End, Owner: r.Nodes[0]})
+	}
+	return s
+}
+
 // State is every node's view and the ring as the first node sees it.
 func (c *LocalCluster) State() (nodes []NodeView, ring []Arc) {
 	c.mu.Lock()

@@ -190,8 +190,11 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 		return tr.ActiveVoters(ctx, lead, book.Addrs()[lead])
 	}
 	api := NewAPI(node, o.RequestTimeout, o.MaxValue).WithMembership(book, o.Admin, active)
-	app := httpx.Instrument("raftkv", httpx.NewMetrics(reg), int64(o.MaxValue)+1<<20, logger, api.Handler())
-	client := httpx.NewServer(httpx.ServerConfig{Addr: o.Addr}, httpx.Ops(httpx.JSONErrors(app), reg, nil), logger)
+	metrics := httpx.NewMetrics(reg)
+	app := httpx.Instrument("raftkv", metrics, int64(o.MaxValue)+1<<20, logger, api.Handler())
+	ui := host.NodeConsole{System: "raftkv", Description: fmt.Sprintf("Raft node %d: its own view of the cluster", cfg.ID),
+		View: func() any { return node.View() }, Metrics: metrics, Gather: reg, Admin: o.Admin, DataDir: cfg.DataDir}
+	client := httpx.NewServer(httpx.ServerConfig{Addr: o.Addr}, host.WithNodeUI(ctx, httpx.Ops(httpx.JSONErrors(app), reg, nil), ui), logger)
 	// Snapshots have their own route and limit: a store's whole state,
 	// one or two at a time; everything else is small batches.
 	inner := PeerHandler(node, tr.Cut)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // Three `scalelab raftkv node` processes with fsync on; the leader is
@@ -136,6 +137,23 @@ func TestRealProcessesLeaderKilled(t *testing.T) {
 		return *b.Value, resp.StatusCode
 	}
 	lead := leader()
+	// Each node serves its console at /ui/: its own view, no controls.
+	testsvc.WaitUntil(t, "the leader's console to show it leading", 5*time.Second, func() bool {
+		resp, err := http.Get("http://" + addrs[lead] + "/ui/console/state")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Controls bool
+			Raftkv   struct{ Nodes []NodeState }
+		}
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && !st.Controls && len(st.Raftkv.Nodes) == 1 &&
+			st.Raftkv.Nodes[0].Role == "leader" && int(st.Raftkv.Nodes[0].ID) == lead
+	})
+	if resp, err := http.Get("http://" + addrs[lead] + "/ui/console/experiments"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("a node's console runs experiments: %v %v", resp, err)
+	}
 	for i := 0; i < 150; i++ {
 		put(fmt.Sprint("k", i%20), fmt.Sprint(i))
 	}

@@ -148,13 +148,18 @@ func (c *LocalCluster) State() []NodeState {
 	for i, id := range c.ids {
 		out[i] = NodeState{ID: id, Isolated: c.isolated[id]}
 		if n := c.nodes[i]; n != nil {
-			st := n.Status()
-			out[i].Running = true
-			out[i].Role = strings.TrimPrefix(strings.ToLower(st.RaftState.String()), "state")
-			out[i].Leader, out[i].Term, out[i].Commit, out[i].Applied = st.Lead, st.Term, st.Commit, st.Applied
+			out[i] = n.View()
+			out[i].Isolated = c.isolated[id]
 		}
 	}
 	return out
+}
+
+// View is the node's own state as the console shows it.
+func (n *Node) View() NodeState {
+	st := n.Status()
+	return NodeState{ID: st.ID, Running: true, Role: strings.TrimPrefix(strings.ToLower(st.RaftState.String()), "state"),
+		Leader: st.Lead, Term: st.Term, Commit: st.Commit, Applied: st.Applied}
 }
 
 // StopNode stops node id (its log stays): a crash, as far as the others know.

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
@@ -147,6 +149,33 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 // console lives above the systems, so the command line sets this; the
 // host only mounts it.
 var UI func(ctx context.Context, base string, sys System, d *Deps) http.Handler
+
+// NodeConsole is what a cluster node (`dynamo node`, `raftkv node`) shows
+// at /ui/: its own view of its cluster, its request rates and metrics.
+type NodeConsole struct {
+	System      string
+	Description string
+	View        func() any // the node's own view, read once a second
+	Metrics     *httpx.Metrics
+	Gather      prometheus.Gatherer
+	Admin       *auth.AdminToken
+	DataDir     string
+}
+
+// NodeUI, when set, is the console of one cluster node, served at /ui/ of
+// its client port (set by the command line, as UI is).
+var NodeUI func(ctx context.Context, n NodeConsole) http.Handler
+
+// WithNodeUI mounts the node's console at /ui/ beside app, when there is one.
+func WithNodeUI(ctx context.Context, app http.Handler, n NodeConsole) http.Handler {
+	if NodeUI == nil {
+		return app
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", http.StripPrefix("/ui", NodeUI(ctx, n)))
+	mux.Handle("/", app)
+	return mux
+}
 
 // ServePprof serves the profiler on its own address until ctx ends.
 func ServePprof(ctx context.Context, addr string, logger *slog.Logger) {
