@@ -104,7 +104,7 @@ type Console struct {
 	load    *loads
 	gather  prometheus.Gatherer
 	prevOwn map[string][]OwnMetric
-	atRoot  bool // one system served at the base URL itself (its own serve command)
+	atRoot  bool       // one system served at the base URL itself (its own serve command)
 	view    func() any // one cluster node's own view (ForNode); nil otherwise
 
 	mu        sync.Mutex
