@@ -65,8 +65,19 @@ func Lesson(cfg Config, results []*ModeResult) []string {
 			more = " More errors with protection is the point: each is an answer in milliseconds, where without it a checkout " +
 				"holds a connection until the client gives up (and counts as an error only then)."
 		}
-		out = append(out, fmt.Sprintf("Checkout during the stall failed fast with protection (%.1f errors/s, median latency %s) and "+
-			"hung without it (%.1f errors/s, median latency %s).%s", pc.ErrPerS, msText(pc.P50), nc.ErrPerS, msText(nc.P50), more))
+		line := fmt.Sprintf("Checkout during the stall failed fast with protection (%.1f errors/s, median latency %s, worst p99 %s).",
+			pc.ErrPerS, msText(pc.P50), msText(pc.P99))
+		switch {
+		case nc.P99 > 10*pc.P99 && nc.P50 < pc.P50:
+			line += fmt.Sprintf(" Without it the first checkouts hung until the client gave up (worst p99 %s) and held the shop's request slots; "+
+				"the ones after them were shed by the full shop (median latency %s, %.1f errors/s): fast refusals, but of everything, not only of checkout.",
+				msText(nc.P99), msText(nc.P50), nc.ErrPerS)
+		case nc.P99 > 10*pc.P99:
+			line += fmt.Sprintf(" Without it checkouts hung (median latency %s, worst p99 %s, %.1f errors/s).", msText(nc.P50), msText(nc.P99), nc.ErrPerS)
+		default:
+			line += fmt.Sprintf(" Without it: %.1f errors/s, median latency %s, worst p99 %s — no slower than with it in this run.", nc.ErrPerS, msText(nc.P50), msText(nc.P99))
+		}
+		out = append(out, line+more)
 	}
 	rec := func(r *ModeResult) string {
 		if r.RecoveryS < 0 {

@@ -10,10 +10,10 @@ func modes(naiveCatalogStall, protCatalogStall PhaseResult, naiveRec, protRec fl
 	before := PhaseResult{OKPerS: 50, P50: 2, P99: 8}
 	naive := &ModeResult{Name: "resilience off", Phases: map[string]PhaseResult{
 		"catalog/before": before, "catalog/stall": naiveCatalogStall,
-		"checkout/stall": {OKPerS: 0, ErrPerS: 1, P50: 8000}}, RecoveryS: naiveRec, PeakIn: 64}
+		"checkout/stall": {OKPerS: 0, ErrPerS: 1, P50: 8000, P99: 10000}}, RecoveryS: naiveRec, PeakIn: 64}
 	prot := &ModeResult{Name: "resilience on", Protect: true, Phases: map[string]PhaseResult{
 		"catalog/before": before, "catalog/stall": protCatalogStall,
-		"checkout/stall": {OKPerS: 0, ErrPerS: 30, P50: 3}}, RecoveryS: protRec, PeakIn: 9}
+		"checkout/stall": {OKPerS: 0, ErrPerS: 30, P50: 3, P99: 50}}, RecoveryS: protRec, PeakIn: 9}
 	return []*ModeResult{naive, prot}
 }
 
@@ -50,6 +50,27 @@ func TestLessonStatesWhatTheFiguresShow(t *testing.T) {
 			if strings.Contains(got, w) {
 				t.Errorf("%s: unexpected %q in\n%s", tc.name, w, got)
 			}
+		}
+	}
+}
+
+// What the unprotected checkouts did during the stall is read from their
+// latencies: hung (slow median), hung then shed (slow p99, fast median:
+// the full shop refused the rest), or no slower.
+func TestCheckoutSentenceFollowsTheLatencies(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, tc := range []struct {
+		naive PhaseResult
+		want  string
+	}{
+		{PhaseResult{ErrPerS: 1, P50: 8000, P99: 10000}, "Without it checkouts hung (median latency 8.0 s"},
+		{PhaseResult{ErrPerS: 36, P50: 0.7, P99: 10000}, "the first checkouts hung until the client gave up (worst p99 10.0 s) and held the shop's request slots; the ones after them were shed"},
+		{PhaseResult{ErrPerS: 30, P50: 3, P99: 60}, "no slower than with it in this run"},
+	} {
+		rs := modes(PhaseResult{OKPerS: 12, ErrPerS: 30, P99: 9000}, PhaseResult{OKPerS: 50, P99: 9}, 1, 3)
+		rs[0].Phases["checkout/stall"] = tc.naive
+		if got := strings.Join(Lesson(cfg, rs), "\n"); !strings.Contains(got, tc.want) {
+			t.Errorf("naive %+v: missing %q in\n%s", tc.naive, tc.want, got)
 		}
 	}
 }
