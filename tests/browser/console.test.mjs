@@ -198,6 +198,28 @@ await step("a chat message sent in one page arrives in another", async () => {
   if (shots) await b.screenshot({ path: `${shots}/chat.png` });
 });
 
+await step("a message sent from the console's chat panel arrives in a chat page and is counted in its room", async () => {
+  const other = await openPage("/chat/page");
+  const room = String(2 + (Date.now() % 15)); // up runs rooms 1..20
+  const frame = page.frameLocator("#chat-frame");
+  await frame.locator("#room").fill(room);
+  await frame.locator("#join").click();
+  await other.fill("#room", room);
+  await other.click("#join");
+  for (const ready of [() => frame.locator("#send:not([disabled])").waitFor(deadline(10000)),
+    () => other.waitForFunction(() => !document.querySelector("#send").disabled, null, deadline(10000))]) await ready();
+  const text = "from the console " + Date.now();
+  await frame.locator("#text").fill(text);
+  await frame.locator("#send").click();
+  await other.waitForFunction((t) => document.querySelector("#log").textContent.includes(t), text, deadline(10000));
+  // Stored through the broker, then counted in the panel's busiest rooms.
+  await page.waitForFunction((room) => {
+    const row = document.querySelector(`#chat-rooms tr[data-room="${room}"]`);
+    return row && Number(row.dataset.messages) >= 1;
+  }, room, deadline(15000));
+  if (shots) await page.locator("#chat").screenshot({ path: `${shots}/chat-panel.png` });
+});
+
 await step("the server is still up after all of it", async () => {
   const resp = await fetch(base + "/readyz");
   assert.equal(resp.status, 200, `readyz ${resp.status}`);

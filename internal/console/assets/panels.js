@@ -297,7 +297,33 @@ document.getElementById("shop-add-product").onclick = async () => {
   shop.lastProducts = 0;
 };
 
+// ---- chat -----------------------------------------------------------------
+
+const chat = {chart: null, lastStats: 0};
+
+function drawChat(st) {
+  const base = systemBase(st, "chat");
+  if (!base || Date.now() - chat.lastStats < 1000) return;
+  chat.lastStats = Date.now();
+  fetch(base + "/api/v1/stats").then(answerOf).then(([ok, s]) => {
+    if (!ok) return;
+    if (!chat.chart) chat.chart = new uPlot({width: 420, height: 160, series: [{}, {label: "messages/s", stroke: "#457b9d", width: 2}]},
+      [[], []], document.getElementById("chat-chart"));
+    chat.chart.setData([s.perSecond.map(p => Date.parse(p.second) / 1000), s.perSecond.map(p => p.messages)]);
+    const body = document.getElementById("chat-rooms");
+    body.innerHTML = s.topRooms.length ? "" : `<tr><td colspan="3" class="muted">no messages in the last minute</td></tr>`;
+    for (const r of s.topRooms) {
+      const tr = document.createElement("tr");
+      tr.dataset.room = r.roomId;
+      tr.dataset.messages = r.messages;
+      tr.innerHTML = `<td>${escapeHTML(r.roomId)}</td><td class="num">${r.messages}</td><td class="num">${(r.messages / s.windowSeconds).toFixed(2)}</td>`;
+      body.appendChild(tr);
+    }
+  }, () => {});
+}
+
 function drawPanels(st) {
+  drawChat(st);
   drawShortener(st);
   drawAlbums(st);
   drawShop(st);
