@@ -253,7 +253,8 @@ func TestLoadRunsFromTheConsole(t *testing.T) {
 		return resp.StatusCode
 	}
 	for _, bad := range []string{`{"path":"ok","rate":10,"duration":"2s"}`, `{"path":"/ok","rate":0,"duration":"2s"}`,
-		`{"path":"/ok","rate":10,"duration":"10m"}`, `{"path":"/ok","rate":10,"duration":"2s","method":"PATCH"}`, `{"path":`} {
+		`{"path":"/ok","rate":10,"duration":"10m"}`, `{"path":"/ok","rate":10,"duration":"2s","method":"PATCH"}`, `{"path":`,
+		`{"path":"/ok","rate":10,"vus":5,"duration":"2s"}`, `{"path":"/ok","vus":9999,"duration":"2s"}`, `{"path":"/ok","vus":-1,"duration":"2s"}`} {
 		if code := post(bad); code != 400 {
 			t.Errorf("%s: %d, want 400", bad, code)
 		}
@@ -274,6 +275,25 @@ func TestLoadRunsFromTheConsole(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "load", cur.ID, "report.md")); err != nil {
 		t.Fatalf("report: %v", err)
+	}
+	resp, err := http.Get(srv.URL + "/console/load/runs/" + cur.ID + "/nothing.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("a missing report file: %d %s, want a JSON 404", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// The closed model: virtual users, each waiting for its answer.
+	if code := post(`{"path":"/ok","vus":4,"duration":"1s"}`); code != 202 {
+		t.Fatalf("start with VUs: %d", code)
+	}
+	testsvc.WaitUntil(t, "the VU run to finish", 30*time.Second, func() bool {
+		cur = c.load.snapshot()
+		return cur != nil && cur.VUs == 4 && !cur.Running
+	})
+	if cur.Error != "" || cur.Summary == nil || cur.Summary.Requests < 50 || cur.Summary.Errors != 0 {
+		t.Fatalf("VU run %+v", cur)
 	}
 }
 

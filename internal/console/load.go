@@ -34,7 +34,8 @@ type loads struct {
 type LoadRun struct {
 	ID       string                `json:"id"`
 	Target   string                `json:"target"`
-	Rate     float64               `json:"rate"`
+	Rate     float64               `json:"rate,omitempty"`
+	VUs      int                   `json:"vus,omitempty"`
 	Seconds  []loadgen.SecondStats `json:"seconds"`
 	Running  bool                  `json:"running"`
 	Summary  *loadgen.Summary      `json:"summary,omitempty"`
@@ -47,12 +48,14 @@ type loadRequest struct {
 	Path     string  `json:"path"` // under the console's base URL, e.g. /idgen/api/v1/ids
 	Method   string  `json:"method"`
 	Body     string  `json:"body"`
-	Rate     float64 `json:"rate"`
+	Rate     float64 `json:"rate"` // open model: arrivals per second
+	VUs      int     `json:"vus"`  // or closed model: virtual users, each waiting for its answer
 	Duration string  `json:"duration"`
 }
 
 const (
 	maxLoadRate     = 20_000
+	maxLoadVUs      = 500
 	maxLoadDuration = 2 * time.Minute
 )
 
@@ -75,7 +78,16 @@ func (l *loads) routes(mux *http.ServeMux, require func(http.HandlerFunc) http.H
 			httpx.WriteError(w, r, apperr.E(apperr.Invalid, "no such report file"))
 			return
 		}
-		http.ServeFile(w, r, filepath.Join(l.dir, id, file))
+		path := filepath.Join(l.dir, id, file)
+		if _, err := os.Stat(path); err != nil {
+			httpx.WriteError(w, r, apperr.E(apperr.NotFound, "run %s has no %s", id, file))
+			return
+		}
+		if strings.HasSuffix(file, ".svg") {
+			w.Header().Set("Content-Type", "image/svg+xml")
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		http.ServeFile(w, r, path)
 	})
 }
 
@@ -89,8 +101,12 @@ func (l *loads) start(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !strings.HasPrefix(req.Path, "/") || strings.Contains(req.Path, "//"):
 		err = apperr.E(apperr.Invalid, "path: a path under this server, e.g. /idgen/api/v1/ids")
-	case req.Rate <= 0 || req.Rate > maxLoadRate:
+	case (req.Rate > 0) == (req.VUs > 0) || req.Rate < 0 || req.VUs < 0:
+		err = apperr.E(apperr.Invalid, "choose a model: rate (open, requests/s) or vus (closed, virtual users), not both")
+	case req.Rate > maxLoadRate:
 		err = apperr.E(apperr.Invalid, "rate: 0 < rate ≤ %d requests/s", maxLoadRate)
+	case req.VUs > maxLoadVUs:
+		err = apperr.E(apperr.Invalid, "vus: 1 to %d virtual users", maxLoadVUs)
 	case err != nil || d < time.Second || d > maxLoadDuration:
 		err = apperr.E(apperr.Invalid, "duration: 1s to %v", maxLoadDuration)
 	}
@@ -115,12 +131,12 @@ func (l *loads) start(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apperr.E(apperr.Conflict, "a load run is going: stop it first"))
 		return
 	}
-	run := &LoadRun{ID: "load-" + time.Now().UTC().Format("20060102-150405"), Target: req.Method + " " + target, Rate: req.Rate, Running: true}
+	run := &LoadRun{ID: "load-" + time.Now().UTC().Format("20060102-150405"), Target: req.Method + " " + target, Rate: req.Rate, VUs: req.VUs, Running: true}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.current, l.cancel = run, cancel
 	l.mu.Unlock()
 
-	plan := loadgen.Plan{HTTP: &loadgen.HTTPTarget{URL: target, Method: req.Method, Body: req.Body}, Rate: req.Rate, Duration: d,
+	plan := loadgen.Plan{HTTP: &loadgen.HTTPTarget{URL: target, Method: req.Method, Body: req.Body}, Rate: req.Rate, VUs: req.VUs, Duration: d,
 		Progress: func(sec loadgen.SecondStats, _ loadgen.Totals) {
 			l.mu.Lock()
 			run.Seconds = append(run.Seconds, sec)

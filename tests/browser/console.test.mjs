@@ -67,6 +67,16 @@ await step("a load run started from the page runs, is charted and leaves its rep
   await page.waitForSelector('#load-runs a[href$="report.md"]', deadline(5000));
   const text = await page.textContent("#load-now");
   assert.ok(/done: \d+ requests, 0 errors/.test(text), `load result: ${text}`);
+  // The closed model: 5 virtual users for 2 s.
+  await page.selectOption("#load-model", "vus");
+  await page.fill("#load-rate", "5");
+  await page.fill("#load-duration", "2s");
+  await page.click("#load-start");
+  await page.waitForFunction(() => {
+    const now = document.querySelector("#load-now");
+    return now.dataset.running === "false" && now.textContent.includes("with 5 VUs") && now.textContent.includes("done");
+  }, null, deadline(20000));
+  await page.selectOption("#load-model", "rate");
 });
 
 await step("a stopped raft leader is replaced and the page shows the new one", async () => {
