@@ -14,6 +14,7 @@ import (
 	"github.com/scalelab/scalelab/internal/albums"
 	"github.com/scalelab/scalelab/internal/console"
 	"github.com/scalelab/scalelab/internal/lab"
+	"github.com/scalelab/scalelab/internal/lb"
 	"github.com/scalelab/scalelab/internal/shop"
 
 	"github.com/spf13/cobra"
@@ -68,7 +69,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dynamoCmd, raftkvCmd := dynamo.Command(), raftkv.Command()
 	dynamoCmd.AddCommand(lab.Shortcut("cap", "cap"))
 	raftkvCmd.AddCommand(lab.Shortcut("check", "linearizability"))
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), lab.Command(), load, clusterKeyCommand(), versionCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), lab.Command(), lb.Command(), load, clusterKeyCommand(), versionCommand())
 	installConsole()
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)

@@ -27,6 +27,7 @@ const (
 	Gone            Code = "gone"              // 410: it existed and has expired
 	TooLarge        Code = "too_large"         // 413: the body is over the limit
 	TooManyRequests Code = "too_many_requests" // 429
+	BadGateway      Code = "bad_gateway"       // 502: the upstream answered badly or not at all (a proxy's answer)
 	Unavailable     Code = "unavailable"       // 503: a dependency is down; try again
 	Timeout         Code = "timeout"           // 504: a dependency did not answer in time
 	Internal        Code = "internal"          // 500

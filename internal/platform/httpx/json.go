@@ -22,6 +22,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.Gone:            http.StatusGone,
 	apperr.TooLarge:        http.StatusRequestEntityTooLarge,
 	apperr.TooManyRequests: http.StatusTooManyRequests,
+	apperr.BadGateway:      http.StatusBadGateway,
 	apperr.Unavailable:     http.StatusServiceUnavailable,
 	apperr.Timeout:         http.StatusGatewayTimeout,
 	apperr.Internal:        http.StatusInternalServerError,
