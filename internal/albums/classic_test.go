@@ -2,17 +2,22 @@ package albums
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"mime/multipart"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/cache"
+	"github.com/scalelab/scalelab/internal/platform/host"
+	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
@@ -204,4 +209,51 @@ func FuzzParseClassicProfile(f *testing.F) {
 			t.Fatalf("accepted an invalid profile %+v", p)
 		}
 	})
+}
+
+// ttlCache records the TTL each key was last cached with.
+type ttlCache struct {
+	cache.Cache
+	mu   sync.Mutex
+	ttls map[string]time.Duration
+}
+
+func (c *ttlCache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c.mu.Lock()
+	c.ttls[key] = ttl
+	c.mu.Unlock()
+	return c.Cache.Set(ctx, key, value, ttl)
+}
+
+// Review counts are cached for ReviewsTTL, not the albums' CacheTTL: a
+// read that raced the consumer's invalidation (the CI run that found it
+// waited 20 s for counts cached for 10 minutes) is wrong for a second at
+// most.
+func TestReviewCountsAreCachedBriefly(t *testing.T) {
+	var rec *ttlCache
+	base := hosttest.Start(t, host0(), func(ctx context.Context, d *host.Deps) (host.System, error) {
+		rec = &ttlCache{Cache: d.Cache, ttls: map[string]time.Duration{}}
+		d.Cache = rec
+		return New(ctx, d, testConfig())
+	})
+	ctype, body := swaggerUpload(t, swaggerProfile("A", "B", "2001"), pngImage(t, 4, 4))
+	code, raw := do(t, "POST", base+"/classic/albums", ctype, body, nil)
+	if code != 200 {
+		t.Fatalf("create: %d %s", code, raw)
+	}
+	var meta struct{ AlbumID string }
+	_ = json.Unmarshal([]byte(raw), &meta)
+	if code, raw := do(t, "GET", base+"/classic/review/"+meta.AlbumID, "", nil, nil); code != 200 {
+		t.Fatalf("likes: %d %s", code, raw)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for key, ttl := range rec.ttls {
+		if strings.HasPrefix(key, "albums:reviews:") && ttl != time.Second {
+			t.Fatalf("%s cached for %v, want ReviewsTTL (1 s)", key, ttl)
+		}
+	}
+	if len(rec.ttls) == 0 {
+		t.Fatal("nothing was cached: the test proved nothing")
+	}
 }

@@ -14,7 +14,8 @@ func Command() *cobra.Command {
 	root.AddCommand(host.ServeCommand("Serve the album store: uploads, cached reads, images with Range, reviews over the broker", "127.0.0.1:8092",
 		func(f *pflag.FlagSet) {
 			f.Int64Var(&cfg.MaxImage, "max-image", cfg.MaxImage, "largest accepted cover image, bytes")
-			f.DurationVar(&cfg.CacheTTL, "cache-ttl", cfg.CacheTTL, "how long album reads and review counts stay cached")
+			f.DurationVar(&cfg.CacheTTL, "cache-ttl", cfg.CacheTTL, "how long album reads stay cached")
+			f.DurationVar(&cfg.ReviewsTTL, "reviews-cache-ttl", cfg.ReviewsTTL, "how long review counts stay cached (the consumer invalidates them; this bounds a read that raced it)")
 			f.DurationVar(&cfg.DBTimeout, "db-timeout", cfg.DBTimeout, "deadline of each database call on a request")
 			f.IntVar(&cfg.ReviewBatch, "review-batch", cfg.ReviewBatch, "reviews applied per transaction at most")
 			f.DurationVar(&cfg.ReviewWait, "review-wait", cfg.ReviewWait, "how long a review waits for its batch to fill")

@@ -53,11 +53,19 @@ type Counts struct {
 
 // Reviews returns an album's applied counts, cache-aside: the consumer
 // deletes the cached counts of every album a batch changed, after commit.
+func (s *Service) reviewsTTL() time.Duration {
+	if s.cfg.ReviewsTTL > 0 {
+		return min(s.cfg.ReviewsTTL, s.cfg.CacheTTL)
+	}
+	return s.cfg.CacheTTL
+}
+
 func (s *Service) Reviews(ctx context.Context, albumID int64) (Counts, error) {
 	var c Counts
 	if data, ok, err := s.cache.Get(ctx, reviewsKey(albumID)); err == nil && ok && json.Unmarshal(data, &c) == nil {
 		return c, nil
 	}
+	epoch := s.reviewEpoch.Load()
 	err := s.db(ctx, func(ctx context.Context) (err error) {
 		c.Likes, c.Dislikes, err = s.store.reviews(ctx, albumID)
 		return err
@@ -68,8 +76,8 @@ func (s *Service) Reviews(ctx context.Context, albumID int64) (Counts, error) {
 	if err != nil {
 		return c, dbUnavailable(err)
 	}
-	if data, err := json.Marshal(c); err == nil {
-		_ = s.cache.Set(ctx, reviewsKey(albumID), data, s.cfg.CacheTTL)
+	if data, err := json.Marshal(c); err == nil && s.reviewEpoch.Load() == epoch {
+		_ = s.cache.Set(ctx, reviewsKey(albumID), data, s.reviewsTTL())
 	}
 	return c, nil
 }
@@ -87,6 +95,7 @@ func (s *Service) applyReviews(ctx context.Context, batch []*broker.Message) err
 		reviews = append(reviews, Review{ID: r.ID, AlbumID: r.AlbumID, Like: r.Like})
 	}
 	n, err := s.store.applyReviews(ctx, reviews)
+	s.reviewEpoch.Add(1) // before the invalidation: a read racing it will not cache
 	if err != nil {
 		return err
 	}

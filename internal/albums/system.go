@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,9 +26,14 @@ const ReviewTopic = "album-reviews"
 
 // Config is the album store's configuration.
 type Config struct {
-	MaxImage  int64         // bytes
-	CacheTTL  time.Duration // album reads stay cached this long (writes invalidate)
-	DBTimeout time.Duration // deadline of each database call on a request path
+	MaxImage int64         // bytes
+	CacheTTL time.Duration // album reads stay cached this long (writes invalidate)
+	// ReviewsTTL bounds how long review counts stay cached: the consumer
+	// invalidates them after each batch, but a read that began before the
+	// batch and caches what it read afterwards would otherwise keep the
+	// old counts for CacheTTL (another instance's consumer cannot stop it).
+	ReviewsTTL time.Duration
+	DBTimeout  time.Duration // deadline of each database call on a request path
 	// Reviews are applied in batches by a consumer group member.
 	ReviewBatch   int
 	ReviewWait    time.Duration
@@ -59,7 +65,7 @@ func DefaultConfig() Config {
 	db.BreakerDelay = 2 * time.Second
 	db.MaxConcurrent, db.MaxWait = 128, 200*time.Millisecond
 	return Config{
-		MaxImage: 5 << 20, CacheTTL: 10 * time.Minute, DBTimeout: 2 * time.Second,
+		MaxImage: 5 << 20, CacheTTL: 10 * time.Minute, ReviewsTTL: time.Second, DBTimeout: 2 * time.Second,
 		ReviewBatch: 500, ReviewWait: 50 * time.Millisecond, ConsumeReview: true,
 		DedupeWindow: 7 * 24 * time.Hour, PruneEvery: 10 * time.Minute,
 		CollectEvery: 10 * time.Minute, OrphanGrace: 10 * time.Minute,
@@ -85,6 +91,10 @@ type Service struct {
 	collected chan struct{}
 	metrics   *metrics
 	logger    *slog.Logger
+	// reviewEpoch counts the review batches this process applied: a read
+	// of the counts caches what it read only if no batch was applied while
+	// it read (in this process; across processes ReviewsTTL bounds it).
+	reviewEpoch atomic.Uint64
 }
 
 var (
