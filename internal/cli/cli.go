@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/scalelab/scalelab/internal/albums"
+	"github.com/scalelab/scalelab/internal/autoscale"
 	"github.com/scalelab/scalelab/internal/console"
 	"github.com/scalelab/scalelab/internal/lab"
 	"github.com/scalelab/scalelab/internal/lb"
@@ -69,7 +70,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dynamoCmd, raftkvCmd := dynamo.Command(), raftkv.Command()
 	dynamoCmd.AddCommand(lab.Shortcut("cap", "cap"))
 	raftkvCmd.AddCommand(lab.Shortcut("check", "linearizability"))
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), lab.Command(), lb.Command(), load, clusterKeyCommand(), versionCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), lab.Command(), lb.Command(), autoscale.Command(), load, clusterKeyCommand(), versionCommand())
 	installConsole()
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)

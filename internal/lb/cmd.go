@@ -70,9 +70,6 @@ func serveCommand() *cobra.Command {
 				return err
 			}
 		}
-		if len(backends) == 0 {
-			return apperr.Usagef("give at least one --backend (or backends in --config); more can be added through the admin API")
-		}
 		admin, where, err := auth.LoadAdminToken(adminToken, data)
 		if err != nil {
 			return err
