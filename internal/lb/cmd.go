@@ -39,12 +39,13 @@ func serveCommand() *cobra.Command {
 	pcfg, xcfg := DefaultPoolConfig(), DefaultProxyConfig()
 	scfg := ServeConfig{Addr: "127.0.0.1:8090", AdminAddr: "127.0.0.1:8091", IdleTimeout: 2 * time.Minute, DrainTimeout: 10 * time.Second}
 	var backends []string
-	var configFile, adminToken, data string
+	var configFile, adminToken, data, pprofAddr string
 	var debug bool
 	cmd := &cobra.Command{Use: "serve", Args: cobra.NoArgs, Short: "Balance HTTP (and WebSocket) traffic over backends",
 		Example: "  scalelab lb serve --addr 127.0.0.1:8090 --backend http://127.0.0.1:8081 --backend http://127.0.0.1:8082,2 --policy peak-ewma"}
 	f := cmd.Flags()
 	f.StringVar(&scfg.Addr, "addr", scfg.Addr, "client address")
+	f.StringVar(&scfg.Mode, "mode", "http", "http (L7: requests) or tcp (L4: connections, any protocol)")
 	f.StringVar(&scfg.AdminAddr, "admin-addr", scfg.AdminAddr, "admin API, /healthz, /readyz and /metrics (kept off the client port)")
 	f.StringArrayVar(&backends, "backend", nil, "a backend, URL or URL,weight (repeat)")
 	f.StringVar(&configFile, "config", "", "JSON file with addr, admin_addr, policy, backends, health")
@@ -64,11 +65,19 @@ func serveCommand() *cobra.Command {
 	f.StringVar(&adminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "admin token (default: DATA/admin-token, made if absent)")
 	f.StringVar(&data, "data", "./data/lb", "where the admin token is kept")
 	f.BoolVar(&debug, "debug", false, "debug logs")
+	f.StringVar(&pprofAddr, "pprof", "", "serve the Go profiler on this address (e.g. 127.0.0.1:6060)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if configFile != "" {
 			if err := applyFile(configFile, &scfg, &pcfg, &backends); err != nil {
 				return err
 			}
+		}
+		switch scfg.Mode {
+		case "http":
+		case "tcp":
+			pcfg.TCPChecks = true
+		default:
+			return apperr.Usagef("--mode: http or tcp, not %q", scfg.Mode)
 		}
 		admin, where, err := auth.LoadAdminToken(adminToken, data)
 		if err != nil {
@@ -76,6 +85,9 @@ func serveCommand() *cobra.Command {
 		}
 		logger := host.Logger(cmd.ErrOrStderr(), debug)
 		logger.Info("admin token", "from", where)
+		if pprofAddr != "" {
+			go host.ServePprof(cmd.Context(), pprofAddr, logger)
+		}
 		b, err := New(pcfg, xcfg, admin, backends)
 		if err != nil {
 			return err

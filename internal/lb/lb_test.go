@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -349,4 +351,67 @@ func TestBackendTimeout(t *testing.T) {
 		t.Fatalf("%d %s after %v", code, body, time.Since(start))
 	}
 	testsvc.WaitUntil(t, "in flight back to 0", 5*time.Second, func() bool { return lb.Pool.List()[0].InFlight == 0 })
+}
+
+// The TCP mode joins connections to backends, skips a dead one (nothing
+// was sent, so it is always safe), and balances connections.
+func TestTCPModeJoinsConnections(t *testing.T) {
+	echo := func(name string) net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					buf := make([]byte, 64)
+					n, _ := c.Read(buf)
+					_, _ = c.Write(append([]byte(name+":"), buf[:n]...))
+				}()
+			}
+		}()
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a, b := echo("a"), echo("b")
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	cfg := fastConfig()
+	cfg.TCPChecks, cfg.HealthPath = true, ""
+	tok, _ := auth.NewAdminToken(testToken)
+	bal, err := New(cfg, DefaultProxyConfig(), tok, []string{"http://" + deadAddr, "http://" + a.Addr().String(), "http://" + b.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := front.Addr().String()
+	front.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bal.ServeTCP(ctx, addr, time.Second, slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-done }()
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		var c net.Conn
+		testsvc.WaitUntil(t, "the TCP listener", 5*time.Second, func() bool {
+			c, err = net.Dial("tcp", addr)
+			return err == nil
+		})
+		_, _ = c.Write([]byte("hi"))
+		reply, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !strings.HasSuffix(string(reply), ":hi") {
+			t.Fatalf("connection %d: %q %v", i, reply, err)
+		}
+		seen[strings.SplitN(string(reply), ":", 2)[0]]++
+	}
+	if seen["a"] < 5 || seen["b"] < 5 {
+		t.Fatalf("connections per backend %v: want both used", seen)
+	}
 }

@@ -26,6 +26,7 @@ type PoolConfig struct {
 	// down after Fall failures in a row, up after Rise successes. An empty
 	// path turns active checks off (passive detection still runs).
 	HealthPath     string
+	TCPChecks      bool // probe by connecting, not by GET (the TCP mode)
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	Rise, Fall     int
@@ -309,7 +310,7 @@ func (p *Pool) Healthy() int {
 
 // RunChecks probes every backend until ctx ends.
 func (p *Pool) RunChecks(ctx context.Context) {
-	if p.cfg.HealthPath == "" || p.cfg.HealthInterval <= 0 {
+	if (p.cfg.HealthPath == "" && !p.cfg.TCPChecks) || p.cfg.HealthInterval <= 0 {
 		return
 	}
 	t := time.NewTicker(p.cfg.HealthInterval)
@@ -341,6 +342,14 @@ func (p *Pool) RunChecks(ctx context.Context) {
 func (p *Pool) probe(ctx context.Context, b *backend) bool {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.HealthTimeout)
 	defer cancel()
+	if p.cfg.TCPChecks {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", b.url.Host)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url.String()+p.cfg.HealthPath, nil)
 	if err != nil {
 		return false

@@ -61,8 +61,11 @@ func NewProxy(pool *Pool, cfg ProxyConfig, m *metrics) *Proxy {
 			pr.Out.Header.Set("Forwarded", forwarded(pr.In))
 			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "backend.pending" // the transport picks the backend
 		},
-		Transport:     px,
-		FlushInterval: -1, // stream as the backend writes (SSE, long polls)
+		Transport: px,
+		// FlushInterval 0: an answer of known length goes out in one write;
+		// one of unknown length (a stream: SSE, long polls, chunked) is
+		// flushed as the backend writes, by ReverseProxy itself.
+		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var ae *apperr.Error
 			if !errors.As(err, &ae) {
@@ -189,8 +192,13 @@ func (px *Proxy) RoundTrip(r *http.Request) (*http.Response, error) {
 // the answer's headers only.
 func (px *Proxy) send(b *backend, r *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(r.Context())
-	out := r.Clone(ctx)
-	out.URL.Scheme, out.URL.Host = b.url.Scheme, b.url.Host
+	// r is ReverseProxy's outgoing copy, ours to send: a shallow copy per
+	// attempt with its own URL is enough (a deep Clone costs an allocation
+	// per header on every request).
+	out := r.WithContext(ctx)
+	u := *r.URL
+	u.Scheme, u.Host = b.url.Scheme, b.url.Host
+	out.URL = &u
 	var timer *time.Timer
 	if px.cfg.Timeout > 0 && !isUpgrade(r) {
 		timer = time.AfterFunc(px.cfg.Timeout, cancel)

@@ -119,8 +119,26 @@ func answer(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "done"})
 }
 
+func (lb *Balancer) serveTCP(ctx context.Context, cfg ServeConfig, logger *slog.Logger) error {
+	admin := httpx.NewServer(httpx.ServerConfig{Addr: cfg.AdminAddr}, lb.AdminHandler(), logger)
+	if err := admin.Listen(); err != nil {
+		return err
+	}
+	checks, stopChecks := context.WithCancel(context.Background())
+	defer stopChecks()
+	go lb.Pool.RunChecks(checks)
+	errs := make(chan error, 2)
+	go func() { errs <- admin.Serve(ctx) }()
+	go func() { errs <- lb.ServeTCP(ctx, cfg.Addr, cfg.DrainTimeout, logger) }()
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		return fmt.Errorf("lb: %w", err)
+	}
+	return nil
+}
+
 // ServeConfig is where the balancer listens.
 type ServeConfig struct {
+	Mode            string // http (default) or tcp
 	Addr, AdminAddr string
 	MaxConns        int
 	IdleTimeout     time.Duration
@@ -130,6 +148,9 @@ type ServeConfig struct {
 // Serve runs the balancer until ctx ends, then drains: the listeners
 // close, requests in flight get DrainTimeout to finish.
 func (lb *Balancer) Serve(ctx context.Context, cfg ServeConfig, logger *slog.Logger) error {
+	if cfg.Mode == "tcp" {
+		return lb.serveTCP(ctx, cfg, logger)
+	}
 	front := httpx.NewServer(httpx.ServerConfig{Addr: cfg.Addr, ReadTimeout: time.Minute, WriteTimeout: time.Hour, IdleTimeout: cfg.IdleTimeout,
 		DrainTimeout: cfg.DrainTimeout, MaxConns: cfg.MaxConns, MaxConnsPerClient: cfg.MaxConns}, lb.Proxy, logger)
 	admin := httpx.NewServer(httpx.ServerConfig{Addr: cfg.AdminAddr}, lb.AdminHandler(), logger)
