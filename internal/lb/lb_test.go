@@ -415,3 +415,24 @@ func TestTCPModeJoinsConnections(t *testing.T) {
 		t.Fatalf("connections per backend %v: want both used", seen)
 	}
 }
+
+// Clients that hang up mid-request are no verdict on the backend: twenty
+// cancelled requests eject nothing.
+func TestClientCancellationsDoNotEject(t *testing.T) {
+	a := newBackend(t, "a")
+	a.delay.Store(int64(300 * time.Millisecond))
+	cfg := fastConfig()
+	cfg.HealthPath = ""
+	lb := startLB(t, cfg, DefaultProxyConfig(), a.URL)
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", lb.url+"/", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		cancel()
+	}
+	if b := lb.Pool.List()[0]; b.State != "up" || b.Failures != 0 {
+		t.Fatalf("after 20 clients hung up: %+v", b)
+	}
+}

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -10,6 +11,7 @@ import (
 type metrics struct {
 	responses *prometheus.CounterVec
 	retries   prometheus.Counter
+	counters  sync.Map // backend + class → prometheus.Counter: no label hashing per request
 }
 
 func newMetrics(reg prometheus.Registerer, pool *Pool) *metrics {
@@ -28,7 +30,12 @@ func (m *metrics) observe(backend string, status int) {
 	if status >= 100 && status < 600 {
 		class = strconv.Itoa(status/100) + "xx"
 	}
-	m.responses.WithLabelValues(backend, class).Inc()
+	key := backend + " " + class
+	c, ok := m.counters.Load(key)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(key, m.responses.WithLabelValues(backend, class))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // poolCollector exports each backend's state as it is at the scrape.
