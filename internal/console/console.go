@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalelab/scalelab/internal/dynamo"
+	"github.com/scalelab/scalelab/internal/lb"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
@@ -59,6 +60,7 @@ type State struct {
 	Raft   *RaftState        `json:"raftkv,omitempty"`
 	Dynamo *DynamoState      `json:"dynamo,omitempty"`
 	Shop   *ShopState        `json:"shop,omitempty"`
+	LB     *lb.Snapshot      `json:"lb,omitempty"`
 	// Controls: the page may offer the fault buttons, the load and the
 	// experiments (false on one cluster node: there is no in-process
 	// cluster to break, and a node runs no experiments).
@@ -239,6 +241,8 @@ func (c *Console) clusters(st *State, now time.Time) {
 		raftNodes = []raftkv.NodeState{v}
 	case dynamo.NodeSnapshot:
 		st.Dynamo = &DynamoState{Nodes: []dynamo.NodeView{v.Node}, Ring: v.Ring}
+	case lb.Snapshot:
+		st.LB = &v
 	}
 	if c.raft != nil {
 		raftNodes = c.raft.State()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalelab/scalelab/internal/lb"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -331,5 +332,15 @@ func TestNodeConsoleShowsTheNodesOwnView(t *testing.T) {
 	req, _ := http.NewRequest("POST", srv.URL+"/console/raftkv/nodes/2/stop", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 {
 		t.Fatalf("a stop without a cluster or a token: %v %v", resp, err)
+	}
+}
+
+// The balancer's console draws its pool as the balancer reports it.
+func TestNodeConsoleShowsTheBalancersPool(t *testing.T) {
+	snap := lb.Snapshot{Policy: "peak-ewma", Backends: []lb.Backend{{ID: "127.0.0.1:1", State: "up", Weight: 2, InFlight: 3}, {ID: "127.0.0.1:2", State: "ejected"}}}
+	c := ForNode(host.NodeConsole{System: "lb", View: func() any { return snap }, Metrics: httpx.NewMetrics(prometheus.NewRegistry()), DataDir: t.TempDir()})
+	st := c.snapshot()
+	if st.LB == nil || st.LB.Policy != "peak-ewma" || len(st.LB.Backends) != 2 || st.LB.Backends[0].InFlight != 3 || st.Controls {
+		t.Fatalf("state %+v", st.LB)
 	}
 }

@@ -88,6 +88,7 @@ func serveCommand() *cobra.Command {
 		if pprofAddr != "" {
 			go host.ServePprof(cmd.Context(), pprofAddr, logger)
 		}
+		scfg.DataDir = data
 		b, err := New(pcfg, xcfg, admin, backends)
 		if err != nil {
 			return err

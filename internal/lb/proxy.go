@@ -37,10 +37,11 @@ func DefaultProxyConfig() ProxyConfig {
 
 // Proxy is the balancer's request path.
 type Proxy struct {
-	pool    *Pool
-	cfg     ProxyConfig
-	rp      *httputil.ReverseProxy
-	metrics *metrics
+	pool     *Pool
+	cfg      ProxyConfig
+	rp       *httputil.ReverseProxy
+	metrics  *metrics
+	recorder *httpx.Recorder // the requests the console charts; nil: none
 }
 
 type ctxKey struct{}
@@ -121,8 +122,29 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		key, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
 	ctx := context.WithValue(r.Context(), ctxKey{}, &attempt{key: key})
-	px.rp.ServeHTTP(w, r.WithContext(ctx))
+	if px.recorder == nil {
+		px.rp.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
+	start := time.Now()
+	sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	px.rp.ServeHTTP(sw, r.WithContext(ctx))
+	px.recorder.Record(sw.status, time.Since(start))
 }
+
+// statusRecorder remembers the status written; Unwrap lets
+// ResponseController reach the connection (flush, hijack for upgrades).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
@@ -21,7 +22,19 @@ type Balancer struct {
 	Pool     *Pool
 	Proxy    *Proxy
 	Registry *prometheus.Registry
+	Requests *httpx.Metrics // the proxied requests, for the console
 	admin    *auth.AdminToken
+}
+
+// Snapshot is the balancer as its console draws it.
+type Snapshot struct {
+	Policy   string    `json:"policy"`
+	Backends []Backend `json:"backends"`
+}
+
+// Snapshot is the pool's state now.
+func (lb *Balancer) Snapshot() Snapshot {
+	return Snapshot{Policy: lb.Pool.cfg.Policy, Backends: lb.Pool.List()}
 }
 
 // New builds a balancer over the given backends ("URL" or "URL,weight").
@@ -42,7 +55,10 @@ func New(pcfg PoolConfig, xcfg ProxyConfig, admin *auth.AdminToken, backends []s
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg, pool)
-	return &Balancer{Pool: pool, Proxy: NewProxy(pool, xcfg, m), Registry: reg, admin: admin}, nil
+	requests := httpx.NewMetrics(reg)
+	px := NewProxy(pool, xcfg, m)
+	px.recorder = requests.Recorder("lb", "proxied")
+	return &Balancer{Pool: pool, Proxy: px, Registry: reg, Requests: requests, admin: admin}, nil
 }
 
 // AdminHandler is the admin port: the backends API (admin token), and
@@ -111,6 +127,12 @@ func (lb *Balancer) AdminHandler() http.Handler {
 	return httpx.Ops(httpx.JSONErrors(rt.Mux), lb.Registry, []httpx.Check{ready})
 }
 
+// adminWithUI is the admin port with the console at /ui/.
+func (lb *Balancer) adminWithUI(ctx context.Context, dataDir string) http.Handler {
+	return host.WithNodeUI(ctx, lb.AdminHandler(), host.NodeConsole{System: "lb", Description: "the load balancer: its backends, their states and traffic",
+		View: func() any { return lb.Snapshot() }, Metrics: lb.Requests, Gather: lb.Registry, Admin: lb.admin, DataDir: dataDir})
+}
+
 func answer(w http.ResponseWriter, r *http.Request, err error) {
 	if err != nil {
 		httpx.WriteError(w, r, err)
@@ -120,7 +142,7 @@ func answer(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (lb *Balancer) serveTCP(ctx context.Context, cfg ServeConfig, logger *slog.Logger) error {
-	admin := httpx.NewServer(httpx.ServerConfig{Addr: cfg.AdminAddr}, lb.AdminHandler(), logger)
+	admin := httpx.NewServer(httpx.ServerConfig{Addr: cfg.AdminAddr}, lb.adminWithUI(ctx, cfg.DataDir), logger)
 	if err := admin.Listen(); err != nil {
 		return err
 	}
@@ -138,6 +160,7 @@ func (lb *Balancer) serveTCP(ctx context.Context, cfg ServeConfig, logger *slog.
 
 // ServeConfig is where the balancer listens.
 type ServeConfig struct {
+	DataDir         string // where the console keeps what it keeps
 	Mode            string // http (default) or tcp
 	Addr, AdminAddr string
 	MaxConns        int
@@ -153,7 +176,7 @@ func (lb *Balancer) Serve(ctx context.Context, cfg ServeConfig, logger *slog.Log
 	}
 	front := httpx.NewServer(httpx.ServerConfig{Addr: cfg.Addr, ReadTimeout: time.Minute, WriteTimeout: time.Hour, IdleTimeout: cfg.IdleTimeout,
 		DrainTimeout: cfg.DrainTimeout, MaxConns: cfg.MaxConns, MaxConnsPerClient: cfg.MaxConns}, lb.Proxy, logger)
-	admin := httpx.NewServer(httpx.ServerConfig{Addr: cfg.AdminAddr}, lb.AdminHandler(), logger)
+	admin := httpx.NewServer(httpx.ServerConfig{Addr: cfg.AdminAddr}, lb.adminWithUI(ctx, cfg.DataDir), logger)
 	if err := errors.Join(front.Listen(), admin.Listen()); err != nil {
 		front.Close()
 		admin.Close()

@@ -322,7 +322,49 @@ function drawChat(st) {
   }, () => {});
 }
 
+// ---- lb ---------------------------------------------------------------------
+
+const lbp = {chart: null, ids: "", series: null};
+
+function drawLB(st) {
+  const s = st.lb;
+  document.getElementById("lb").hidden = !s;
+  if (!s) return;
+  document.getElementById("lb-title").textContent = `lb — the load balancer, policy ${s.policy}, ${s.backends.length} backends`;
+  const ids = s.backends.map(b => b.id).join(" ");
+  if (ids !== lbp.ids) { // the set changed: a new chart, one line per backend
+    lbp.ids = ids;
+    if (lbp.chart) lbp.chart.destroy();
+    lbp.series = new Series(s.backends.length);
+    lbp.chart = new uPlot({width: 640, height: 160, series: [{}, ...s.backends.map((b, i) => ({label: b.id, stroke: colours[i % colours.length], width: 2}))]},
+      lbp.series.data, document.getElementById("lb-chart"));
+  }
+  lbp.series.push(Math.floor(new Date(st.at).getTime() / 1000), ...s.backends.map(b => b.in_flight));
+  lbp.chart.setData(lbp.series.data);
+  const body = document.getElementById("lb-backends");
+  body.innerHTML = "";
+  for (const b of s.backends) {
+    const tr = document.createElement("tr");
+    tr.dataset.state = b.state;
+    tr.dataset.id = b.id;
+    const cls = b.state === "up" ? "leader" : "down";
+    tr.innerHTML = `<td>${escapeHTML(b.url)}</td><td class="${cls}">${escapeHTML(b.state)}${b.ejected_until ? " until " + new Date(b.ejected_until).toLocaleTimeString() : ""}</td>
+      <td class="num">${b.weight}</td><td class="num">${b.in_flight}</td><td class="num">${b.requests}</td><td class="num">${b.failures}</td>
+      <td class="num">${b.ewma_ms.toFixed(2)} ms</td><td class="num">${(100 * b.slow_start).toFixed(0)} %</td>
+      <td><button>${b.state === "draining" ? "undrain" : "drain"}</button></td>`;
+    tr.querySelector("button").onclick = async () => {
+      // The balancer's own admin API, on the port this page is served from.
+      const resp = await fetch("../admin/backends/" + encodeURIComponent(b.id) + "/drain", {method: "POST", headers: adminHeaders({"Content-Type": "application/json"}),
+        body: JSON.stringify({on: b.state !== "draining"})});
+      const [ok, , err] = await answerOf(resp);
+      say("lb-msg", ok ? b.id + ": done" : err);
+    };
+    body.appendChild(tr);
+  }
+}
+
 function drawPanels(st) {
+  drawLB(st);
   drawChat(st);
   drawShortener(st);
   drawAlbums(st);

@@ -195,3 +195,24 @@ func Instrument(system string, m *Metrics, maxBody int64, logger *slog.Logger, n
 		next.ServeHTTP(sw, r)
 	})
 }
+
+// Recorder counts one system's requests for a handler that Instrument
+// cannot wrap: a proxy, whose answers are its backends' and must pass
+// through unchanged (Instrument turns unmatched 404s into JSON).
+type Recorder struct {
+	m             *Metrics
+	routes        *routeCache
+	total         *atomic.Uint64
+	system, route string
+}
+
+// Recorder returns the recorder of system's requests under route.
+func (m *Metrics) Recorder(system, route string) *Recorder {
+	return &Recorder{m: m, routes: &routeCache{routes: map[string]*routeMetrics{}}, total: m.total(system), system: system, route: route}
+}
+
+// Record counts one answered request.
+func (r *Recorder) Record(status int, elapsed time.Duration) {
+	r.total.Add(1)
+	r.m.observe(r.routes, r.system, r.route, status, elapsed)
+}
