@@ -33,7 +33,7 @@ func Command() *cobra.Command {
 	for _, e := range Catalog() {
 		run.AddCommand(runCommand(e))
 	}
-	root.AddCommand(run, memberCommand())
+	root.AddCommand(run, memberCommand(), capacityCommand())
 	return root
 }
 

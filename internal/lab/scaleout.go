@@ -1,0 +1,356 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/scalelab/scalelab/internal/autoscale"
+	"github.com/scalelab/scalelab/internal/lb"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/loadgen"
+	"github.com/scalelab/scalelab/internal/platform/plot"
+)
+
+// The scale-out experiment: one backend of fixed capacity overloaded by
+// an open-model load through scalelab lb, then 2, 3 and 4 copies behind
+// it at the same load, then the autoscaler following a step from a light
+// load to the same heavy one.
+
+// ScaleOutOptions shape one run.
+type ScaleOutOptions struct {
+	Capacity int           // requests one copy serves at once
+	Cost     time.Duration // each request's service time
+	Rate     float64       // the heavy load, requests/s
+	Phase    time.Duration // load per fixed fleet size
+	Max      int           // copies at most
+}
+
+type scalePhase struct {
+	Copies     int
+	OK, Errors float64 // per second
+	P50, P99   float64 // ms
+	Requests   int64
+}
+
+type scaleTrace struct {
+	Seconds    []loadgen.SecondStats // the step's load, second by second
+	CopiesAt   []float64             // seconds since the step
+	Copies     []float64
+	RecoveredS float64 // seconds after the step until errors stopped for good (−1: never)
+	Final      int
+}
+
+func scaleOutExperiment() Experiment {
+	return Experiment{
+		Name: "scale-out", System: "lb+autoscale",
+		Summary: "One small instance overloaded behind the balancer, then 2, 3, 4 copies, then the autoscaler following a step: throughput, p99 and errors per fleet size, copies over time",
+		Quick:   map[string]string{"phase": "3s"},
+		Bind: func(fs *pflag.FlagSet) Runner {
+			opts := ScaleOutOptions{Capacity: 8, Cost: 20 * time.Millisecond, Rate: 1000, Phase: 8 * time.Second, Max: 4}
+			fs.IntVar(&opts.Capacity, "capacity", opts.Capacity, "requests one copy serves at once (its capacity is capacity / cost)")
+			fs.DurationVar(&opts.Cost, "cost", opts.Cost, "each request's service time (a wait: see docs/lab.md)")
+			fs.Float64Var(&opts.Rate, "rate", opts.Rate, "the heavy load, requests/s")
+			fs.DurationVar(&opts.Phase, "phase", opts.Phase, "load per fleet size")
+			fs.IntVar(&opts.Max, "max", opts.Max, "copies at most")
+			return func(ctx context.Context, env Env) (*Report, error) { return runScaleOut(ctx, env, opts) }
+		},
+	}
+}
+
+// capacityCopy runs one copy of the capacity backend.
+func startCapacityCopy(env Env, opts ScaleOutOptions) (string, func(), error) {
+	addr, err := freeLocalAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(env.Binary, "experiment", "capacity-backend", "--addr", addr, "--capacity", strconv.Itoa(opts.Capacity), "--cost", opts.Cost.String())
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if err := waitReady("http://" + addr + "/readyz"); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return "http://" + addr, stop, nil
+}
+
+func waitReady(u string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // a starting process has no signal but its port
+	}
+	return fmt.Errorf("%s did not become ready", u)
+}
+
+func runScaleOut(ctx context.Context, env Env, opts ScaleOutOptions) (*Report, error) {
+	if opts.Capacity < 1 || opts.Cost <= 0 || opts.Rate <= 0 || opts.Rate > 5000 || opts.Phase < time.Second || opts.Max < 2 || opts.Max > 8 {
+		return nil, apperr.Usagef("want --capacity ≥ 1, --cost > 0, 0 < --rate ≤ 5000, --phase ≥ 1s, 2 ≤ --max ≤ 8")
+	}
+	token := auth.NewKeyText()
+	tok, _ := auth.NewAdminToken(token)
+	pcfg := lb.DefaultPoolConfig()
+	pcfg.Policy, pcfg.HealthPath = "least-conn", "/readyz"
+	pcfg.SlowStart.Window = 0
+	pcfg.Outliers.Consecutive = 1 << 30 // a copy answering 503 because it is full is not failing: no ejection
+	bal, err := lb.New(pcfg, lb.DefaultProxyConfig(), tok, nil)
+	if err != nil {
+		return nil, err
+	}
+	front, err := serveOn(bal.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	defer front.close()
+	admin, err := serveOn(bal.AdminHandler())
+	if err != nil {
+		return nil, err
+	}
+	defer admin.close()
+	checks, stopChecks := context.WithCancel(ctx)
+	defer stopChecks()
+	go bal.Pool.RunChecks(checks)
+
+	// Fixed fleets: 1, 2, … Max copies.
+	var phases []scalePhase
+	var stops []func()
+	defer func() {
+		for _, s := range stops {
+			s()
+		}
+	}()
+	for n := 1; n <= opts.Max; n++ {
+		u, stop, err := startCapacityCopy(env, opts)
+		if err != nil {
+			return nil, err
+		}
+		stops = append(stops, stop)
+		pu, _ := url.Parse(u)
+		if _, err := bal.Pool.Add(pu, 1); err != nil {
+			return nil, err
+		}
+		sum, err := openLoad(ctx, front.url, opts.Rate, opts.Phase, nil)
+		if err != nil {
+			return nil, err
+		}
+		p := scalePhase{Copies: n, Requests: sum.Requests, OK: float64(sum.Requests-sum.Errors) / sum.DurationS, Errors: float64(sum.Errors) / sum.DurationS,
+			P50: sum.LatencyMS.P50, P99: sum.LatencyMS.P99}
+		phases = append(phases, p)
+		fmt.Fprintf(env.Log, "%d cop%s: %7.0f ok/s  %7.0f errors/s  p50 %7.1f ms  p99 %7.1f ms  (offered %.0f/s)\n", n, plural(n), p.OK, p.Errors, p.P50, p.P99, opts.Rate)
+	}
+	for _, b := range bal.Pool.List() {
+		_ = bal.Pool.Remove(b.ID)
+	}
+	for _, s := range stops {
+		s()
+	}
+	stops = nil
+
+	// The autoscaler: light load, then a step to the heavy one.
+	trace, err := autoscaleStep(ctx, env, opts, front.url, admin.url, token)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(env.Log, "autoscaler: %d copies at the end; errors stopped %s after the step\n", trace.Final, secondsOrNever(trace.RecoveredS))
+	r := scaleOutReport(opts, phases, trace)
+	r.Plots = scaleOutPlots(opts, phases, trace)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Scaling out behind the balancer\n\nOne copy serves %d requests at once, %v each: %.0f requests/s at most. Offered: %.0f requests/s, open model, %v per fleet size.\n\n",
+		opts.Capacity, opts.Cost, copyCapacity(opts), opts.Rate, opts.Phase)
+	b.WriteString("| copies | ok/s | errors/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n")
+	for _, p := range phases {
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %.1f |\n", p.Copies, p.OK, p.Errors, p.P50, p.P99)
+	}
+	b.WriteString("\n" + lessonMarkdown(r))
+	r.Body = b.String()
+	return r, nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return "y"
+	}
+	return "ies"
+}
+
+func secondsOrNever(s float64) string {
+	if s < 0 {
+		return "never"
+	}
+	return fmt.Sprintf("%.0f s", s)
+}
+
+func copyCapacity(opts ScaleOutOptions) float64 {
+	return float64(opts.Capacity) / opts.Cost.Seconds()
+}
+
+// served is an HTTP server on a free loopback port.
+type served struct {
+	url string
+	srv *http.Server
+}
+
+func serveOn(h http.Handler) (*served, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return &served{url: "http://" + l.Addr().String(), srv: srv}, nil
+}
+
+func (s *served) close() { _ = s.srv.Close() }
+
+func openLoad(ctx context.Context, target string, rate float64, d time.Duration, progress func(loadgen.SecondStats)) (loadgen.Summary, error) {
+	plan := loadgen.Plan{HTTP: &loadgen.HTTPTarget{URL: target + "/", Method: http.MethodGet}, Rate: rate, Duration: d, Connections: 512, Timeout: 5 * time.Second}
+	if progress != nil {
+		plan.Progress = func(s loadgen.SecondStats, _ loadgen.Totals) { progress(s) }
+	}
+	res, err := loadgen.Run(ctx, plan)
+	if err != nil {
+		return loadgen.Summary{}, err
+	}
+	return loadgen.Summarize(res)
+}
+
+// autoscaleStep runs the autoscaler on rps (target: 75 % of a copy's
+// capacity) through a light load and then the heavy one.
+func autoscaleStep(ctx context.Context, env Env, opts ScaleOutOptions, front, admin, token string) (scaleTrace, error) {
+	var trace scaleTrace
+	dir, err := os.MkdirTemp(env.Dir, "autoscale-")
+	if err != nil {
+		return trace, err
+	}
+	var mu sync.Mutex
+	var stepAt time.Time
+	cfg := autoscale.Config{
+		Policy:   autoscale.Policy{Min: 1, Max: opts.Max, Target: 0.75 * copyCapacity(opts), Tolerance: 0.1, Window: 2 * opts.Phase, CoolDown: time.Second},
+		Metric:   autoscale.MetricRPS,
+		Interval: time.Second,
+		Command:  []string{env.Binary, "experiment", "capacity-backend", "--addr", "127.0.0.1:{port}", "--capacity", strconv.Itoa(opts.Capacity), "--cost", opts.Cost.String()},
+		LBAdmin:  admin, LBToken: token, Ready: 10 * time.Second, Drain: 2 * time.Second, LogDir: dir,
+		OnRound: func(r autoscale.Round) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !stepAt.IsZero() {
+				trace.CopiesAt = append(trace.CopiesAt, r.At.Sub(stepAt).Seconds())
+				trace.Copies = append(trace.Copies, float64(r.Decision.Desired))
+				trace.Final = r.Decision.Desired
+			}
+		},
+	}
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- autoscale.Run(actx, cfg) }()
+	defer func() { cancel(); <-done }()
+	if err := waitReady(front + "/"); err != nil { // the first copy registered
+		return trace, err
+	}
+	if _, err := openLoad(ctx, front, 0.3*copyCapacity(opts), opts.Phase, nil); err != nil {
+		return trace, err
+	}
+	mu.Lock()
+	stepAt = time.Now()
+	mu.Unlock()
+	sum, err := openLoad(ctx, front, opts.Rate, 3*opts.Phase, nil)
+	if err != nil {
+		return trace, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	trace.Seconds = sum.PerSecond
+	trace.RecoveredS = -1
+	for i := len(sum.PerSecond) - 1; i >= 0; i-- {
+		if sum.PerSecond[i].Errors > 0 {
+			if i < len(sum.PerSecond)-1 {
+				trace.RecoveredS = float64(sum.PerSecond[i].T)
+			}
+			break
+		}
+		if i == 0 {
+			trace.RecoveredS = 0
+		}
+	}
+	return trace, nil
+}
+
+// scaleOutReport states the lesson from the figures.
+func scaleOutReport(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace) *Report {
+	r := &Report{Experiment: "scale-out", System: "lb+autoscale", Passed: true, Figures: map[string]float64{}}
+	for _, p := range phases {
+		k := fmt.Sprintf("copies_%d_", p.Copies)
+		r.Figures[k+"ok_per_s"], r.Figures[k+"errors_per_s"], r.Figures[k+"p99_ms"] = p.OK, p.Errors, p.P99
+	}
+	r.Figures["autoscale_final_copies"], r.Figures["autoscale_recovered_s"] = float64(trace.Final), trace.RecoveredS
+	capacity := copyCapacity(opts)
+	if len(phases) > 0 {
+		one := phases[0]
+		r.Lesson = append(r.Lesson, fmt.Sprintf("One copy can serve %.0f requests/s (%d at once, %v each); offered %.0f/s it served %.0f/s and refused %.0f/s, with a p99 of %.1f ms: the excess waits in its queue and then is turned away.",
+			capacity, opts.Capacity, opts.Cost, opts.Rate, one.OK, one.Errors, one.P99))
+	}
+	need := int(math.Ceil(opts.Rate / capacity))
+	for _, p := range phases {
+		if p.Copies == need {
+			r.Lesson = append(r.Lesson, fmt.Sprintf("%d copies (%.0f requests/s of capacity) carried the load: %.0f ok/s, %.0f errors/s, p99 %.1f ms — throughput grew with the copies until it met the offered load.",
+				p.Copies, float64(p.Copies)*capacity, p.OK, p.Errors, p.P99))
+		}
+	}
+	if len(phases) > 1 {
+		last := phases[len(phases)-1]
+		if last.Copies > need {
+			r.Lesson = append(r.Lesson, fmt.Sprintf("More copies than the load needs (%d) bought latency, not throughput: p99 %.1f ms at %.0f ok/s.", last.Copies, last.P99, last.OK))
+		}
+	}
+	switch {
+	case trace.RecoveredS < 0:
+		r.Passed = false
+		r.Lesson = append(r.Lesson, fmt.Sprintf("After the step to %.0f/s the autoscaler ended at %d copies and the errors never stopped within the run.", opts.Rate, trace.Final))
+	default:
+		r.Lesson = append(r.Lesson, fmt.Sprintf("The autoscaler (target %.0f requests/s per copy) followed the step to %.0f/s: it ended at %d copies, and errors stopped %.0f s after the step — the time to notice (a measuring interval), start copies and let their metric settle.",
+			0.75*capacity, opts.Rate, trace.Final, trace.RecoveredS))
+	}
+	r.Lesson = append(r.Lesson, "What a 2-core machine can show: a copy's limit here is its capacity (a wait), not the CPU, so copies add throughput beyond the cores. With a CPU-bound cost every copy shares the same two cores, and copies past two would add queues, not throughput.")
+	return r
+}
+
+func scaleOutPlots(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace) map[string]string {
+	var groups []string
+	var ok, errs, p99 []float64
+	for _, p := range phases {
+		groups = append(groups, fmt.Sprintf("%d cop%s", p.Copies, plural(p.Copies)))
+		ok, errs, p99 = append(ok, p.OK), append(errs, p.Errors), append(p99, p.P99)
+	}
+	var ts, okS, errS []float64
+	for _, s := range trace.Seconds {
+		ts, okS, errS = append(ts, float64(s.T)), append(okS, float64(s.Requests-s.Errors)), append(errS, float64(s.Errors))
+	}
+	return map[string]string{
+		"throughput.svg": plot.Bars{Title: fmt.Sprintf("Served and refused per fleet size (offered %.0f/s)", opts.Rate), YLabel: "requests/s", Groups: groups,
+			Series: []string{"ok", "errors"}, Values: [][]float64{ok, errs}}.SVG(),
+		"p99.svg": plot.Bars{Title: "p99 latency per fleet size", YLabel: "ms", Groups: groups, Series: []string{"p99"}, Values: [][]float64{p99}}.SVG(),
+		"autoscale-copies.svg": loadgen.TimeChart("Copies the autoscaler asked for, after the step", "copies",
+			[]plot.Line{{Name: "copies", X: trace.CopiesAt, Y: trace.Copies}}),
+		"autoscale-load.svg": loadgen.TimeChart("Served and refused per second, after the step", "requests/s",
+			[]plot.Line{{Name: "ok", Color: "#2ca02c", X: ts, Y: okS}, {Name: "errors", Color: "#d62728", X: ts, Y: errS}}),
+	}
+}
