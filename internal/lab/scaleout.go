@@ -315,10 +315,12 @@ func scaleOutReport(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace)
 				p.Copies, float64(p.Copies)*capacity, p.OK, p.Errors, p.P99))
 		}
 	}
-	if len(phases) > 1 {
-		last := phases[len(phases)-1]
-		if last.Copies > need {
-			r.Lesson = append(r.Lesson, fmt.Sprintf("More copies than the load needs (%d) bought latency, not throughput: p99 %.1f ms at %.0f ok/s.", last.Copies, last.P99, last.OK))
+	if len(phases) > need && need >= 1 {
+		enough, last := phases[need-1], phases[len(phases)-1]
+		if last.P99 < 0.8*enough.P99 {
+			r.Lesson = append(r.Lesson, fmt.Sprintf("More copies than the load needs (%d) bought latency, not throughput: p99 %.1f ms against %.1f ms, at %.0f ok/s.", last.Copies, last.P99, enough.P99, last.OK))
+		} else {
+			r.Lesson = append(r.Lesson, fmt.Sprintf("More copies than the load needs (%d) bought nothing here: %.0f ok/s and p99 %.1f ms, as with %d — once no request waits for a slot, each takes its service time.", last.Copies, last.OK, last.P99, enough.Copies))
 		}
 	}
 	switch {

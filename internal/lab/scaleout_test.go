@@ -23,6 +23,10 @@ func TestScaleOutLessonFollowsTheFigures(t *testing.T) {
 	if !r.Passed {
 		t.Fatal("a run that recovered failed")
 	}
+	phases[3].P99 = 41
+	if text := strings.Join(scaleOutReport(opts, phases, scaleTrace{Final: 4}).Lesson, " "); !strings.Contains(text, "bought nothing here") {
+		t.Fatalf("no gain from the fourth copy not said: %s", text)
+	}
 	if r := scaleOutReport(opts, phases, scaleTrace{Final: 4, RecoveredS: -1}); r.Passed {
 		t.Fatal("a run that never recovered passed")
 	}
