@@ -325,14 +325,13 @@ func startNginx(dir, algo string, hosts []string) (string, func(), error) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return "", nil, err
 	}
-	if out, err := exec.Command(bin, "-p", work, "-c", path).CombinedOutput(); err != nil {
-		return "", nil, fmt.Errorf("nginx: %v %s", err, out)
+	// In the foreground, as a child: killed with the experiment, never
+	// left behind as a daemon.
+	cmd := exec.Command(bin, "-p", work, "-c", path, "-g", "daemon off;")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("nginx: %w", err)
 	}
-	stop := func() {
-		if pid, err := os.ReadFile(filepath.Join(work, "nginx.pid")); err == nil {
-			_ = exec.Command("kill", strings.TrimSpace(string(pid))).Run()
-		}
-	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	if err := waitAnswer("http://" + addr + "/"); err != nil {
 		stop()
 		return "", nil, err
