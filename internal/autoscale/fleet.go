@@ -123,6 +123,7 @@ func (f *fleet) start(ctx context.Context) (*replica, error) {
 	}
 	c := &replica{port: port, addr: "127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), started: time.Now()}
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.SysProcAttr = childAttr()
 	if f.logDir != "" {
 		if c.log, err = os.Create(fmt.Sprintf("%s/copy-%d.log", f.logDir, port)); err == nil {
 			cmd.Stdout, cmd.Stderr = c.log, c.log
