@@ -38,6 +38,7 @@ func Command() *cobra.Command {
 	f.StringVar(&cfg.LBToken, "lb-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "the balancer's admin token (default $SCALELAB_ADMIN_TOKEN)")
 	f.DurationVar(&cfg.Drain, "drain", cfg.Drain, "how long a stopping copy's requests get")
 	f.StringVar(&cfg.LogDir, "log-dir", "", "write each copy's output here")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:8092", "the fleet's view, /healthz, /readyz, /metrics and the console at /ui/ (empty: none)")
 	f.BoolVar(&debug, "debug", false, "debug logs")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := policy.Check(); err != nil {

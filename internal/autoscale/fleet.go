@@ -78,6 +78,7 @@ type replica struct {
 	started time.Time
 	prev    *Sample
 	log     *os.File
+	state   string // starting, serving, draining (guarded by fleet.mu)
 }
 
 func (c *replica) alive() bool {
@@ -99,7 +100,25 @@ type fleet struct {
 	drain   time.Duration // how long a stopping copy's requests get
 
 	mu     sync.Mutex
-	copies []*replica
+	copies []*replica // serving: registered with the balancer
+	moving []*replica // starting or draining: the view shows them too
+}
+
+// setMoving adds c to the starting-or-draining list in state, or (state
+// "") takes it off.
+func (f *fleet) setMoving(c *replica, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, x := range f.moving {
+		if x == c {
+			f.moving = append(f.moving[:i:i], f.moving[i+1:]...)
+			break
+		}
+	}
+	if state != "" {
+		c.state = state
+		f.moving = append(f.moving, c)
+	}
 }
 
 func freePort() (int, error) {
@@ -134,6 +153,8 @@ func (f *fleet) start(ctx context.Context) (*replica, error) {
 	}
 	c.cmd = cmd
 	go func() { _ = cmd.Wait(); close(c.exited) }()
+	f.setMoving(c, "starting")
+	defer f.setMoving(c, "")
 	deadline := time.Now().Add(f.ready)
 	for {
 		resp, err := http.Get("http://" + c.addr + "/readyz")
@@ -154,6 +175,7 @@ func (f *fleet) start(ctx context.Context) (*replica, error) {
 		return nil, err
 	}
 	f.mu.Lock()
+	c.state = "serving"
 	f.copies = append(f.copies, c)
 	f.mu.Unlock()
 	f.logger.Info("autoscale: copy up", "addr", c.addr, "copies", f.count())
@@ -164,6 +186,8 @@ func (f *fleet) start(ctx context.Context) (*replica, error) {
 // (at most the drain time), removes it there, and stops it.
 func (f *fleet) stop(ctx context.Context, c *replica) {
 	f.forget(c)
+	f.setMoving(c, "draining")
+	defer f.setMoving(c, "")
 	_ = f.lb.do(ctx, http.MethodPost, "/admin/backends/"+c.addr+"/drain", nil, nil)
 	deadline := time.Now().Add(f.drain)
 	for time.Now().Before(deadline) && ctx.Err() == nil {

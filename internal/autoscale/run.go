@@ -23,7 +23,10 @@ type Config struct {
 	Ready    time.Duration // how long a new copy has to answer /readyz
 	Drain    time.Duration // how long a stopping copy's requests get
 	LogDir   string        // copies' output (empty: discarded)
-	Logger   *slog.Logger
+	// AdminAddr, when set, serves the fleet's view (GET /api/v1/fleet),
+	// /healthz, /readyz, /metrics and the console at /ui/.
+	AdminAddr string
+	Logger    *slog.Logger
 	// OnRound, when set, is told every round's outcome (tests, the lab).
 	OnRound func(Round)
 }
@@ -55,6 +58,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	lb := &balancer{admin: cfg.LBAdmin, token: cfg.LBToken, client: &http.Client{Timeout: 5 * time.Second}}
 	f := &fleet{command: cfg.Command, lb: lb, logDir: cfg.LogDir, logger: cfg.Logger, ready: cfg.Ready, drain: cfg.Drain}
+	w := newWatch(cfg, f)
+	if cfg.AdminAddr != "" {
+		actx, stopAdmin := context.WithCancel(ctx)
+		wait, err := w.serveAdmin(actx, cfg.AdminAddr, cfg.Logger)
+		if err != nil {
+			stopAdmin()
+			return err
+		}
+		defer func() { stopAdmin(); _ = wait() }() // after the copies have stopped
+	}
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Drain+20*time.Second)
 		defer cancel()
@@ -94,6 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		cfg.Logger.Info("autoscale", "copies", round.Copies, "metric", cfg.Metric, "value", fmt.Sprintf("%.3g", metric), "desired", d.Desired, "why", d.Reason)
+		w.record(round)
 		if cfg.OnRound != nil {
 			cfg.OnRound(round)
 		}

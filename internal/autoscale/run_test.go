@@ -3,6 +3,7 @@ package autoscale
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,6 +57,7 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 		Interval: 500 * time.Millisecond,
 		Command:  []string{bin, "idgen", "serve", "--addr", "127.0.0.1:{port}", "--data", filepath.Join(dir, "copy-{port}")},
 		LBAdmin:  "http://" + admin, LBToken: token, Ready: 20 * time.Second, Drain: 2 * time.Second, LogDir: dir,
+		AdminAddr: proctest.FreeAddr(t),
 		OnRound: func(r Round) {
 			mu.Lock()
 			rounds = append(rounds, r)
@@ -113,6 +115,7 @@ func TestAutoscalerFollowsTheLoad(t *testing.T) {
 		}
 	}()
 	testsvc.WaitUntil(t, "three copies under load", 40*time.Second, func() bool { return last().Decision.Desired == 3 && last().Copies == 3 })
+	checkFleetView(t, "http://"+cfg.AdminAddr, 3)
 
 	// Kill one copy: the next round replaces it.
 	victim := copyPIDs(t, dir)[0]
@@ -155,4 +158,49 @@ func copyPIDs(t *testing.T, dir string) []int {
 		t.Fatal("no copy running")
 	}
 	return pids
+}
+
+// checkFleetView reads the admin port: the fleet's view lists serving
+// copies with their processes, and the rounds; /readyz and /metrics agree.
+func checkFleetView(t *testing.T, base string, serving int) {
+	t.Helper()
+	var snap Snapshot
+	resp, err := http.Get(base + "/api/v1/fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range snap.Copies {
+		if c.State == "serving" {
+			n++
+			if c.PID <= 0 || !strings.HasPrefix(c.Addr, "127.0.0.1:") {
+				t.Errorf("copy %+v: no process or address", c)
+			}
+		}
+	}
+	if n < serving || snap.Metric != MetricRPS || snap.Max != 3 || len(snap.Rounds) == 0 {
+		t.Fatalf("fleet view: %d serving (want %d), %+v", n, serving, snap)
+	}
+	if last := snap.Rounds[len(snap.Rounds)-1]; last.Metric == nil || last.Desired < 1 {
+		t.Fatalf("last round %+v", last)
+	}
+	resp, err = http.Get(base + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "scalelab_autoscale_copies ") || !strings.Contains(string(body), "scalelab_autoscale_scale_ups_total ") {
+		t.Fatalf("/metrics lacks the autoscaler's series")
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scalelab/scalelab/internal/autoscale"
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/lb"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
@@ -61,6 +62,8 @@ type State struct {
 	Dynamo *DynamoState      `json:"dynamo,omitempty"`
 	Shop   *ShopState        `json:"shop,omitempty"`
 	LB     *lb.Snapshot      `json:"lb,omitempty"`
+	// Autoscale is the autoscaler's fleet (on its own admin port's console).
+	Autoscale *autoscale.Snapshot `json:"autoscale,omitempty"`
 	// Controls: the page may offer the fault buttons, the load and the
 	// experiments (false on one cluster node: there is no in-process
 	// cluster to break, and a node runs no experiments).
@@ -243,6 +246,8 @@ func (c *Console) clusters(st *State, now time.Time) {
 		st.Dynamo = &DynamoState{Nodes: []dynamo.NodeView{v.Node}, Ring: v.Ring}
 	case lb.Snapshot:
 		st.LB = &v
+	case autoscale.Snapshot:
+		st.Autoscale = &v
 	}
 	if c.raft != nil {
 		raftNodes = c.raft.State()

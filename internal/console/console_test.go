@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scalelab/scalelab/internal/autoscale"
 	"github.com/scalelab/scalelab/internal/lb"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/host"
@@ -342,5 +343,18 @@ func TestNodeConsoleShowsTheBalancersPool(t *testing.T) {
 	st := c.snapshot()
 	if st.LB == nil || st.LB.Policy != "peak-ewma" || len(st.LB.Backends) != 2 || st.LB.Backends[0].InFlight != 3 || st.Controls {
 		t.Fatalf("state %+v", st.LB)
+	}
+}
+
+// The autoscaler's console draws its fleet and rounds as it reports them.
+func TestNodeConsoleShowsTheAutoscalersFleet(t *testing.T) {
+	m := 42.0
+	snap := autoscale.Snapshot{Metric: "rps", Target: 40, Min: 1, Max: 3,
+		Copies: []autoscale.CopyView{{Addr: "127.0.0.1:1", PID: 10, State: "serving"}, {Addr: "127.0.0.1:2", PID: 11, State: "starting"}},
+		Rounds: []autoscale.RoundView{{Copies: 1, Metric: &m, Desired: 2, Reason: "up"}}}
+	c := ForNode(host.NodeConsole{System: "autoscale", View: func() any { return snap }, Metrics: httpx.NewMetrics(prometheus.NewRegistry()), DataDir: t.TempDir()})
+	st := c.snapshot()
+	if st.Autoscale == nil || len(st.Autoscale.Copies) != 2 || st.Autoscale.Rounds[0].Desired != 2 || st.Controls || st.LB != nil {
+		t.Fatalf("state %+v", st.Autoscale)
 	}
 }

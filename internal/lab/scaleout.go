@@ -27,7 +27,9 @@ import (
 // The scale-out experiment: one backend of fixed capacity overloaded by
 // an open-model load through scalelab lb, then 2, 3 and 4 copies behind
 // it at the same load, then the autoscaler following a step from a light
-// load to the same heavy one.
+// load to the same heavy one, a calm long enough for it to scale back
+// down, and a spike: the heavy load again, but shorter than the time the
+// autoscaler needs to react.
 
 // ScaleOutOptions shape one run.
 type ScaleOutOptions struct {
@@ -36,6 +38,7 @@ type ScaleOutOptions struct {
 	Rate     float64       // the heavy load, requests/s
 	Phase    time.Duration // load per fixed fleet size
 	Max      int           // copies at most
+	Spike    time.Duration // the spike's length
 }
 
 type scalePhase struct {
@@ -50,7 +53,17 @@ type scaleTrace struct {
 	CopiesAt   []float64             // seconds since the step
 	Copies     []float64
 	RecoveredS float64 // seconds after the step until errors stopped for good (−1: never)
-	Final      int
+	Final      int     // copies at the end of the step
+
+	// The spike, after the calm.
+	SpikeAtS     float64               // seconds since the step
+	SpikeSeconds []loadgen.SecondStats // its load, second by second
+	SpikeBefore  int                   // copies when it began
+	SpikePeak    int                   // copies asked for during it or within a phase after
+	SpikeReactS  float64               // seconds from its start to the first copy asked for beyond SpikeBefore (−1: none)
+	SpikeOK      float64               // per second
+	SpikeErrors  float64               // per second
+	SpikeP99     float64               // ms
 }
 
 func scaleOutExperiment() Experiment {
@@ -59,12 +72,13 @@ func scaleOutExperiment() Experiment {
 		Summary: "One small instance overloaded behind the balancer, then 2, 3, 4 copies, then the autoscaler following a step: throughput, p99 and errors per fleet size, copies over time",
 		Quick:   map[string]string{"phase": "3s"},
 		Bind: func(fs *pflag.FlagSet) Runner {
-			opts := ScaleOutOptions{Capacity: 8, Cost: 20 * time.Millisecond, Rate: 1000, Phase: 8 * time.Second, Max: 4}
+			opts := ScaleOutOptions{Capacity: 8, Cost: 20 * time.Millisecond, Rate: 1000, Phase: 8 * time.Second, Max: 4, Spike: 2 * time.Second}
 			fs.IntVar(&opts.Capacity, "capacity", opts.Capacity, "requests one copy serves at once (its capacity is capacity / cost)")
 			fs.DurationVar(&opts.Cost, "cost", opts.Cost, "each request's service time (a wait: see docs/lab.md)")
 			fs.Float64Var(&opts.Rate, "rate", opts.Rate, "the heavy load, requests/s")
 			fs.DurationVar(&opts.Phase, "phase", opts.Phase, "load per fleet size")
 			fs.IntVar(&opts.Max, "max", opts.Max, "copies at most")
+			fs.DurationVar(&opts.Spike, "spike", opts.Spike, "the spike's length (the heavy load again after the calm)")
 			return func(ctx context.Context, env Env) (*Report, error) { return runScaleOut(ctx, env, opts) }
 		},
 	}
@@ -103,8 +117,8 @@ func waitReady(u string) error {
 }
 
 func runScaleOut(ctx context.Context, env Env, opts ScaleOutOptions) (*Report, error) {
-	if opts.Capacity < 1 || opts.Cost <= 0 || opts.Rate <= 0 || opts.Rate > 5000 || opts.Phase < time.Second || opts.Max < 2 || opts.Max > 8 {
-		return nil, apperr.Usagef("want --capacity ≥ 1, --cost > 0, 0 < --rate ≤ 5000, --phase ≥ 1s, 2 ≤ --max ≤ 8")
+	if opts.Capacity < 1 || opts.Cost <= 0 || opts.Rate <= 0 || opts.Rate > 5000 || opts.Phase < time.Second || opts.Max < 2 || opts.Max > 8 || opts.Spike < time.Second || opts.Spike > time.Minute {
+		return nil, apperr.Usagef("want --capacity ≥ 1, --cost > 0, 0 < --rate ≤ 5000, --phase ≥ 1s, 2 ≤ --max ≤ 8, 1s ≤ --spike ≤ 1m")
 	}
 	token := auth.NewKeyText()
 	tok, _ := auth.NewAdminToken(token)
@@ -170,7 +184,9 @@ func runScaleOut(ctx context.Context, env Env, opts ScaleOutOptions) (*Report, e
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(env.Log, "autoscaler: %d copies at the end; errors stopped %s after the step\n", trace.Final, secondsOrNever(trace.RecoveredS))
+	fmt.Fprintf(env.Log, "autoscaler: %d copies at the end of the step; errors stopped %s after it\n", trace.Final, secondsOrNever(trace.RecoveredS))
+	fmt.Fprintf(env.Log, "spike of %v: %d cop%s when it came, %.0f ok/s, %.0f errors/s, p99 %.1f ms; %d copies asked for at most during and after it\n",
+		opts.Spike, trace.SpikeBefore, plural(trace.SpikeBefore), trace.SpikeOK, trace.SpikeErrors, trace.SpikeP99, trace.SpikePeak)
 	r := scaleOutReport(opts, phases, trace)
 	r.Plots = scaleOutPlots(opts, phases, trace)
 	var b strings.Builder
@@ -255,7 +271,6 @@ func autoscaleStep(ctx context.Context, env Env, opts ScaleOutOptions, front, ad
 			if !stepAt.IsZero() {
 				trace.CopiesAt = append(trace.CopiesAt, r.At.Sub(stepAt).Seconds())
 				trace.Copies = append(trace.Copies, float64(r.Decision.Desired))
-				trace.Final = r.Decision.Desired
 			}
 		},
 	}
@@ -277,21 +292,71 @@ func autoscaleStep(ctx context.Context, env Env, opts ScaleOutOptions, front, ad
 		return trace, err
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	trace.Seconds = sum.PerSecond
-	trace.RecoveredS = -1
-	for i := len(sum.PerSecond) - 1; i >= 0; i-- {
-		if sum.PerSecond[i].Errors > 0 {
-			if i < len(sum.PerSecond)-1 {
-				trace.RecoveredS = float64(sum.PerSecond[i].T)
-			}
-			break
+	trace.RecoveredS = recoveredAfter(sum.PerSecond)
+	trace.Final = copiesAt(trace, math.Inf(1))
+	mu.Unlock()
+
+	// The calm: light load for longer than the scale-down window, so the
+	// spike meets a fleet sized for the calm.
+	if _, err := openLoad(ctx, front, 0.3*copyCapacity(opts), cfg.Policy.Window+cfg.Drain+2*cfg.Interval, nil); err != nil {
+		return trace, err
+	}
+	mu.Lock()
+	trace.SpikeAtS = time.Since(stepAt).Seconds()
+	trace.SpikeBefore = copiesAt(trace, trace.SpikeAtS)
+	mu.Unlock()
+	spike, err := openLoad(ctx, front, opts.Rate, opts.Spike, nil)
+	if err != nil {
+		return trace, err
+	}
+	// Light load again for a phase: what the autoscaler does once the
+	// spike is over.
+	if _, err := openLoad(ctx, front, 0.3*copyCapacity(opts), opts.Phase, nil); err != nil {
+		return trace, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	trace.SpikeSeconds = spike.PerSecond
+	trace.SpikeOK, trace.SpikeErrors = float64(spike.Requests-spike.Errors)/spike.DurationS, float64(spike.Errors)/spike.DurationS
+	trace.SpikeP99 = spike.LatencyMS.P99
+	trace.SpikePeak, trace.SpikeReactS = trace.SpikeBefore, -1
+	for i, at := range trace.CopiesAt {
+		if at < trace.SpikeAtS || int(trace.Copies[i]) <= trace.SpikeBefore {
+			continue
 		}
-		if i == 0 {
-			trace.RecoveredS = 0
+		if trace.SpikeReactS < 0 {
+			trace.SpikeReactS = at - trace.SpikeAtS
 		}
+		trace.SpikePeak = max(trace.SpikePeak, int(trace.Copies[i]))
 	}
 	return trace, nil
+}
+
+// recoveredAfter is the second after which no request failed (0: none
+// ever did; −1: the last second still had errors).
+func recoveredAfter(secs []loadgen.SecondStats) float64 {
+	for i := len(secs) - 1; i >= 0; i-- {
+		if secs[i].Errors > 0 {
+			if i < len(secs)-1 {
+				return float64(secs[i].T)
+			}
+			return -1
+		}
+	}
+	return 0
+}
+
+// copiesAt is the copies asked for at the last round at or before at
+// (seconds since the step); 1 before the first.
+func copiesAt(trace scaleTrace, at float64) int {
+	n := 1
+	for i, t := range trace.CopiesAt {
+		if t <= at {
+			n = int(trace.Copies[i])
+		}
+	}
+	return n
 }
 
 // scaleOutReport states the lesson from the figures.
@@ -331,6 +396,27 @@ func scaleOutReport(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace)
 		r.Lesson = append(r.Lesson, fmt.Sprintf("The autoscaler (target %.0f requests/s per copy) followed the step to %.0f/s: it ended at %d copies, and errors stopped %.0f s after the step — the time to notice (a measuring interval), start copies and let their metric settle.",
 			0.75*capacity, opts.Rate, trace.Final, trace.RecoveredS))
 	}
+	if trace.SpikeSeconds != nil {
+		r.Figures["spike_ok_per_s"], r.Figures["spike_errors_per_s"], r.Figures["spike_p99_ms"] = trace.SpikeOK, trace.SpikeErrors, trace.SpikeP99
+		r.Figures["spike_copies_before"], r.Figures["spike_copies_peak"] = float64(trace.SpikeBefore), float64(trace.SpikePeak)
+		r.Figures["spike_react_s"] = trace.SpikeReactS
+		served := float64(trace.SpikeBefore) * capacity
+		switch {
+		case trace.SpikeErrors > 0 && trace.SpikePeak > trace.SpikeBefore:
+			when := "while it lasted"
+			if trace.SpikeReactS >= opts.Spike.Seconds() {
+				when = "after it had passed"
+			}
+			r.Lesson = append(r.Lesson, fmt.Sprintf("A %v spike to %.0f/s met %d cop%s (%.0f requests/s of capacity): %.0f/s were refused (p99 %.1f ms). The autoscaler asked for a copy more %.1f s after the spike began, %s, and for %d at most; each new copy still had to start. A spike not much longer than the time to notice and start a copy is carried by headroom already running (or a queue), not by autoscaling.",
+				opts.Spike, opts.Rate, trace.SpikeBefore, plural(trace.SpikeBefore), served, trace.SpikeErrors, trace.SpikeP99, trace.SpikeReactS, when, trace.SpikePeak))
+		case trace.SpikeErrors > 0:
+			r.Lesson = append(r.Lesson, fmt.Sprintf("A %v spike to %.0f/s met %d cop%s (%.0f requests/s of capacity): %.0f/s were refused (p99 %.1f ms) and it was over before the autoscaler added a copy — only headroom already running carries a spike shorter than the reaction time.",
+				opts.Spike, opts.Rate, trace.SpikeBefore, plural(trace.SpikeBefore), served, trace.SpikeErrors, trace.SpikeP99))
+		default:
+			r.Lesson = append(r.Lesson, fmt.Sprintf("A %v spike to %.0f/s met %d cop%s (%.0f requests/s of capacity) and none was refused (p99 %.1f ms): the fleet had not scaled down to below the spike, so headroom carried it.",
+				opts.Spike, opts.Rate, trace.SpikeBefore, plural(trace.SpikeBefore), served, trace.SpikeP99))
+		}
+	}
 	r.Lesson = append(r.Lesson, "What a 2-core machine can show: a copy's limit here is its capacity (a wait), not the CPU, so copies add throughput beyond the cores. With a CPU-bound cost every copy shares the same two cores, and copies past two would add queues, not throughput.")
 	return r
 }
@@ -346,13 +432,16 @@ func scaleOutPlots(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace) 
 	for _, s := range trace.Seconds {
 		ts, okS, errS = append(ts, float64(s.T)), append(okS, float64(s.Requests-s.Errors)), append(errS, float64(s.Errors))
 	}
+	for _, s := range trace.SpikeSeconds { // on the same clock, after the calm's gap
+		ts, okS, errS = append(ts, trace.SpikeAtS+float64(s.T)), append(okS, float64(s.Requests-s.Errors)), append(errS, float64(s.Errors))
+	}
 	return map[string]string{
 		"throughput.svg": plot.Bars{Title: fmt.Sprintf("Served and refused per fleet size (offered %.0f/s)", opts.Rate), YLabel: "requests/s", Groups: groups,
 			Series: []string{"ok", "errors"}, Values: [][]float64{ok, errs}}.SVG(),
 		"p99.svg": plot.Bars{Title: "p99 latency per fleet size", YLabel: "ms", Groups: groups, Series: []string{"p99"}, Values: [][]float64{p99}}.SVG(),
-		"autoscale-copies.svg": loadgen.TimeChart("Copies the autoscaler asked for, after the step", "copies",
+		"autoscale-copies.svg": loadgen.TimeChart("Copies the autoscaler asked for: step, calm, spike", "copies",
 			[]plot.Line{{Name: "copies", X: trace.CopiesAt, Y: trace.Copies}}),
-		"autoscale-load.svg": loadgen.TimeChart("Served and refused per second, after the step", "requests/s",
+		"autoscale-load.svg": loadgen.TimeChart("Served and refused per second: the step, then the spike", "requests/s",
 			[]plot.Line{{Name: "ok", Color: "#2ca02c", X: ts, Y: okS}, {Name: "errors", Color: "#d62728", X: ts, Y: errS}}),
 	}
 }

@@ -20,7 +20,11 @@
 //     streams the answer back (a WebSocket upgrade included: the
 //     connection's deadlines are lifted, the answer timeout does not
 //     apply). The request counts in flight on its backend until the
-//     answer's body is closed, so least-conn sees long streams.
+//     answer's body is closed, so least-conn sees long streams. Plain
+//     HTTP/1.1 requests go over directTransport: one connection per
+//     exchange, written and read on the request's own goroutine (see
+//     direct.go for the profile that called for it); upgrades and https
+//     backends over http.Transport.
 //  5. A failure before an answer (refused, reset, timed out) or a 502/503
 //     of an idempotent request (GET, HEAD, OPTIONS, PUT, DELETE with a
 //     body that can be sent again) is retried on a backend not yet tried,
@@ -37,8 +41,14 @@
 // flight — to holders of the admin token, and /healthz, /readyz (ready
 // while a backend may take traffic) and /metrics.
 //
-// What it is not, yet: an L4 (TCP) mode, HTTP/2 to clients, TLS
-// termination. Written by hand because the balancing, health and retry
-// decisions are the subject; the proxying itself is the standard
-// library's ReverseProxy.
+// --mode tcp is the L4 mode (tcp.go): connections, not requests, are
+// balanced, and the bytes copied both ways.
+//
+// What it is not: HTTP/2 to clients, TLS termination. Written by hand
+// because the balancing, health and retry decisions are the subject; the
+// request handling is the standard library's ReverseProxy, and only the
+// backend connection (directTransport) is the balancer's own, because a
+// profile showed the general transport's goroutine hand-offs as the
+// largest cost left. The collector runs at GOGC 400 (--gc-percent): the
+// live heap is small and the allocation rate per request high.
 package lb

@@ -66,8 +66,9 @@ type backend struct {
 	failures  atomic.Uint64
 	draining  atomic.Bool
 	ewma      balance.PeakEWMA
-	checker   *health.Checker // guarded by Pool.mu
-	transport *http.Transport
+	checker   *health.Checker  // guarded by Pool.mu
+	transport *http.Transport  // upgrades, https backends and health checks
+	direct    *directTransport // plain HTTP/1.1 requests to an http:// backend
 }
 
 // Pool is the backends of one balancer and the decisions about them.
@@ -143,6 +144,9 @@ func (p *Pool) add(u *url.URL, weight int, warm bool) (string, error) {
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
 	}
+	if u.Scheme == "http" {
+		b.direct = newDirectTransport(u.Host, p.cfg.DialTimeout, p.cfg.MaxIdlePerBackend)
+	}
 	b.ewma.Tau = balance.DefaultTau
 	p.backends = append(p.backends, b)
 	return id, nil
@@ -172,6 +176,9 @@ func (p *Pool) Remove(id string) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 		b.transport.CloseIdleConnections()
+		if b.direct != nil {
+			b.direct.CloseIdleConnections()
+		}
 	}()
 	return nil
 }

@@ -230,7 +230,11 @@ func (px *Proxy) send(b *backend, r *http.Request) (*http.Response, error) {
 	start := time.Now()
 	b.inFlight.Add(1)
 	b.requests.Add(1)
-	resp, err := b.transport.RoundTrip(out)
+	var rt http.RoundTripper = b.transport
+	if b.direct != nil && !isUpgrade(r) {
+		rt = b.direct
+	}
+	resp, err := rt.RoundTrip(out)
 	if timer != nil {
 		timer.Stop()
 	}

@@ -1,7 +1,10 @@
 // The console and the chat page in a real browser (Playwright driving
 // Debian's Chromium). Run by .ci/run against a fresh `scalelab up`:
 //   BASE=http://127.0.0.1:PORT TOKEN=<admin token> node console.test.mjs
-// SCREENSHOTS=DIR writes a screenshot of each page there.
+// SCREENSHOTS=DIR writes a screenshot of each page there. With LB_UI (a
+// `scalelab lb serve` admin URL, its token LB_TOKEN) and AUTOSCALE_UI (the
+// admin URL of a `scalelab autoscale` feeding that balancer), their
+// consoles are checked too.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 
@@ -20,7 +23,7 @@ async function openPage(path) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.on("console", (m) => { if (m.type() === "error") failures.push(`${path}: console error: ${m.text()}`); });
   page.on("pageerror", (e) => failures.push(`${path}: page error: ${e.message}`));
-  await page.goto(base + path);
+  await page.goto(path.startsWith("http") ? path : base + path);
   return page;
 }
 
@@ -228,6 +231,29 @@ await step("a message sent from the console's chat panel arrives in a chat page 
     return row && Number(row.dataset.messages) >= 1;
   }, room, deadline(15000));
   if (shots) await page.locator("#chat").screenshot({ path: `${shots}/chat-panel.png` });
+});
+
+if (process.env.AUTOSCALE_UI) await step("the autoscaler's console shows its copies and its rounds", async () => {
+  const as = await openPage(process.env.AUTOSCALE_UI + "/ui/");
+  await as.waitForFunction(() => document.querySelectorAll('#autoscale-copies tr[data-state="serving"]').length >= 2, null, deadline(20000));
+  await as.waitForFunction(() => document.querySelectorAll("#autoscale-rounds tr").length >= 1, null, deadline(20000));
+  assert.ok(await as.$("#autoscale-chart canvas"), "no chart of copies over time");
+  assert.ok(!(await as.$("#lab:not([hidden]) #lab-list tr")), "a node's console offers experiments");
+  if (shots) await as.screenshot({ path: `${shots}/autoscale.png`, fullPage: true });
+  await as.close();
+});
+
+if (process.env.LB_UI) await step("the balancer's console shows the autoscaler's copies and drains one", async () => {
+  const lbp = await openPage(process.env.LB_UI + "/ui/");
+  await lbp.fill("#token", process.env.LB_TOKEN);
+  await lbp.dispatchEvent("#token", "change");
+  await lbp.waitForFunction(() => document.querySelectorAll('#lb-backends tr[data-state="up"]').length >= 2, null, deadline(20000));
+  const id = await lbp.getAttribute("#lb-backends tr:first-child", "data-id");
+  await lbp.click(`#lb-backends tr[data-id="${id}"] button`);
+  await lbp.waitForFunction((id) => document.querySelector(`#lb-backends tr[data-id="${id}"]`)?.dataset.state === "draining", id, deadline(10000));
+  await lbp.click(`#lb-backends tr[data-id="${id}"] button`); // undrain: the autoscaler's copy goes back to work
+  await lbp.waitForFunction((id) => document.querySelector(`#lb-backends tr[data-id="${id}"]`)?.dataset.state === "up", id, deadline(10000));
+  await lbp.close();
 });
 
 await step("the server is still up after all of it", async () => {

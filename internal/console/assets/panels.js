@@ -363,8 +363,48 @@ function drawLB(st) {
   }
 }
 
+// ---- autoscale --------------------------------------------------------------
+
+const asp = {copies: null, metric: null};
+
+function drawAutoscale(st) {
+  const s = st.autoscale;
+  document.getElementById("autoscale").hidden = !s;
+  if (!s) return;
+  const serving = s.copies.filter(c => c.state === "serving").length;
+  document.getElementById("autoscale-title").textContent = `autoscale — ${serving} cop${serving === 1 ? "y" : "ies"} serving (${s.min} to ${s.max}), holding ${s.metric} at ${s.target} per copy`;
+  document.getElementById("autoscale-policy").textContent = `tolerance ${(100 * s.tolerance).toFixed(0)} %, scale-down window ${s.window}, cool-down ${s.cooldown}, every ${s.interval}; balancer ${s.lb_admin}; command: ${s.command}`;
+  const body = document.getElementById("autoscale-copies");
+  body.innerHTML = s.copies.length ? "" : `<tr><td colspan="4" class="muted">no copy</td></tr>`;
+  for (const c of s.copies) {
+    const tr = document.createElement("tr");
+    tr.dataset.state = c.state;
+    tr.dataset.addr = c.addr;
+    const up = Math.max(0, (Date.parse(st.at) - Date.parse(c.started)) / 1000);
+    tr.innerHTML = `<td>${escapeHTML(c.addr)}</td><td class="num">${c.pid}</td><td class="${c.state === "serving" ? "leader" : "muted"}">${escapeHTML(c.state)}</td><td class="num">${up.toFixed(0)} s</td>`;
+    body.appendChild(tr);
+  }
+  // The rounds are the history: redraw both charts from them.
+  const t = s.rounds.map(r => Date.parse(r.at) / 1000);
+  if (!asp.copies) {
+    asp.copies = lineChart("autoscale-chart", ["copies", "desired"], ["#457b9d", "#e76f51"]);
+    asp.metric = lineChart("autoscale-metric", [s.metric + " per copy", "target"], ["#2a9d8f", "#999"]);
+  }
+  asp.copies.setData([t, s.rounds.map(r => r.copies), s.rounds.map(r => r.desired)]);
+  asp.metric.setData([t, s.rounds.map(r => r.metric), s.rounds.map(() => s.target)]);
+  const rounds = document.getElementById("autoscale-rounds");
+  rounds.innerHTML = "";
+  for (const r of s.rounds.slice(-8).reverse()) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td>${new Date(r.at).toLocaleTimeString()}</td><td class="num">${r.copies}</td><td class="num">${r.metric === null ? "—" : r.metric.toPrecision(3)}</td>
+      <td class="num">${r.desired}</td><td>${escapeHTML(r.reason)}${r.replaced ? `; ${r.replaced} replaced` : ""}</td>`;
+    rounds.appendChild(tr);
+  }
+}
+
 function drawPanels(st) {
   drawLB(st);
+  drawAutoscale(st);
   drawChat(st);
   drawShortener(st);
   drawAlbums(st);

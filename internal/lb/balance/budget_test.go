@@ -26,3 +26,30 @@ func TestRetryBudgetIsAShareOfRecentRequests(t *testing.T) {
 		t.Fatal("after the TTL only the floor is left")
 	}
 }
+
+// At a steady rate the budget is Ratio × the requests of the last TTL
+// (within one bucket's width), however many came before.
+func TestRetryBudgetSlidesWithSteadyTraffic(t *testing.T) {
+	t0 := time.Unix(5000, 0)
+	b := &RetryBudget{Ratio: 0.1, MinPerSecond: 0, TTL: 10 * time.Second}
+	for ms := 0; ms < 30_000; ms++ { // 30 s at 1,000 requests a second
+		b.Request(t0.Add(time.Duration(ms) * time.Millisecond))
+	}
+	now := t0.Add(30 * time.Second)
+	granted := 0
+	for b.Retry(now) {
+		granted++
+	}
+	// The window holds between 9 and 10 s of requests: 9,000 to 10,000.
+	if granted < 900 || granted > 1000 {
+		t.Fatalf("granted %d retries, want 900 to 1,000 (a tenth of the last 10 s)", granted)
+	}
+	if b.Retry(now.Add(10 * time.Second)) {
+		t.Fatal("with no floor and no recent requests a retry was granted")
+	}
+	before := &RetryBudget{Ratio: 1, TTL: time.Second}
+	before.Request(time.Unix(-100, 0)) // a clock before 1970 must not break it
+	if !before.Retry(time.Unix(-100, 0)) {
+		t.Fatal("one request, ratio 1: one retry")
+	}
+}
