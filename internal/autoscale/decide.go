@@ -76,7 +76,8 @@ func (d *Decider) Decide(now time.Time, current int, metric float64) Decision {
 	}
 	ratio := metric / p.Target
 	raw := current
-	if math.Abs(ratio-1) > p.Tolerance {
+	within := math.Abs(ratio-1) <= p.Tolerance
+	if !within {
 		raw = int(math.Ceil(float64(current) * ratio))
 		if metric == 0 {
 			raw = p.Min
@@ -103,10 +104,13 @@ func (d *Decider) Decide(now time.Time, current int, metric float64) Decision {
 	}
 	reason := fmt.Sprintf("metric %.3g against target %.3g (ratio %.2f): the rule asks for %d", metric, p.Target, ratio, raw)
 	if desired == current {
-		if raw < current {
-			reason += fmt.Sprintf("; holding %d: a higher recommendation is within the %v stabilisation window", current, p.Window)
-		} else if raw == current {
+		switch {
+		case within:
 			reason = fmt.Sprintf("metric %.3g within %.0f %% of target %.3g: holding %d", metric, 100*p.Tolerance, p.Target, current)
+		case clamp(raw) == current:
+			reason += fmt.Sprintf("; holding %d, the bound of [%d, %d]", current, p.Min, p.Max)
+		case raw < current:
+			reason += fmt.Sprintf("; holding %d: a higher recommendation is within the %v stabilisation window", current, p.Window)
 		}
 		return Decision{Desired: current, Raw: raw, Reason: reason}
 	}

@@ -138,3 +138,22 @@ func TestDecisionsKeepTheirPromises(t *testing.T) {
 		}
 	}
 }
+
+// The reason names what held the fleet: the tolerance, a bound, the window.
+func TestDecisionReasons(t *testing.T) {
+	d, _ := NewDecider(Policy{Min: 1, Max: 4, Target: 100, Tolerance: 0.1, Window: time.Minute})
+	t0 := time.Unix(0, 0)
+	for _, c := range []struct {
+		current int
+		metric  float64
+		want    string
+	}{
+		{1, 105, "within 10 % of target 100: holding 1"},
+		{1, 0, "the rule asks for 1; holding 1, the bound of [1, 4]"},
+		{4, 900, "the rule asks for 36; holding 4, the bound of [1, 4]"},
+	} {
+		if got := d.Decide(t0, c.current, c.metric); got.Desired != c.current || !strings.Contains(got.Reason, c.want) {
+			t.Errorf("%d copies at %v: %q, want it to say %q", c.current, c.metric, got.Reason, c.want)
+		}
+	}
+}

@@ -55,6 +55,10 @@ type scaleTrace struct {
 	RecoveredS float64 // seconds after the step until errors stopped for good (−1: never)
 	Final      int     // copies at the end of the step
 
+	// Timeline is every second of load from the step on (the step, the
+	// calm, the spike, the calm after it), on the step's clock.
+	Timeline []timedSecond
+
 	// The spike, after the calm.
 	SpikeAtS     float64               // seconds since the step
 	SpikeSeconds []loadgen.SecondStats // its load, second by second
@@ -293,16 +297,20 @@ func autoscaleStep(ctx context.Context, env Env, opts ScaleOutOptions, front, ad
 	}
 	mu.Lock()
 	trace.Seconds = sum.PerSecond
+	trace.addSegment(0, sum.PerSecond)
 	trace.RecoveredS = recoveredAfter(sum.PerSecond)
 	trace.Final = copiesAt(trace, math.Inf(1))
 	mu.Unlock()
 
 	// The calm: light load for longer than the scale-down window, so the
 	// spike meets a fleet sized for the calm.
-	if _, err := openLoad(ctx, front, 0.3*copyCapacity(opts), cfg.Policy.Window+cfg.Drain+2*cfg.Interval, nil); err != nil {
+	calmAt := time.Since(stepAt).Seconds()
+	calm, err := openLoad(ctx, front, 0.3*copyCapacity(opts), cfg.Policy.Window+cfg.Drain+2*cfg.Interval, nil)
+	if err != nil {
 		return trace, err
 	}
 	mu.Lock()
+	trace.addSegment(calmAt, calm.PerSecond)
 	trace.SpikeAtS = time.Since(stepAt).Seconds()
 	trace.SpikeBefore = copiesAt(trace, trace.SpikeAtS)
 	mu.Unlock()
@@ -312,11 +320,15 @@ func autoscaleStep(ctx context.Context, env Env, opts ScaleOutOptions, front, ad
 	}
 	// Light load again for a phase: what the autoscaler does once the
 	// spike is over.
-	if _, err := openLoad(ctx, front, 0.3*copyCapacity(opts), opts.Phase, nil); err != nil {
+	afterAt := time.Since(stepAt).Seconds()
+	after, err := openLoad(ctx, front, 0.3*copyCapacity(opts), opts.Phase, nil)
+	if err != nil {
 		return trace, err
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	trace.addSegment(trace.SpikeAtS, spike.PerSecond)
+	trace.addSegment(afterAt, after.PerSecond)
 	trace.SpikeSeconds = spike.PerSecond
 	trace.SpikeOK, trace.SpikeErrors = float64(spike.Requests-spike.Errors)/spike.DurationS, float64(spike.Errors)/spike.DurationS
 	trace.SpikeP99 = spike.LatencyMS.P99
@@ -331,6 +343,19 @@ func autoscaleStep(ctx context.Context, env Env, opts ScaleOutOptions, front, ad
 		trace.SpikePeak = max(trace.SpikePeak, int(trace.Copies[i]))
 	}
 	return trace, nil
+}
+
+type timedSecond struct {
+	T          float64 // seconds since the step, ending this second
+	OK, Errors float64
+}
+
+// addSegment appends one load segment that began at offset seconds
+// after the step.
+func (t *scaleTrace) addSegment(offset float64, secs []loadgen.SecondStats) {
+	for _, s := range secs {
+		t.Timeline = append(t.Timeline, timedSecond{T: offset + float64(s.T), OK: float64(s.Requests - s.Errors), Errors: float64(s.Errors)})
+	}
 }
 
 // recoveredAfter is the second after which no request failed (0: none
@@ -429,11 +454,8 @@ func scaleOutPlots(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace) 
 		ok, errs, p99 = append(ok, p.OK), append(errs, p.Errors), append(p99, p.P99)
 	}
 	var ts, okS, errS []float64
-	for _, s := range trace.Seconds {
-		ts, okS, errS = append(ts, float64(s.T)), append(okS, float64(s.Requests-s.Errors)), append(errS, float64(s.Errors))
-	}
-	for _, s := range trace.SpikeSeconds { // on the same clock, after the calm's gap
-		ts, okS, errS = append(ts, trace.SpikeAtS+float64(s.T)), append(okS, float64(s.Requests-s.Errors)), append(errS, float64(s.Errors))
+	for _, s := range trace.Timeline {
+		ts, okS, errS = append(ts, s.T), append(okS, s.OK), append(errS, s.Errors)
 	}
 	return map[string]string{
 		"throughput.svg": plot.Bars{Title: fmt.Sprintf("Served and refused per fleet size (offered %.0f/s)", opts.Rate), YLabel: "requests/s", Groups: groups,
@@ -441,7 +463,7 @@ func scaleOutPlots(opts ScaleOutOptions, phases []scalePhase, trace scaleTrace) 
 		"p99.svg": plot.Bars{Title: "p99 latency per fleet size", YLabel: "ms", Groups: groups, Series: []string{"p99"}, Values: [][]float64{p99}}.SVG(),
 		"autoscale-copies.svg": loadgen.TimeChart("Copies the autoscaler asked for: step, calm, spike", "copies",
 			[]plot.Line{{Name: "copies", X: trace.CopiesAt, Y: trace.Copies}}),
-		"autoscale-load.svg": loadgen.TimeChart("Served and refused per second: the step, then the spike", "requests/s",
+		"autoscale-load.svg": loadgen.TimeChart("Served and refused per second: step, calm, spike, calm", "requests/s",
 			[]plot.Line{{Name: "ok", Color: "#2ca02c", X: ts, Y: okS}, {Name: "errors", Color: "#d62728", X: ts, Y: errS}}),
 	}
 }
