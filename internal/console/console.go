@@ -20,11 +20,11 @@ import (
 	"github.com/scalelab/scalelab/internal/lb"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/raftkv"
 	"github.com/scalelab/scalelab/internal/shop"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 //go:embed console.html assets

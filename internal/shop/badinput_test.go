@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 func TestShopBadInput(t *testing.T) {

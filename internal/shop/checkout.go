@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 )
 
 // Checkout turns a cart into a paid order, once per idempotency key.

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // errVoided is the payment service refusing a charge whose key the

@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // Command is the `scalelab shop` command group.

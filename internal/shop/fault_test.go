@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // TestFlakyDownstreamNeverChargesTwice: a third of downstream requests fail,

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/host/hosttest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // engineSets are the databases the shop's end-to-end tests run on.

@@ -14,11 +14,11 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/platform/snowflake"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 const description = "Shop: catalog with a search index, carts, idempotent checkout over inventory and payment services"

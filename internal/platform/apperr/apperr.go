@@ -26,6 +26,7 @@ const (
 	Conflict        Code = "conflict"          // 409: the name is taken
 	Gone            Code = "gone"              // 410: it existed and has expired
 	TooLarge        Code = "too_large"         // 413: the body is over the limit
+	TooEarly        Code = "too_early"         // 425: it is not open yet; try again at the time given
 	TooManyRequests Code = "too_many_requests" // 429
 	BadGateway      Code = "bad_gateway"       // 502: the upstream answered badly or not at all (a proxy's answer)
 	Unavailable     Code = "unavailable"       // 503: a dependency is down; try again

@@ -21,6 +21,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.Conflict:        http.StatusConflict,
 	apperr.Gone:            http.StatusGone,
 	apperr.TooLarge:        http.StatusRequestEntityTooLarge,
+	apperr.TooEarly:        http.StatusTooEarly,
 	apperr.TooManyRequests: http.StatusTooManyRequests,
 	apperr.BadGateway:      http.StatusBadGateway,
 	apperr.Unavailable:     http.StatusServiceUnavailable,

@@ -20,10 +20,10 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/downstream"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 	"github.com/scalelab/scalelab/internal/platform/loadgen"
 	"github.com/scalelab/scalelab/internal/platform/promscrape"
-	"github.com/scalelab/scalelab/internal/shop/downstream"
 )
 
 // Config is one experiment: the same traffic against the shop twice, with

@@ -1,0 +1,150 @@
+package flashsale
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisGate is the gate on Redis: each step is one Lua script, which Redis
+// runs with nothing else in between, so check and reserve cannot be
+// split by a racing buyer. A sale's keys share the hash tag {fs:ID} and
+// so one slot of a Redis Cluster.
+//
+//	{fs:ID}:left   units left
+//	{fs:ID}:limit  the per-user limit
+//	{fs:ID}:users  hash: user → units held
+//	{fs:ID}:held   hash: order → "user|unix ms"
+//
+// Durability is Redis's: with appendonly (AOF) a restarted Redis keeps the
+// gate; without it the gate is lost, and the service opens it again from
+// SQL at its next start (see doc.go for what that can and cannot repair).
+type redisGate struct {
+	rdb *redis.Client
+	ns  string
+}
+
+func newRedisGate(rdb *redis.Client, namespace string) *redisGate {
+	return &redisGate{rdb: rdb, ns: namespace}
+}
+
+func (g *redisGate) keys(saleID int64) []string {
+	tag := "{" + g.ns + ":fs:" + strconv.FormatInt(saleID, 10) + "}"
+	return []string{tag + ":left", tag + ":limit", tag + ":users", tag + ":held"}
+}
+
+var openScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local held = 0
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i+1])
+  local user = string.sub(ARGV[i+1], 1, string.find(ARGV[i+1], '|', 1, true) - 1)
+  redis.call('HINCRBY', KEYS[3], user, 1)
+  held = held + 1
+end
+redis.call('SET', KEYS[1], tonumber(ARGV[1]) - held)
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`)
+
+// reserveScript: 1 admitted, 2 admitted before (the same order), -1 sold
+// out, -2 not open, -3 over the limit. "left <= 0" is the whole of the
+// oversell question: a ">= 0" here sells one unit more than exists.
+var reserveScript = redis.NewScript(`
+local left = tonumber(redis.call('GET', KEYS[1]))
+if left == nil then return -2 end
+if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then return 2 end
+if left <= 0 then return -1 end
+local n = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if n >= tonumber(redis.call('GET', KEYS[2])) then return -3 end
+redis.call('DECR', KEYS[1])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[1] .. '|' .. ARGV[3])
+return 1
+`)
+
+var releaseScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[4], ARGV[1])
+if not v then return 0 end
+local user = string.sub(v, 1, string.find(v, '|', 1, true) - 1)
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('INCR', KEYS[1])
+if redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then redis.call('HDEL', KEYS[3], user) end
+return 1
+`)
+
+func holdValue(h Hold) string { return h.UserID + "|" + strconv.FormatInt(h.At.UnixMilli(), 10) }
+
+func (g *redisGate) Open(ctx context.Context, saleID int64, stock, perUser int, holds map[int64]Hold) error {
+	args := []any{stock, perUser}
+	for id, h := range holds {
+		args = append(args, strconv.FormatInt(id, 10), holdValue(h))
+	}
+	if err := openScript.Run(ctx, g.rdb, g.keys(saleID), args...).Err(); err != nil {
+		return fmt.Errorf("flashsale: open the gate on redis: %w", err)
+	}
+	return nil
+}
+
+func (g *redisGate) Reserve(ctx context.Context, saleID int64, userID string, orderID int64, now time.Time) (Admission, error) {
+	n, err := reserveScript.Run(ctx, g.rdb, g.keys(saleID), userID, strconv.FormatInt(orderID, 10), now.UnixMilli()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("flashsale: reserve on redis: %w", err)
+	}
+	switch n {
+	case 1, 2:
+		return Admitted, nil
+	case -1:
+		return SoldOut, nil
+	case -3:
+		return OverLimit, nil
+	default:
+		return NotOpen, nil
+	}
+}
+
+func (g *redisGate) Release(ctx context.Context, saleID, orderID int64) (bool, error) {
+	n, err := releaseScript.Run(ctx, g.rdb, g.keys(saleID), strconv.FormatInt(orderID, 10)).Int()
+	if err != nil {
+		return false, fmt.Errorf("flashsale: release on redis: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (g *redisGate) Held(ctx context.Context, saleID int64) (map[int64]Hold, error) {
+	raw, err := g.rdb.HGetAll(ctx, g.keys(saleID)[3]).Result()
+	if err != nil {
+		return nil, fmt.Errorf("flashsale: read holds on redis: %w", err)
+	}
+	out := make(map[int64]Hold, len(raw))
+	for k, v := range raw {
+		id, err1 := strconv.ParseInt(k, 10, 64)
+		user, ms, ok := strings.Cut(v, "|")
+		at, err2 := strconv.ParseInt(ms, 10, 64)
+		if err1 != nil || err2 != nil || !ok {
+			return nil, fmt.Errorf("flashsale: a hold on redis reads %q=%q", k, v)
+		}
+		out[id] = Hold{UserID: user, At: time.UnixMilli(at)}
+	}
+	return out, nil
+}
+
+func (g *redisGate) Left(ctx context.Context, saleID int64) (int, error) {
+	n, err := g.rdb.Get(ctx, g.keys(saleID)[0]).Int()
+	if err == redis.Nil {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("flashsale: read units left on redis: %w", err)
+	}
+	return n, nil
+}
+
+// drop removes a sale's keys (tests).
+func (g *redisGate) drop(ctx context.Context, saleID int64) error {
+	return g.rdb.Del(ctx, g.keys(saleID)...).Err()
+}

@@ -1,0 +1,139 @@
+package flashsale
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+)
+
+// gates runs one contract against every gate.
+func gates(t *testing.T, fn func(t *testing.T, g Gate)) {
+	t.Run("memory", func(t *testing.T) { fn(t, newMemGate()) })
+	t.Run("redis", func(t *testing.T) {
+		opts, err := redis.ParseURL(testsvc.Redis(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opts)
+		t.Cleanup(func() { rdb.Close() })
+		fn(t, newRedisGate(rdb, testsvc.Name("gate")))
+	})
+}
+
+// Thousands of buyers racing for 100 units: exactly 100 admitted, none
+// twice per user beyond the limit, and left + held = stock throughout.
+func TestGateNeverOversells(t *testing.T) {
+	gates(t, func(t *testing.T, g Gate) {
+		ctx := context.Background()
+		const stock, buyers = 100, 3000
+		saleID := time.Now().UnixNano()
+		if err := g.Open(ctx, saleID, stock, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+		var admitted, soldOut, overLimit atomic.Int64
+		perUser := make([]atomic.Int64, 500)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		for i := 0; i < buyers; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(i int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				user := i % len(perUser)
+				a, err := g.Reserve(ctx, saleID, fmt.Sprintf("user-%d", user), int64(i+1), time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				switch a {
+				case Admitted:
+					admitted.Add(1)
+					perUser[user].Add(1)
+				case SoldOut:
+					soldOut.Add(1)
+				case OverLimit:
+					overLimit.Add(1)
+				default:
+					t.Errorf("admission %v", a)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if admitted.Load() != stock || soldOut.Load()+overLimit.Load() != buyers-stock {
+			t.Fatalf("admitted %d, sold out %d, over limit %d; want %d admitted", admitted.Load(), soldOut.Load(), overLimit.Load(), stock)
+		}
+		for u := range perUser {
+			if n := perUser[u].Load(); n > 2 {
+				t.Fatalf("user-%d got %d units, limit 2", u, n)
+			}
+		}
+		left, _ := g.Left(ctx, saleID)
+		held, _ := g.Held(ctx, saleID)
+		if left != 0 || len(held) != stock {
+			t.Fatalf("left %d, held %d; want 0 and %d", left, len(held), stock)
+		}
+	})
+}
+
+// Reserve and Release are idempotent by order; a release frees the user's
+// limit and the unit; opening again changes nothing; holds given at open
+// count.
+func TestGateIdempotence(t *testing.T) {
+	gates(t, func(t *testing.T, g Gate) {
+		ctx := context.Background()
+		saleID := time.Now().UnixNano()
+		if a, _ := g.Reserve(ctx, saleID, "u", 1, time.Now()); a != NotOpen {
+			t.Fatalf("an unknown sale: %v", a)
+		}
+		at := time.UnixMilli(time.Now().UnixMilli())
+		if err := g.Open(ctx, saleID, 3, 1, map[int64]Hold{7: {UserID: "early", At: at}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Open(ctx, saleID, 100, 9, nil); err != nil { // a second open: no effect
+			t.Fatal(err)
+		}
+		if left, _ := g.Left(ctx, saleID); left != 2 {
+			t.Fatalf("left %d after opening with 3 units and one hold", left)
+		}
+		for i := 0; i < 2; i++ {
+			if a, _ := g.Reserve(ctx, saleID, "alice", 10, time.Now()); a != Admitted {
+				t.Fatalf("reserve #%d of the same order: %v", i+1, a)
+			}
+		}
+		if left, _ := g.Left(ctx, saleID); left != 1 {
+			t.Fatalf("a repeated reserve took a second unit: left %d", left)
+		}
+		if a, _ := g.Reserve(ctx, saleID, "alice", 11, time.Now()); a != OverLimit {
+			t.Fatalf("alice's second order, limit 1: %v", a)
+		}
+		if a, _ := g.Reserve(ctx, saleID, "early", 12, time.Now()); a != OverLimit {
+			t.Fatalf("a user holding a unit from the open: %v", a)
+		}
+		for i, want := range []bool{true, false} {
+			if ok, err := g.Release(ctx, saleID, 10); err != nil || ok != want {
+				t.Fatalf("release #%d: %v %v, want %v", i+1, ok, err, want)
+			}
+		}
+		if a, _ := g.Reserve(ctx, saleID, "alice", 11, time.Now()); a != Admitted {
+			t.Fatalf("after her release alice may buy again: %v", a)
+		}
+		if a, _ := g.Reserve(ctx, saleID, "bob", 13, time.Now()); a != Admitted {
+			t.Fatalf("bob takes the last unit: %v", a)
+		}
+		if a, _ := g.Reserve(ctx, saleID, "carol", 14, time.Now()); a != SoldOut {
+			t.Fatalf("after the last unit: %v", a)
+		}
+		held, _ := g.Held(ctx, saleID)
+		if len(held) != 3 || held[7].UserID != "early" || !held[7].At.Equal(at) || held[11].UserID != "alice" {
+			t.Fatalf("holds %v", held)
+		}
+	})
+}

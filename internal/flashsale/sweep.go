@@ -1,0 +1,194 @@
+package flashsale
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// sweep settles what nobody else will, and is safe to run anywhere and
+// concurrently with everything else:
+//
+//  1. reserved orders older than the deadline (their worker died, their
+//     message is stuck, the API crashed between reserve and pay): the
+//     payment service decides — paid if it has the charge, otherwise the
+//     key is voided (a late charge with it is refused) and the order
+//     released;
+//  2. in async mode, the gate's holds: a hold whose order SQL released
+//     is given back (a crash between the two), and a hold older than the
+//     deadline with no order at all (the API died after the gate admitted
+//     and before SQL recorded it; nobody was told 202) is tombstoned in
+//     SQL as released and given back. The tombstone's primary key is
+//     what stops a late insert of the same order from selling the unit
+//     twice.
+func (c *core) sweep(ctx context.Context) error {
+	cut := c.now().Add(-c.deadline)
+	stale, err := c.store.stale(ctx, cut, 500)
+	if err != nil {
+		return err
+	}
+	for _, o := range stale {
+		outcome, chargeID, err := c.pay.settleUnknown(ctx, o.ID)
+		if err != nil {
+			continue // the payment service is down: next round
+		}
+		settled, err := c.finish(ctx, o, outcome, chargeID, fmt.Sprintf("not paid within %v", c.deadline))
+		if err != nil {
+			return err
+		}
+		c.metrics.swept.WithLabelValues(settled.State).Inc()
+	}
+	if c.mode != ModeAsync {
+		return nil
+	}
+	sales, err := c.store.sales(ctx, 50)
+	if err != nil {
+		return err
+	}
+	for _, s := range sales {
+		if err := c.sweepGate(ctx, s, cut); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *core) sweepGate(ctx context.Context, s *Sale, cut time.Time) error {
+	held, err := c.gate.Held(ctx, s.ID)
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	states, err := c.store.states(ctx, s.ID)
+	if err != nil {
+		return err
+	}
+	for id, h := range held {
+		switch st, ok := states[id]; {
+		case ok && st == StateReleased:
+			if released, err := c.gate.Release(ctx, s.ID, id); err == nil && released {
+				c.metrics.swept.WithLabelValues("gate_released").Inc()
+			}
+		case !ok && h.At.Before(cut):
+			t := c.now()
+			tomb := &Order{ID: id, SaleID: s.ID, UserID: h.UserID, State: StateReleased, Reason: "admitted but never recorded (its API process stopped)",
+				CreatedAt: h.At, SettledAt: &t, key: fmt.Sprintf("abandoned-%d", id)}
+			won, err := c.store.tombstone(ctx, tomb)
+			if err != nil {
+				return err
+			}
+			if won {
+				if _, err := c.gate.Release(ctx, s.ID, id); err != nil {
+					return err
+				}
+				c.metrics.swept.WithLabelValues("abandoned").Inc()
+			}
+		}
+	}
+	return nil
+}
+
+func (c *core) runSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.sweep(ctx); err != nil && ctx.Err() == nil {
+				c.logger.Warn("flashsale: sweep", "err", err)
+			}
+		}
+	}
+}
+
+// Reconciliation is a sale's books at one moment.
+type Reconciliation struct {
+	SaleID    int64 `json:"sale_id,string"`
+	Stock     int   `json:"stock"`
+	Sold      int   `json:"sold"`       // orders paid
+	Reserved  int   `json:"reserved"`   // orders holding a unit, unpaid yet
+	Left      int   `json:"left"`       // units nobody holds
+	Released  int   `json:"released"`   // orders released (their units back)
+	Charges   int   `json:"charges"`    // the payment service's charges for the sale's orders
+	OverLimit int   `json:"over_limit"` // users holding more than the limit
+	// In async mode: orders the gate holds that SQL does not show as
+	// holding (a repair pending), and the reverse.
+	GateOnly int      `json:"gate_only,omitempty"`
+	SQLOnly  int      `json:"sql_only,omitempty"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// reconcile checks a sale's invariants: sold + reserved + left = stock;
+// orders paid = charges, and no released order charged; no user over the
+// limit; in async mode, the gate and SQL agree on who holds a unit.
+func (c *core) reconcile(ctx context.Context, saleID int64) (*Reconciliation, error) {
+	s, err := c.store.sale(ctx, saleID) // not the cache: the sync hot row
+	if err != nil {
+		return nil, err
+	}
+	counts, err := c.store.counts(ctx, saleID)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reconciliation{SaleID: saleID, Stock: s.Stock, Sold: counts.Paid, Reserved: counts.Reserved, Released: counts.Released}
+	if r.OverLimit, err = c.store.overLimit(ctx, saleID, s.PerUserLimit); err != nil {
+		return nil, err
+	}
+	states, err := c.store.states(ctx, saleID)
+	if err != nil {
+		return nil, err
+	}
+	charged := map[string]int{} // charges by order state
+	for id, st := range states {
+		has, err := c.pay.hasCharge(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("flashsale: reconcile: %w", err)
+		}
+		if has {
+			r.Charges++
+			charged[st]++
+		}
+	}
+	if c.mode == ModeAsync {
+		if r.Left, err = c.gate.Left(ctx, saleID); err != nil {
+			return nil, err
+		}
+		held, err := c.gate.Held(ctx, saleID)
+		if err != nil {
+			return nil, err
+		}
+		for id := range held {
+			if st, ok := states[id]; !ok || st == StateReleased {
+				r.GateOnly++
+			}
+		}
+		for id, st := range states {
+			if _, ok := held[id]; !ok && st != StateReleased {
+				r.SQLOnly++
+			}
+		}
+	} else {
+		r.Left = s.stockLeft
+	}
+	if r.Sold+r.Reserved+r.Left+r.GateOnly-r.SQLOnly != r.Stock {
+		r.Problems = append(r.Problems, fmt.Sprintf("sold %d + reserved %d + left %d ≠ stock %d", r.Sold, r.Reserved, r.Left, r.Stock))
+	}
+	if r.Sold+r.Reserved > r.Stock {
+		r.Problems = append(r.Problems, fmt.Sprintf("oversold: %d orders hold units of %d", r.Sold+r.Reserved, r.Stock))
+	}
+	// A reserved order may hold a charge not yet marked (its worker is
+	// between the two): not a problem while it lasts.
+	if charged[StatePaid] != r.Sold {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d orders paid but %d of them charged", r.Sold, charged[StatePaid]))
+	}
+	if charged[StateReleased] > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d released orders were charged", charged[StateReleased]))
+	}
+	if r.OverLimit > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d users over the per-user limit", r.OverLimit))
+	}
+	r.OK = len(r.Problems) == 0
+	return r, nil
+}
