@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -311,14 +312,34 @@ func detectOnce(ctx context.Context, env Env, opts FailureDetectionOptions, key 
 			proc.kill()
 			return s, err
 		}
-		suspicionsBefore := len(observersLog.Suspicions(name))
+		// A loaded machine can make an observer suspect the new member
+		// before it is paused; a death that follows such a suspicion logs
+		// no new one, and the pause's suspicion time would be missing. So
+		// pause only once no suspicion of it is recent (bounded).
+		// Any member may be the first to probe the paused one and suspect
+		// it (the others hear it by gossip, which is not logged): read the
+		// suspicions the observers and the slow member logged.
+		suspicions := func() []time.Time {
+			all := append(observersLog.Suspicions(name), slowLog.Suspicions(name)...)
+			slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
+			return all
+		}
+		quiet := 4 * time.Duration(mult) * interval
+		for waitUntil := time.Now().Add(5 * time.Second); time.Now().Before(waitUntil); {
+			sus := suspicions()
+			if len(sus) == 0 || time.Since(sus[len(sus)-1]) > quiet {
+				break
+			}
+			time.Sleep(interval) // the log has no signal but its lines
+		}
+		suspicionsBefore := len(suspicions())
 		paused := time.Now()
 		proc.signal(syscall.SIGSTOP)
 		hb, hbOK := v.wait(ctx, "heartbeat", name, true, paused, bound)
 		dead, deadOK := v.wait(ctx, "swim", name, true, paused, bound)
 		s.HeartbeatDetectMS = append(s.HeartbeatDetectMS, sinceMS(paused, hb, hbOK))
 		s.SWIMDetectMS = append(s.SWIMDetectMS, sinceMS(paused, dead, deadOK))
-		sus := observersLog.Suspicions(name)
+		sus := suspicions()
 		if len(sus) > suspicionsBefore {
 			s.SWIMSuspectMS = append(s.SWIMSuspectMS, sinceMS(paused, sus[suspicionsBefore], true))
 		} else {
