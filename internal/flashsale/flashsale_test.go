@@ -217,4 +217,3 @@ func TestOrderEventsTellTheSettlement(t *testing.T) {
 		t.Fatalf("stream: %s", raw)
 	}
 }
-

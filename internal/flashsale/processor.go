@@ -106,6 +106,7 @@ type Functions struct {
 	stats     FunctionStats
 	slots     chan struct{} // concurrency
 	sleepCold func(ctx context.Context, d time.Duration) error
+	work      func(ctx context.Context, orderID int64) error // the function's body: process the order
 }
 
 type instance struct{ lastUsed time.Time }
@@ -122,6 +123,7 @@ type FunctionStats struct {
 
 func newFunctions(c *core, cfg FunctionConfig) *Functions {
 	return &Functions{c: c, cfg: cfg, now: time.Now, slots: make(chan struct{}, max(1, cfg.Concurrency)),
+		work: func(ctx context.Context, id int64) error { _, err := c.process(ctx, id); return err },
 		sleepCold: func(ctx context.Context, d time.Duration) error {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -197,7 +199,7 @@ func (f *Functions) invoke(ctx context.Context, id int64) error {
 		return err
 	}
 	start := time.Now()
-	_, err = f.c.process(ctx, id)
+	err = f.work(ctx, id)
 	ms := int64(math.Ceil(float64(time.Since(start).Microseconds()) / 1000))
 	f.release(in)
 	f.mu.Lock()

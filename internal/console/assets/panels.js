@@ -363,6 +363,68 @@ function drawLB(st) {
   }
 }
 
+// ---- flashsale --------------------------------------------------------------
+
+const fs = {last: 0, wired: false, newest: null};
+
+function drawFlashsale(st) {
+  const base = systemBase(st, "flashsale");
+  document.getElementById("flashsale").hidden = !base;
+  if (!base) return;
+  if (!fs.wired) {
+    fs.wired = true;
+    document.getElementById("fs-create").onclick = async () => {
+      const resp = await fetch(base + "/api/v1/sales", {method: "POST", headers: adminHeaders({"Content-Type": "application/json"}),
+        body: JSON.stringify({item: document.getElementById("fs-item").value, stock: Number(document.getElementById("fs-stock").value)})});
+      const [ok, body, err] = await answerOf(resp);
+      say("fs-msg", ok ? "sale " + body.id + " started" : err);
+      fs.last = 0;
+    };
+    document.getElementById("fs-spike").onclick = async () => {
+      if (!fs.newest) { say("fs-msg", "start a sale first"); return; }
+      const n = Math.min(5000, Number(document.getElementById("fs-buyers").value) || 0), tag = Date.now();
+      const counts = {};
+      await Promise.all(Array.from({length: n}, (_, i) => fetch(base + "/api/v1/sales/" + fs.newest + "/orders", {method: "POST",
+          headers: {"Content-Type": "application/json", "Idempotency-Key": `spike-${tag}-${i}`}, body: JSON.stringify({userId: `buyer-${tag}-${i}`})})
+        .then(r => { counts[r.status] = (counts[r.status] || 0) + 1; }, () => { counts.failed = (counts.failed || 0) + 1; })));
+      const el = document.getElementById("fs-answers");
+      el.dataset.accepted = (counts[201] || 0) + (counts[202] || 0);
+      el.dataset.refused = counts[409] || 0;
+      el.textContent = `${n} buyers: ` + Object.entries(counts).map(([k, v]) => `${v} × ${k}`).join(", ");
+      fs.last = 0;
+    };
+  }
+  if (Date.now() - fs.last < 1000) return;
+  fs.last = Date.now();
+  fetch(base + "/api/v1/sales").then(answerOf).then(async ([ok, list]) => {
+    if (!ok) return;
+    const body = document.getElementById("fs-sales");
+    fs.newest = list.sales.length ? list.sales[0].id : null;
+    const rows = await Promise.all(list.sales.slice(0, 5).map(async s => {
+      const [vok, v] = await answerOf(await fetch(base + "/api/v1/sales/" + s.id));
+      let books = "";
+      if (tokenInput.value.trim()) {
+        const [rok, r] = await answerOf(await fetch(base + "/api/v1/sales/" + s.id + "/reconcile", {headers: adminHeaders()}));
+        books = rok ? (r.ok ? "balanced" : r.problems.join("; ")) : "";
+      }
+      return vok ? [s, v, books] : null;
+    }));
+    body.innerHTML = rows.length ? "" : `<tr><td colspan="9" class="muted">no sale yet</td></tr>`;
+    for (const row of rows.filter(Boolean)) {
+      const [s, v, books] = row;
+      const tr = document.createElement("tr");
+      tr.dataset.sale = s.id;
+      tr.dataset.paid = v.orders_settled;
+      tr.dataset.left = v.stock_left;
+      tr.dataset.books = books;
+      tr.innerHTML = `<td>${escapeHTML(s.item)} <span class="muted">${s.id}</span></td><td>${v.mode}</td><td class="num">${s.stock}</td><td class="num">${v.stock_left}</td>
+        <td class="num">${v.orders_accepted}</td><td class="num">${v.orders_settled}</td><td class="num">${v.orders_failed}</td><td class="num">${v.orders_in_flight}</td>
+        <td class="${books === "balanced" ? "leader" : "down"}">${escapeHTML(books)}</td>`;
+      body.appendChild(tr);
+    }
+  }, () => {});
+}
+
 // ---- autoscale --------------------------------------------------------------
 
 const asp = {copies: null, metric: null};
@@ -404,6 +466,7 @@ function drawAutoscale(st) {
 
 function drawPanels(st) {
   drawLB(st);
+  drawFlashsale(st);
   drawAutoscale(st);
   drawChat(st);
   drawShortener(st);

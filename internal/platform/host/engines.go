@@ -114,6 +114,9 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 	if d.DB, err = sqldb.Open(ctx, e.DB, e.Data); err != nil {
 		return nil, err
 	}
+	// go_sql_open_connections, _in_use_connections, _wait_count_total …:
+	// a pool's pressure, which the flash sale's lesson reads.
+	d.Registry.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, string(d.DB.Dialect)))
 	if d.Cache, err = cache.Open(ctx, e.Cache, cache.Options{Namespace: e.Namespace}); err != nil {
 		d.Close()
 		return nil, err
