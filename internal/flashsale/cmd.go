@@ -1,6 +1,8 @@
 package flashsale
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -27,8 +29,20 @@ func Command() *cobra.Command {
 	fn := host.ServeCommand("Process async orders with functions: instances on demand, cold starts, idle reaping, a bill (the Lambda model)", "127.0.0.1:8097",
 		func(f *pflag.FlagSet) { bindCommon(f, &functions); bindProcessors(f, &functions) }, func() host.Factory { return Factory(functions) })
 	fn.Use = "functions"
-	root.AddCommand(w, fn)
+	root.AddCommand(w, fn, luaCommand())
 	return root
+}
+
+// luaCommand prints the gate's reservation script, so that a benchmark
+// can run the very script the gate runs (bench/flashsale.sh feeds it to
+// redis-benchmark).
+func luaCommand() *cobra.Command {
+	return &cobra.Command{Use: "gate-script", Hidden: true, Args: cobra.NoArgs,
+		Short: "Print the Redis gate's reservation script (keys: left, limit, users, held; args: user, order, unix ms)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprint(cmd.OutOrStdout(), reserveLua)
+			return err
+		}}
 }
 
 func bindCommon(f *pflag.FlagSet, c *Config) {

@@ -54,7 +54,9 @@ return 1
 // reserveScript: 1 admitted, 2 admitted before (the same order), -1 sold
 // out, -2 not open, -3 over the limit. "left <= 0" is the whole of the
 // oversell question: a ">= 0" here sells one unit more than exists.
-var reserveScript = redis.NewScript(`
+var reserveScript = redis.NewScript(reserveLua)
+
+const reserveLua = `
 local left = tonumber(redis.call('GET', KEYS[1]))
 if left == nil then return -2 end
 if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then return 2 end
@@ -65,7 +67,7 @@ redis.call('DECR', KEYS[1])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[1] .. '|' .. ARGV[3])
 return 1
-`)
+`
 
 var releaseScript = redis.NewScript(`
 local v = redis.call('HGET', KEYS[4], ARGV[1])

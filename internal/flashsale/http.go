@@ -52,7 +52,7 @@ func (s *System) handleCreateSale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *System) handleSales(w http.ResponseWriter, r *http.Request) {
-	sales, err := s.store.sales(r.Context(), 20)
+	sales, err := s.store.sales(r.Context(), "", 20)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return

@@ -22,7 +22,12 @@ func TestFunctionsColdStartsWarmReuseAndReaping(t *testing.T) {
 	f.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	var colds []time.Duration
-	f.sleepCold = func(_ context.Context, d time.Duration) error { mu.Lock(); colds = append(colds, d); mu.Unlock(); return nil }
+	f.sleepCold = func(_ context.Context, d time.Duration) error {
+		mu.Lock()
+		colds = append(colds, d)
+		mu.Unlock()
+		return nil
+	}
 	release := make(chan struct{})
 	f.work = func(ctx context.Context, id int64) error {
 		if id <= 3 {

@@ -23,6 +23,7 @@ type Sale struct {
 	Stock        int       `json:"stock"`
 	PerUserLimit int       `json:"per_user_limit"`
 	PriceCents   int64     `json:"price_cents"`
+	Mode         string    `json:"mode"` // sync or async: the mode of the process that made it
 	StartsAt     time.Time `json:"starts_at"`
 	CreatedAt    time.Time `json:"created_at"`
 

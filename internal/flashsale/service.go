@@ -165,7 +165,7 @@ func (s *Service) CreateSale(ctx context.Context, req SaleRequest) (*Sale, error
 	if err != nil {
 		return nil, apperr.E(apperr.Unavailable, "no ID: %v", err)
 	}
-	sl.ID = id
+	sl.ID, sl.Mode = id, s.mode
 	if err := s.store.createSale(ctx, sl); err != nil {
 		return nil, err
 	}
@@ -197,6 +197,9 @@ func (s *Service) Place(ctx context.Context, saleID int64, userID, key string) (
 	sl, err := s.sale(ctx, saleID)
 	if err != nil {
 		return Placed{}, err
+	}
+	if sl.Mode != s.mode {
+		return Placed{}, apperr.E(apperr.Conflict, "sale %d runs in %s mode; this process serves %s sales", sl.ID, sl.Mode, s.mode)
 	}
 	now := s.now()
 	if now.Before(sl.StartsAt) {
@@ -289,14 +292,19 @@ func (s *Service) placeAsync(ctx context.Context, sl *Sale, o *Order) (Placed, e
 		return Placed{}, s.refuse(sl, o, adm)
 	}
 	if err := s.store.recordAdmitted(ctx, o); err != nil {
-		// Not recorded: give the unit back. (If this process dies before
-		// it can, the sweeper finds the hold without an order.)
-		if _, rerr := s.gate.Release(context.WithoutCancel(ctx), sl.ID, o.ID); rerr != nil {
-			s.logger.Warn("flashsale: release after a failed record", "order", o.ID, "err", rerr)
-		}
 		if p, rerr := s.replayOnConflict(ctx, o, err); rerr == nil {
+			// An earlier request with the same key won: this one's unit
+			// goes back (its transaction certainly did not commit).
+			if _, rerr := s.gate.Release(context.WithoutCancel(ctx), sl.ID, o.ID); rerr != nil {
+				s.logger.Warn("flashsale: release after a lost race", "order", o.ID, "err", rerr)
+			}
 			return p, nil
 		}
+		// Any other failure may have committed after all (a commit cut
+		// by a client that left): the hold stays, and the sweeper, past
+		// the deadline, keeps it if the order exists or tombstones the
+		// order and gives the unit back if it does not. Releasing here
+		// could hand out a unit an order still holds.
 		return Placed{}, apperr.E(apperr.Unavailable, "the order could not be recorded: %v", err)
 	}
 	s.metrics.admitted.Inc()

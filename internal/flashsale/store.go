@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
@@ -26,11 +27,11 @@ func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
 
 func (s *store) q(query string) string { return s.db.Rebind(query) }
 
-const saleColumns = "sale_id, item, stock, stock_left, per_user_limit, price_cents, starts_at, created_at"
+const saleColumns = "sale_id, item, stock, stock_left, per_user_limit, price_cents, starts_at, created_at, mode"
 
 func (s *store) createSale(ctx context.Context, sl *Sale) error {
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO flashsale_sales ("+saleColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-		sl.ID, sl.Item, sl.Stock, sl.Stock, sl.PerUserLimit, sl.PriceCents, sl.StartsAt.UnixMilli(), sl.CreatedAt.UnixMilli())
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO flashsale_sales ("+saleColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		sl.ID, sl.Item, sl.Stock, sl.Stock, sl.PerUserLimit, sl.PriceCents, sl.StartsAt.UnixMilli(), sl.CreatedAt.UnixMilli(), sl.Mode)
 	if err != nil {
 		return fmt.Errorf("flashsale: create sale: %w", err)
 	}
@@ -40,7 +41,7 @@ func (s *store) createSale(ctx context.Context, sl *Sale) error {
 func scanSale(row interface{ Scan(...any) error }) (*Sale, error) {
 	var sl Sale
 	var starts, created int64
-	if err := row.Scan(&sl.ID, &sl.Item, &sl.Stock, &sl.stockLeft, &sl.PerUserLimit, &sl.PriceCents, &starts, &created); err != nil {
+	if err := row.Scan(&sl.ID, &sl.Item, &sl.Stock, &sl.stockLeft, &sl.PerUserLimit, &sl.PriceCents, &starts, &created, &sl.Mode); err != nil {
 		return nil, err
 	}
 	sl.StartsAt, sl.CreatedAt = time.UnixMilli(starts).UTC(), time.UnixMilli(created).UTC()
@@ -58,8 +59,9 @@ func (s *store) sale(ctx context.Context, id int64) (*Sale, error) {
 	return sl, nil
 }
 
-func (s *store) sales(ctx context.Context, limit int) ([]*Sale, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+saleColumns+" FROM flashsale_sales ORDER BY sale_id DESC LIMIT ?"), limit)
+// sales is the newest sales; of one mode unless mode is "".
+func (s *store) sales(ctx context.Context, mode string, limit int) ([]*Sale, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+saleColumns+" FROM flashsale_sales WHERE mode = ? OR ? = '' ORDER BY sale_id DESC LIMIT ?"), mode, mode, limit)
 	if err != nil {
 		return nil, fmt.Errorf("flashsale: list sales: %w", err)
 	}
@@ -219,9 +221,11 @@ func (s *store) tombstone(ctx context.Context, o *Order) (bool, error) {
 	return true, nil
 }
 
-// stale is the reserved orders created before cut, oldest first.
-func (s *store) stale(ctx context.Context, cut time.Time, limit int) ([]*Order, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+orderColumns+" FROM flashsale_orders WHERE state = 'reserved' AND created_at < ? ORDER BY created_at LIMIT ?"), cut.UnixMilli(), limit)
+// stale is the reserved orders of a mode's sales created before cut,
+// oldest first.
+func (s *store) stale(ctx context.Context, mode string, cut time.Time, limit int) ([]*Order, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT o."+strings.ReplaceAll(orderColumns, ", ", ", o.")+" FROM flashsale_orders o JOIN flashsale_sales s ON s.sale_id = o.sale_id "+
+		"WHERE o.state = 'reserved' AND o.created_at < ? AND s.mode = ? ORDER BY o.created_at LIMIT ?"), cut.UnixMilli(), mode, limit)
 	if err != nil {
 		return nil, fmt.Errorf("flashsale: stale orders: %w", err)
 	}

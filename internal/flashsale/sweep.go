@@ -3,6 +3,7 @@ package flashsale
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -23,7 +24,7 @@ import (
 //     twice.
 func (c *core) sweep(ctx context.Context) error {
 	cut := c.now().Add(-c.deadline)
-	stale, err := c.store.stale(ctx, cut, 500)
+	stale, err := c.store.stale(ctx, c.mode, cut, 500)
 	if err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func (c *core) sweep(ctx context.Context) error {
 	if c.mode != ModeAsync {
 		return nil
 	}
-	sales, err := c.store.sales(ctx, 50)
+	sales, err := c.store.sales(ctx, ModeAsync, 50)
 	if err != nil {
 		return err
 	}
@@ -140,16 +141,12 @@ func (c *core) reconcile(ctx context.Context, saleID int64) (*Reconciliation, er
 	if err != nil {
 		return nil, err
 	}
-	charged := map[string]int{} // charges by order state
-	for id, st := range states {
-		has, err := c.pay.hasCharge(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("flashsale: reconcile: %w", err)
-		}
-		if has {
-			r.Charges++
-			charged[st]++
-		}
+	charged, err := c.chargesByState(ctx, states)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range charged {
+		r.Charges += n
 	}
 	if c.mode == ModeAsync {
 		if r.Left, err = c.gate.Left(ctx, saleID); err != nil {
@@ -191,4 +188,47 @@ func (c *core) reconcile(ctx context.Context, saleID int64) (*Reconciliation, er
 	}
 	r.OK = len(r.Problems) == 0
 	return r, nil
+}
+
+// chargesByState asks the payment service about every order (32 at a
+// time: a sale's orders are many, each question a round trip) and counts
+// the charges by the order's state.
+func (c *core) chargesByState(ctx context.Context, states map[int64]string) (map[string]int, error) {
+	type answer struct {
+		state string
+		has   bool
+		err   error
+	}
+	ids := make(chan int64)
+	answers := make(chan answer)
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				has, err := c.pay.hasCharge(ctx, id)
+				answers <- answer{states[id], has, err}
+			}
+		}()
+	}
+	go func() {
+		for id := range states {
+			ids <- id
+		}
+		close(ids)
+		wg.Wait()
+		close(answers)
+	}()
+	charged := map[string]int{}
+	var firstErr error
+	for a := range answers {
+		if a.err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("flashsale: reconcile: %w", a.err)
+		}
+		if a.has {
+			charged[a.state]++
+		}
+	}
+	return charged, firstErr
 }

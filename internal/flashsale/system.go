@@ -123,6 +123,13 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 			stop()
 			return nil, apperr.Usagef("a %s process serves the async mode", cfg.Role)
 		}
+		// A process of its own shares the API's engines: the gate must be
+		// Redis (an in-process gate is the API's alone) and the broker a
+		// server (an embedded one lives inside the API process).
+		if d.Redis == nil || d.Engines.Broker == "" || d.Engines.Broker == "embedded://" {
+			stop()
+			return nil, apperr.Usagef("flashsale %s: give the API's --db, --cache redis://… and --broker nats://… (or amqp://…)", cfg.Role)
+		}
 		if cfg.Role == "worker" {
 			s.run(func() { _ = c.runWorkers(runCtx, cfg.Workers) })
 		} else {
