@@ -187,7 +187,6 @@ func TestPaymentStallThenRecovery(t *testing.T) {
 	}
 }
 
-
 // A sync and an async deployment on one database: each sweeps and
 // settles only its own mode's sales. (The async sweeper once released the
 // sync sale's stale orders without giving their units back to its row:

@@ -123,3 +123,44 @@ func (p *payments) hasCharge(ctx context.Context, orderID int64) (bool, error) {
 	}
 	return code == http.StatusOK && a.ChargeID != "", nil
 }
+
+// chargedAmong is which of ids the payment service holds a charge for,
+// asked 1,000 at a time.
+func (p *payments) chargedAmong(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		keys := make([]string, len(chunk))
+		byKey := make(map[string]int64, len(chunk))
+		for i, id := range chunk {
+			keys[i] = paymentKey(id)
+			byKey[keys[i]] = id
+		}
+		raw, _ := json.Marshal(map[string]any{"keys": keys})
+		cctx, cancel := context.WithTimeout(ctx, 10*p.timeout)
+		req, err := http.NewRequestWithContext(cctx, http.MethodPost, p.base+"/payments/lookup", bytes.NewReader(raw))
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := p.client.Do(req)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("payment lookup: %w", err)
+		}
+		var a struct {
+			Charges map[string]string `json:"charges"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&a)
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return nil, fmt.Errorf("payment lookup: HTTP %d %v", resp.StatusCode, err)
+		}
+		for k := range a.Charges {
+			out[byKey[k]] = true
+		}
+	}
+	return out, nil
+}

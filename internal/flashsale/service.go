@@ -151,6 +151,7 @@ type Service struct {
 	ids       *snowflake.LeasedGenerator
 	relay     chan struct{} // a nudge: the outbox has something
 	refusals  *refusalLog
+	recorder  *recorder // async: group commits of admitted orders
 	analytics analytics
 }
 
@@ -291,7 +292,7 @@ func (s *Service) placeAsync(ctx context.Context, sl *Sale, o *Order) (Placed, e
 	if adm != Admitted {
 		return Placed{}, s.refuse(sl, o, adm)
 	}
-	if err := s.store.recordAdmitted(ctx, o); err != nil {
+	if err := s.recorder.record(ctx, o); err != nil {
 		if p, rerr := s.replayOnConflict(ctx, o, err); rerr == nil {
 			// An earlier request with the same key won: this one's unit
 			// goes back (its transaction certainly did not commit).

@@ -114,7 +114,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 		return nil, fmt.Errorf("flashsale: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &System{Service: &Service{core: c, ids: ids, relay: make(chan struct{}, 1), refusals: newRefusalLog()},
+	s := &System{Service: &Service{core: c, ids: ids, relay: make(chan struct{}, 1), refusals: newRefusalLog(), recorder: newRecorder(c.store)},
 		admin: d.Admin, sim: sim, stop: stop, settled: newListeners()}
 	s.role = cfg.Role
 	switch cfg.Role {
@@ -152,6 +152,9 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 		s.run(func() { <-runCtx.Done(); sub.Stop() })
 	}
 	if cfg.Mode == ModeAsync {
+		for i := 0; i < recorders; i++ {
+			s.run(func() { s.recorder.run(runCtx) })
+		}
 		s.run(func() { s.runRelay(runCtx, cfg.RelayPoll) })
 		if err := s.startSubscribers(runCtx); err != nil {
 			stop()

@@ -159,6 +159,7 @@ func (d *Simulator) Handler(admin *auth.AdminToken) http.Handler {
 	mux.HandleFunc("DELETE /inventory/reservations/{orderId}", d.faulty("inventory", d.release))
 	mux.HandleFunc("POST /payments", d.faulty("payment", d.charge))
 	mux.HandleFunc("GET /payments/{key}", d.faulty("payment", d.paymentStatus))
+	mux.HandleFunc("POST /payments/lookup", d.faulty("payment", d.lookup))
 	mux.HandleFunc("POST /payments/{key}/void", d.faulty("payment", d.void))
 	if admin == nil {
 		return mux
@@ -402,6 +403,29 @@ func (d *Simulator) paymentStatus(r *http.Request) (int, any) {
 		return http.StatusNotFound, errBody("no payment with key %s", r.PathValue("key"))
 	}
 	return http.StatusOK, p
+}
+
+// LookupRequest asks which of up to 1,000 keys charged.
+type LookupRequest struct {
+	Keys []string `json:"keys"`
+}
+
+// lookup answers a reconciler's bulk question: the charge ID of every
+// given key that charged (a voided or unknown key is absent).
+func (d *Simulator) lookup(r *http.Request) (int, any) {
+	var in LookupRequest
+	if err := httpx.DecodeJSON(r, &in); err != nil || len(in.Keys) > 1000 {
+		return http.StatusBadRequest, errBody("want {\"keys\": [at most 1000]}")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]string{}
+	for _, k := range in.Keys {
+		if p, ok := d.payments[k]; ok && p.ChargeID != "" {
+			out[k] = p.ChargeID
+		}
+	}
+	return http.StatusOK, map[string]any{"charges": out}
 }
 
 // void makes a key unusable if it has not charged: after it, a late charge
