@@ -15,8 +15,9 @@
 // check-and-reserve in a gate (gate.go): a Lua script on Redis with
 // --cache redis://…, a mutex in process on embedded defaults. It turns
 // away the late majority without touching the database. An admitted
-// order is written with its outbox event in one SQL transaction
-// (store.recordAdmitted) and answered 202; the relay (relay.go) publishes
+// order is written with its outbox event in one SQL transaction — a
+// group commit with the others admitted meanwhile (recorder.go) — and
+// answered 202 once that transaction has committed; the relay (relay.go) publishes
 // the outbox to the orders topic, where the processing, notification and
 // analytics groups each get a copy (the SNS-to-SQS fan-out). Processing
 // is a pool of workers or a function runtime (processor.go), both acking
@@ -29,7 +30,10 @@
 //     per-user count in the same atomic step (async).
 //  2. Nothing acknowledged is lost: a 202 is sent only after the order and
 //     its event are committed together, so a crash after it leaves both
-//     (the relay publishes whatever is unpublished, again if need be).
+//     (the relay publishes whatever is unpublished, again if need be). A
+//     failed record that may have committed after all (a commit cut
+//     short) keeps its hold; the sweeper decides from SQL, past the
+//     deadline, whether it stays.
 //  3. No unsold units: a crash between the gate's reservation and the SQL
 //     record leaves a hold with no order; nobody was told 202. The
 //     sweeper (sweep.go) finds such holds past the deadline, writes a
@@ -46,6 +50,11 @@
 //  5. Replays: a repeated Idempotency-Key gets its order back (the unique
 //     key on (sale, key) settles concurrent repeats); a refusal is
 //     remembered for the last 100,000 keys.
+//
+// A sale runs in the mode of the process that made it, and a process
+// orders, sweeps and settles only its own mode's sales: a sync release
+// gives the unit back to the sale's row, an async one to the gate, and
+// one process doing the other's would lose it.
 //
 // The reconciler (GET /api/v1/sales/{id}/reconcile, admin) checks, at
 // any moment: sold + reserved + left = stock; orders paid = charges and no
