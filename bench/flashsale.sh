@@ -19,8 +19,9 @@
 # Prints each round, the medians with their spread, p99s, the ratios
 # (goals: async ≥ 10× sync, ≥ 0.5× the Lua ceiling, async p99 < 20 ms), and
 # each sale's reconciliation after the run (oversold, unsold, lost: 0).
-# Needs PostgreSQL, Redis and NATS on their default local ports (PG_URL,
-# REDIS_URL, NATS_URL override); installs wrk and redis-tools when missing.
+# Needs PostgreSQL and Redis on their default local ports (PG_URL,
+# REDIS_URL override); runs a NATS server of its own (its streams die with
+# the run); installs wrk, redis-tools and nats-server when missing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,8 +32,8 @@ THREADS=${THREADS:-2}
 PAY_LATENCY=${PAY_LATENCY:-5ms}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
-NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
-PAY=${PAY:-18401} SYNC=${SYNC:-18402} ASYNC=${ASYNC:-18403}
+PAY=${PAY:-18401} SYNC=${SYNC:-18402} ASYNC=${ASYNC:-18403} NATS_PORT=${NATS_PORT:-18404}
+NATS_URL=nats://127.0.0.1:$NATS_PORT
 TOKEN=bench-flashsale-token-0123456789abcdef
 NS=bench$$
 
@@ -40,6 +41,7 @@ NS=bench$$
 need wrk
 need redis-benchmark redis-tools
 need redis-cli redis-tools
+need nats-server nats-server
 command -v go >/dev/null || { echo "bench: go is missing (see README)"; exit 1; }
 
 WORK=$(mktemp -d)
@@ -68,6 +70,10 @@ start() { # name port args…
 	for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	echo "bench: $name did not start"; tail -20 "$WORK/$name.log"; exit 1
 }
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
+echo "nats:      $(nats-server --version 2>&1)"
 start payment "$PAY" shop downstream --latency "$PAY_LATENCY" --admin-token "$TOKEN"
 common=(--admin-token "$TOKEN" --payment "http://127.0.0.1:$PAY" --db "$PG_URL" --namespace "$NS")
 start sync "$SYNC" flashsale serve --mode sync --data "$WORK/sync" "${common[@]}"

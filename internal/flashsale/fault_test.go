@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,10 +25,16 @@ type acked struct {
 	codes  map[int]int    // status → count (0: no answer)
 }
 
-// spikeTolerant sends buyers orders from 64 senders; a request that gets
-// no answer (the server was killed) counts as status 0. after, when set,
-// is called once when n answers have come.
+// spikeTolerant sends buyers orders from 64 senders, each with an
+// Idempotency-Key; a request that gets no answer (the server was killed)
+// counts as status 0. after, when set, is called once when n answers have
+// come.
 func spikeTolerant(base string, saleID int64, from, buyers int, n int, after func()) *acked {
+	return spikeWith(base, saleID, from, buyers, n, after, true)
+}
+
+// spikeWith is spikeTolerant, with or without idempotency keys.
+func spikeWith(base string, saleID int64, from, buyers int, n int, after func(), keyed bool) *acked {
 	a := &acked{orders: map[string]int{}, codes: map[int]int{}}
 	client := &http.Client{Timeout: 10 * time.Second}
 	var answered atomic.Int64
@@ -40,7 +48,9 @@ func spikeTolerant(base string, saleID int64, from, buyers int, n int, after fun
 			for i := range next {
 				body, _ := json.Marshal(map[string]string{"userId": fmt.Sprintf("b%d", i)})
 				req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/sales/%d/orders", base, saleID), bytes.NewReader(body))
-				req.Header.Set("Idempotency-Key", fmt.Sprintf("key-%d", i))
+				if keyed {
+					req.Header.Set("Idempotency-Key", fmt.Sprintf("key-%d", i))
+				}
 				code, id := 0, ""
 				if resp, err := client.Do(req); err == nil {
 					var o struct {
@@ -128,7 +138,9 @@ func TestWorkerKilledMidOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs processes")
 	}
-	engines := []string{"--db", testsvc.Postgres(t), "--cache", testsvc.Redis(t), "--broker", testsvc.NATS(t), "--namespace", testsvc.Name("fsw"),
+	ns, natsURL := testsvc.Name("fsw"), testsvc.NATS(t)
+	testsvc.CleanupBroker(t, natsURL, ns)
+	engines := []string{"--db", testsvc.Postgres(t), "--cache", testsvc.Redis(t), "--broker", natsURL, "--namespace", ns,
 		"--admin-token", testAdminToken, "--broker-ack-wait", "2s"}
 	pay := proctest.Start(t, proctest.FreeAddr(t), "shop", "downstream", "--latency", "100ms", "--admin-token", testAdminToken)
 	common := append(append([]string(nil), engines...), "--payment", pay.URL(), "--data", t.TempDir())
@@ -224,4 +236,68 @@ func TestSyncAndAsyncShareADatabase(t *testing.T) {
 			t.Fatalf("books %+v", rec)
 		}
 	}
+}
+
+// The broker restarts and the database drops every connection, each
+// while buyers keep coming (async on PostgreSQL behind a cuttable proxy,
+// Redis, NATS restarted on its port and store): admission goes on without
+// the broker (the outbox holds the events) and refuses with 503 without
+// the database (the holds wait for the sweeper); afterwards every
+// acknowledged order settles once and the books balance.
+func TestBrokerAndDatabaseRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a broker")
+	}
+	pgURL, err := url.Parse(testsvc.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := proctest.StartProxy(t, pgURL.Host)
+	pgURL.Host = pg.Addr()
+	port, storeDir := freePort(t), t.TempDir()
+	nats := proctest.StartNATS(t, port, storeDir)
+	t.Cleanup(func() { nats.Shutdown() }) // after the system's own cleanup (LIFO)
+	cfg := DefaultConfig()
+	cfg.Deadline, cfg.SweepEvery = 3*time.Second, 200*time.Millisecond
+	ts := startSale(t, host.Engines{DB: pgURL.String(), Cache: testsvc.Redis(t), Broker: fmt.Sprintf("nats://127.0.0.1:%d", port), BrokerAckWait: 2 * time.Second}, cfg)
+	sl := ts.newSale(t, 300, 1)
+
+	first := spikeTolerant(ts.base, sl.ID, 0, 100, 0, nil)
+	nats.Shutdown()
+	during := spikeTolerant(ts.base, sl.ID, 200, 100, 0, nil) // no broker: admitted into the outbox
+	if len(during.orders) == 0 {
+		t.Fatalf("no admission while the broker was down: %v", during.codes)
+	}
+	nats = proctest.StartNATS(t, port, storeDir)
+
+	pg.Cut()
+	// No keys: nothing to look up first, so the gate admits and the
+	// record fails — the holds are left to the sweeper.
+	cut := spikeWith(ts.base, sl.ID, 300, 50, 0, nil, false)
+	if cut.codes[503] != 50 || len(cut.orders) != 0 {
+		t.Fatalf("answers with the database cut: %v", cut.codes)
+	}
+	pg.Restore()
+	// Past the deadline the sweeper finds the refused orders' holds with
+	// no order, tombstones them and gives the units back.
+	testsvc.WaitUntil(t, "the cut's holds given back", 20*time.Second, func() bool {
+		var rec Reconciliation
+		call(t, "GET", fmt.Sprintf("%s/api/v1/sales/%d/reconcile", ts.base, sl.ID), nil, admin, &rec)
+		return rec.GateOnly == 0 && rec.Reserved == 0 && rec.Left > 0
+	})
+	after := spikeTolerant(ts.base, sl.ID, 400, 400, 0, nil)
+	rec := settledOnce(t, ts.base, sl.ID, first, during, cut, after)
+	if rec.Sold != 300 || rec.Released < 50 {
+		t.Fatalf("sold %d of 300 with buyers to spare, %d released (the cut's 50 tombstoned): %+v", rec.Sold, rec.Released, rec)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -30,6 +30,7 @@ func startSale(t *testing.T, e host.Engines, cfg Config) *testSale {
 	if e.Namespace == "" {
 		e.Namespace = testsvc.Name("fs")
 	}
+	testsvc.CleanupBroker(t, e.Broker, e.Namespace) // each stream reserves its limit on a shared NATS
 	ts.base = hosttest.Start(t, e, func(ctx context.Context, d *host.Deps) (host.System, error) {
 		s, err := New(ctx, d, cfg)
 		ts.sys = s

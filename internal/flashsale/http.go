@@ -1,8 +1,10 @@
 package flashsale
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
@@ -40,12 +42,12 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
 func (s *System) handleCreateSale(w http.ResponseWriter, r *http.Request) {
 	var req SaleRequest
 	if err := httpx.DecodeJSON(r, &req); err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	sl, err := s.CreateSale(r.Context(), req)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusCreated, sl)
@@ -54,7 +56,7 @@ func (s *System) handleCreateSale(w http.ResponseWriter, r *http.Request) {
 func (s *System) handleSales(w http.ResponseWriter, r *http.Request) {
 	sales, err := s.store.sales(r.Context(), "", 20)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	if sales == nil {
@@ -84,18 +86,18 @@ func (s *System) handleSale(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sl, err := s.store.sale(ctx, id)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	c, err := s.store.counts(ctx, id)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	v := SaleView{Sale: sl, Mode: s.mode, Left: sl.stockLeft, Accepted: c.Reserved + c.Paid + c.Released, Settled: c.Paid, Failed: c.Released, InFlight: c.Reserved}
 	if s.mode == ModeAsync {
 		if v.Left, err = s.gate.Left(ctx, id); err != nil {
-			httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "%v", err))
+			writeError(w, r, apperr.E(apperr.Unavailable, "%v", err))
 			return
 		}
 		v.Notifications, _ = s.store.notifications(ctx, id)
@@ -111,7 +113,7 @@ func (s *System) handleReconcile(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := s.reconcile(r.Context(), id)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, rec)
@@ -124,17 +126,17 @@ func (s *System) handlePlace(w http.ResponseWriter, r *http.Request) {
 	}
 	var req OrderRequest
 	if err := httpx.DecodeJSON(r, &req); err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	p, err := s.Place(r.Context(), id, req.UserID, r.Header.Get("Idempotency-Key"))
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	o := p.Order
 	if p.Replay && o.UserID != req.UserID {
-		httpx.WriteError(w, r, apperr.E(apperr.Conflict, "this Idempotency-Key was used by another user"))
+		writeError(w, r, apperr.E(apperr.Conflict, "this Idempotency-Key was used by another user"))
 		return
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/orders/%d", o.ID))
@@ -146,7 +148,7 @@ func (s *System) handlePlace(w http.ResponseWriter, r *http.Request) {
 		// Sync: the payment failed and the unit went back. (A replay of an
 		// async order that was released later shows it as it is now.)
 		if s.mode == ModeSync && !p.Replay {
-			httpx.WriteError(w, r, apperr.E(apperr.Unavailable, "the payment failed; the unit was released (order %d)", o.ID))
+			writeError(w, r, apperr.E(apperr.Unavailable, "the payment failed; the unit was released (order %d)", o.ID))
 			return
 		}
 		status = http.StatusOK
@@ -163,7 +165,7 @@ func (s *System) handleOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	o, err := s.store.order(r.Context(), id)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, o)
@@ -182,7 +184,7 @@ func (s *System) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	o, err := s.store.order(ctx, id)
 	if err != nil {
-		httpx.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -222,4 +224,28 @@ func (s *System) handleProcessor(w http.ResponseWriter, r *http.Request) {
 		out["functions"] = s.functions.Stats()
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// writeError answers err; a failure that is not one of the service's
+// answers is an engine that did not answer (the database, the gate, the
+// payment service), a 503 to try again, not a 500.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apperr.Error
+	if !errors.As(err, &ae) {
+		err = apperr.Retry(apperr.Unavailable, time.Second, "a dependency did not answer (%s); try again", dependencyOf(err))
+	}
+	httpx.WriteError(w, r, err)
+}
+
+// dependencyOf names the engine behind err without its details.
+func dependencyOf(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "redis"):
+		return "the gate"
+	case strings.Contains(msg, "payment"):
+		return "the payment service"
+	default:
+		return "the database"
+	}
 }
