@@ -135,6 +135,7 @@ func TestDirectTransportStaleConnection(t *testing.T) {
 	var handled atomic.Int64
 	var mu sync.Mutex
 	var live []net.Conn
+	idled := make(chan struct{}, 16)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handled.Add(1)
 		io.WriteString(w, r.Method)
@@ -144,11 +145,23 @@ func TestDirectTransportStaleConnection(t *testing.T) {
 		defer mu.Unlock()
 		if s == http.StateIdle {
 			live = append(live, c)
+			select {
+			case idled <- struct{}{}:
+			default:
+			}
 		}
 	}
 	srv.Start()
 	defer srv.Close()
+	// closeIdle waits until the server has marked the connection the
+	// last exchange used idle (the client may read the answer before
+	// that), then closes every idle one.
 	closeIdle := func() {
+		select {
+		case <-idled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no connection went idle")
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range live {
