@@ -30,15 +30,6 @@ func (s *System) Handler() http.Handler {
 	return rt.Mux
 }
 
-func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
-	id, err := httpx.ParseID(r.PathValue("id"))
-	if err != nil {
-		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "%s ID: %v", what, err))
-		return 0, false
-	}
-	return id, true
-}
-
 func (s *System) handleCreateSale(w http.ResponseWriter, r *http.Request) {
 	var req SaleRequest
 	if err := httpx.DecodeJSON(r, &req); err != nil {
@@ -79,7 +70,7 @@ type SaleView struct {
 }
 
 func (s *System) handleSale(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "sale")
+	id, ok := httpx.PathID(w, r, "sale")
 	if !ok {
 		return
 	}
@@ -107,7 +98,7 @@ func (s *System) handleSale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *System) handleReconcile(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "sale")
+	id, ok := httpx.PathID(w, r, "sale")
 	if !ok {
 		return
 	}
@@ -120,7 +111,7 @@ func (s *System) handleReconcile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *System) handlePlace(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "sale")
+	id, ok := httpx.PathID(w, r, "sale")
 	if !ok {
 		return
 	}
@@ -159,7 +150,7 @@ func (s *System) handlePlace(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *System) handleOrder(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "order")
+	id, ok := httpx.PathID(w, r, "order")
 	if !ok {
 		return
 	}
@@ -175,7 +166,7 @@ func (s *System) handleOrder(w http.ResponseWriter, r *http.Request) {
 // reserved, its settlement (told by the settled topic, or seen by a read
 // every two seconds should that message be missed), then ends.
 func (s *System) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "order")
+	id, ok := httpx.PathID(w, r, "order")
 	if !ok {
 		return
 	}

@@ -173,14 +173,16 @@ func (c *core) reconcile(ctx context.Context, saleID int64) (*Reconciliation, er
 	}
 	// A reserved order may hold a charge not yet marked (its worker is
 	// between the two): not a problem while it lasts.
-	switch {
-	case chargeErr != nil:
+	if chargeErr != nil {
 		r.Charges = -1
 		r.Problems = append(r.Problems, fmt.Sprintf("charges not checked: %v", chargeErr))
-	case charged[StatePaid] != r.Sold:
-		r.Problems = append(r.Problems, fmt.Sprintf("%d orders paid but %d of them charged", r.Sold, charged[StatePaid]))
-	case charged[StateReleased] > 0:
-		r.Problems = append(r.Problems, fmt.Sprintf("%d released orders were charged", charged[StateReleased]))
+	} else {
+		if charged[StatePaid] != r.Sold {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d orders paid but %d of them charged", r.Sold, charged[StatePaid]))
+		}
+		if charged[StateReleased] > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d released orders were charged", charged[StateReleased]))
+		}
 	}
 	if r.OverLimit > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d users over the per-user limit", r.OverLimit))

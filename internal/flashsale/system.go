@@ -38,9 +38,8 @@ type Config struct {
 	// Role: "api" (the default: sales, orders, relay, sweeper and the
 	// in-process Processor), or "worker" / "functions": a processing
 	// process of its own that serves only its health, metrics and stats.
-	Role        string
-	simulator   *downstream.Simulator // tests: a shared in-process payment service
-	gateOptions func(*core)
+	Role      string
+	simulator *downstream.Simulator // tests: a shared in-process payment service
 }
 
 // DefaultConfig is what `up` runs: async, in-process workers.
@@ -96,9 +95,6 @@ func newCore(ctx context.Context, d *host.Deps, cfg Config) (*core, *downstream.
 	}
 	c := &core{mode: cfg.Mode, store: st, gate: gate, pay: &payments{base: base, client: client, timeout: cfg.PaymentTimeout},
 		broker: d.Broker, now: cfg.Now, logger: d.Logger, metrics: newMetrics(d.Registry), deadline: cfg.Deadline, sales: map[int64]*Sale{}}
-	if cfg.gateOptions != nil {
-		cfg.gateOptions(c)
-	}
 	return c, sim, nil
 }
 

@@ -43,16 +43,6 @@ func toProductJSON(p *Product) productJSON {
 		CreatedAt: time.UnixMilli(p.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(p.UpdatedAt).UTC()}
 }
 
-// pathID reads the {id} of a route; on a malformed one it answers 400.
-func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
-	id, err := httpx.ParseID(r.PathValue("id"))
-	if err != nil {
-		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "%s ID: %v", what, err))
-		return 0, false
-	}
-	return id, true
-}
-
 // flexID is an ID given as a JSON string or number.
 type flexID int64
 
@@ -89,7 +79,7 @@ func (s *Service) handleCreateProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleProduct(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "product")
+	id, ok := httpx.PathID(w, r, "product")
 	if !ok {
 		return
 	}
@@ -102,7 +92,7 @@ func (s *Service) handleProduct(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleUpdateProduct(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "product")
+	id, ok := httpx.PathID(w, r, "product")
 	if !ok {
 		return
 	}
@@ -217,13 +207,13 @@ func (s *Service) writeCart(w http.ResponseWriter, r *http.Request, id int64) {
 }
 
 func (s *Service) handleCart(w http.ResponseWriter, r *http.Request) {
-	if id, ok := pathID(w, r, "cart"); ok {
+	if id, ok := httpx.PathID(w, r, "cart"); ok {
 		s.writeCart(w, r, id)
 	}
 }
 
 func (s *Service) handleAddItem(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "cart")
+	id, ok := httpx.PathID(w, r, "cart")
 	if !ok {
 		return
 	}
@@ -282,7 +272,7 @@ func toOrderJSON(o *Order) orderJSON {
 }
 
 func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "cart")
+	id, ok := httpx.PathID(w, r, "cart")
 	if !ok {
 		return
 	}
@@ -307,7 +297,7 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleOrder(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, "order")
+	id, ok := httpx.PathID(w, r, "order")
 	if !ok {
 		return
 	}

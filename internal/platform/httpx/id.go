@@ -2,7 +2,10 @@ package httpx
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
+
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 // ParseID reads a resource ID as the APIs print them (Snowflakes and other
@@ -18,4 +21,15 @@ func ParseID(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a positive integer", s)
 	}
 	return id, nil
+}
+
+// PathID reads the {id} wildcard of r's route as an ID; on a malformed one
+// it answers 400 (naming what the ID is of) and reports false.
+func PathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
+	id, err := ParseID(r.PathValue("id"))
+	if err != nil {
+		WriteError(w, r, apperr.E(apperr.Invalid, "%s ID: %v", what, err))
+		return 0, false
+	}
+	return id, true
 }
