@@ -123,12 +123,12 @@ run_lua() { # → "rps p99_ms"
 	local secs=${DURATION%s}
 	# redis-benchmark runs a count, not a time: size it from a short probe.
 	redis-benchmark -h "$RH" -p "$RP" -c "$CONNS" -n 20000 -r 100000000 -q --csv \
-		EVALSHA "$SHA" 4 "$TAG:left" "$TAG:limit" "$TAG:users" "$TAG:held" "u__rand_int__" "__rand_int__" 1 >"$WORK/probe.csv" 2>&1
+		EVALSHA "$SHA" 5 "$TAG:left" "$TAG:limit" "$TAG:users" "$TAG:held" "$TAG:since" "u__rand_int__" "__rand_int__" 1 >"$WORK/probe.csv" 2>&1
 	local probe n
 	probe=$(awk -F'"' 'NR==2 {print $4}' "$WORK/probe.csv")
 	n=$(awk -v r="$probe" -v s="$secs" 'BEGIN {printf "%d", r * s}')
 	redis-benchmark -h "$RH" -p "$RP" -c "$CONNS" -n "$n" -r 100000000 --csv \
-		EVALSHA "$SHA" 4 "$TAG:left" "$TAG:limit" "$TAG:users" "$TAG:held" "u__rand_int__" "__rand_int__" 1 >"$WORK/lua.csv" 2>&1
+		EVALSHA "$SHA" 5 "$TAG:left" "$TAG:limit" "$TAG:users" "$TAG:held" "$TAG:since" "u__rand_int__" "__rand_int__" 1 >"$WORK/lua.csv" 2>&1
 	awk -F'"' 'NR==2 {print $4, $14}' "$WORK/lua.csv"
 }
 

@@ -2,6 +2,8 @@ package flashsale
 
 import (
 	"context"
+	"math"
+	"sort"
 	"sync"
 	"time"
 )
@@ -21,11 +23,12 @@ func (a Admission) String() string {
 }
 
 // Hold is one unit the gate has given out: to an order, for a user, at a
-// time. A held unit is reserved or sold; a released order's unit goes
-// back.
+// time. A held unit is in flight until its order is paid (Confirm: the
+// unit is sold) or released (Release: the unit goes back).
 type Hold struct {
 	UserID string
 	At     time.Time
+	Sold   bool // only in Open's argument: an order already paid
 }
 
 // Gate is the async mode's admission step: an atomic check-and-reserve
@@ -33,21 +36,32 @@ type Hold struct {
 // database write — so that it turns away the many who come too late as
 // fast as it can answer them. Its invariant, for every sale:
 //
-//	left + len(held) = stock
+//	left + in flight + sold = stock
 //
-// Reserve and Release are idempotent by order ID (a repeated Reserve of
-// a held order admits it again without a second unit; a repeated Release
-// gives nothing back twice), which is what lets a crashed caller, the
-// sweeper and a worker all retry them.
+// Reserve, Release and Confirm are idempotent by order ID (a repeated
+// Reserve of an order in flight admits it again without a second unit; a
+// repeated Release or Confirm does nothing twice), which is what lets a
+// crashed caller, the sweeper and a worker all retry them.
+//
+// Only the holds in flight are kept by order: a paid order's unit is a
+// count and its user's share of the limit. So the sweeper's work is the
+// size of the backlog, not of everything sold, and Stale hands it only the
+// holds older than the deadline.
 type Gate interface {
 	// Open makes the sale known with stock units and a per-user limit,
 	// and the holds given (orders already recorded), unless it is known
 	// already: opening twice changes nothing.
 	Open(ctx context.Context, saleID int64, stock, perUser int, holds map[int64]Hold) error
 	Reserve(ctx context.Context, saleID int64, userID string, orderID int64, now time.Time) (Admission, error)
+	// Release gives an order's unit in flight back; Confirm marks it sold.
 	Release(ctx context.Context, saleID, orderID int64) (bool, error)
+	Confirm(ctx context.Context, saleID, orderID int64) (bool, error)
+	// Held is every hold in flight; Stale, at most limit of those taken
+	// before cut, oldest first.
 	Held(ctx context.Context, saleID int64) (map[int64]Hold, error)
-	Left(ctx context.Context, saleID int64) (int, error)
+	Stale(ctx context.Context, saleID int64, cut time.Time, limit int) (map[int64]Hold, error)
+	// Units is the sale's units left and sold.
+	Units(ctx context.Context, saleID int64) (left, sold int, err error)
 }
 
 // memGate is the gate on embedded defaults: one mutex per process. It
@@ -59,9 +73,9 @@ type memGate struct {
 }
 
 type memSale struct {
-	left, perUser int
-	users         map[string]int
-	held          map[int64]Hold
+	left, sold, perUser int
+	users               map[string]int
+	held                map[int64]Hold
 }
 
 func newMemGate() *memGate { return &memGate{sales: map[int64]*memSale{}} }
@@ -74,8 +88,12 @@ func (g *memGate) Open(_ context.Context, saleID int64, stock, perUser int, hold
 	}
 	s := &memSale{left: stock - len(holds), perUser: perUser, users: map[string]int{}, held: map[int64]Hold{}}
 	for id, h := range holds {
-		s.held[id] = h
 		s.users[h.UserID]++
+		if h.Sold {
+			s.sold++
+			continue
+		}
+		s.held[id] = Hold{UserID: h.UserID, At: h.At}
 	}
 	g.sales[saleID] = s
 	return nil
@@ -120,23 +138,51 @@ func (g *memGate) Release(_ context.Context, saleID, orderID int64) (bool, error
 	return true, nil
 }
 
-func (g *memGate) Held(_ context.Context, saleID int64) (map[int64]Hold, error) {
+func (g *memGate) Confirm(_ context.Context, saleID, orderID int64) (bool, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := map[int64]Hold{}
-	if s, ok := g.sales[saleID]; ok {
-		for id, h := range s.held {
-			out[id] = h
+	s, ok := g.sales[saleID]
+	if !ok {
+		return false, nil
+	}
+	if _, ok := s.held[orderID]; !ok {
+		return false, nil
+	}
+	delete(s.held, orderID)
+	s.sold++
+	return true, nil
+}
+
+func (g *memGate) Held(_ context.Context, saleID int64) (map[int64]Hold, error) {
+	return g.Stale(context.Background(), saleID, time.Unix(1<<40, 0), math.MaxInt)
+}
+
+func (g *memGate) Stale(_ context.Context, saleID int64, cut time.Time, limit int) (map[int64]Hold, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.sales[saleID]
+	if !ok {
+		return map[int64]Hold{}, nil
+	}
+	var ids []int64
+	for id, h := range s.held {
+		if h.At.Before(cut) {
+			ids = append(ids, id)
 		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return s.held[ids[i]].At.Before(s.held[ids[j]].At) })
+	out := make(map[int64]Hold, min(len(ids), limit))
+	for _, id := range ids[:min(len(ids), limit)] {
+		out[id] = s.held[id]
 	}
 	return out, nil
 }
 
-func (g *memGate) Left(_ context.Context, saleID int64) (int, error) {
+func (g *memGate) Units(_ context.Context, saleID int64) (int, int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if s, ok := g.sales[saleID]; ok {
-		return s.left, nil
+		return s.left, s.sold, nil
 	}
-	return 0, nil
+	return 0, 0, nil
 }

@@ -17,8 +17,10 @@ import (
 //
 //	{fs:ID}:left   units left
 //	{fs:ID}:limit  the per-user limit
-//	{fs:ID}:users  hash: user → units held
-//	{fs:ID}:held   hash: order → "user|unix ms"
+//	{fs:ID}:users  hash: user → units held (in flight or sold)
+//	{fs:ID}:held   hash: order in flight → "user|unix ms"
+//	{fs:ID}:since  sorted set: order in flight, scored by its unix ms
+//	{fs:ID}:sold   units sold
 //
 // Durability is Redis's: with appendonly (AOF) a restarted Redis keeps the
 // gate; without it the gate is lost, and the service opens it again from
@@ -34,20 +36,30 @@ func newRedisGate(rdb *redis.Client, namespace string) *redisGate {
 
 func (g *redisGate) keys(saleID int64) []string {
 	tag := "{" + g.ns + ":fs:" + strconv.FormatInt(saleID, 10) + "}"
-	return []string{tag + ":left", tag + ":limit", tag + ":users", tag + ":held"}
+	return []string{tag + ":left", tag + ":limit", tag + ":users", tag + ":held", tag + ":since", tag + ":sold"}
 }
 
+// reserveKeys is what the reservation script touches.
+func (g *redisGate) reserveKeys(saleID int64) []string { return g.keys(saleID)[:5] }
+
+// openScript's ARGV: stock, limit, then (order, "user|ms", sold 0/1) per hold.
 var openScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local held = 0
-for i = 3, #ARGV, 2 do
-  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i+1])
+local held, sold = 0, 0
+for i = 3, #ARGV, 3 do
   local user = string.sub(ARGV[i+1], 1, string.find(ARGV[i+1], '|', 1, true) - 1)
   redis.call('HINCRBY', KEYS[3], user, 1)
-  held = held + 1
+  if ARGV[i+2] == '1' then
+    sold = sold + 1
+  else
+    redis.call('HSET', KEYS[4], ARGV[i], ARGV[i+1])
+    redis.call('ZADD', KEYS[5], string.sub(ARGV[i+1], string.find(ARGV[i+1], '|', 1, true) + 1), ARGV[i])
+    held = held + 1
+  end
 end
-redis.call('SET', KEYS[1], tonumber(ARGV[1]) - held)
+redis.call('SET', KEYS[1], tonumber(ARGV[1]) - held - sold)
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[6], sold)
 return 1
 `)
 
@@ -66,6 +78,7 @@ if n >= tonumber(redis.call('GET', KEYS[2])) then return -3 end
 redis.call('DECR', KEYS[1])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[1] .. '|' .. ARGV[3])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
 return 1
 `
 
@@ -74,8 +87,16 @@ local v = redis.call('HGET', KEYS[4], ARGV[1])
 if not v then return 0 end
 local user = string.sub(v, 1, string.find(v, '|', 1, true) - 1)
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('INCR', KEYS[1])
 if redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then redis.call('HDEL', KEYS[3], user) end
+return 1
+`)
+
+var confirmScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[4], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('INCR', KEYS[6])
 return 1
 `)
 
@@ -84,7 +105,11 @@ func holdValue(h Hold) string { return h.UserID + "|" + strconv.FormatInt(h.At.U
 func (g *redisGate) Open(ctx context.Context, saleID int64, stock, perUser int, holds map[int64]Hold) error {
 	args := []any{stock, perUser}
 	for id, h := range holds {
-		args = append(args, strconv.FormatInt(id, 10), holdValue(h))
+		sold := "0"
+		if h.Sold {
+			sold = "1"
+		}
+		args = append(args, strconv.FormatInt(id, 10), holdValue(h), sold)
 	}
 	if err := openScript.Run(ctx, g.rdb, g.keys(saleID), args...).Err(); err != nil {
 		return fmt.Errorf("flashsale: open the gate on redis: %w", err)
@@ -93,7 +118,7 @@ func (g *redisGate) Open(ctx context.Context, saleID int64, stock, perUser int, 
 }
 
 func (g *redisGate) Reserve(ctx context.Context, saleID int64, userID string, orderID int64, now time.Time) (Admission, error) {
-	n, err := reserveScript.Run(ctx, g.rdb, g.keys(saleID), userID, strconv.FormatInt(orderID, 10), now.UnixMilli()).Int()
+	n, err := reserveScript.Run(ctx, g.rdb, g.reserveKeys(saleID), userID, strconv.FormatInt(orderID, 10), now.UnixMilli()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("flashsale: reserve on redis: %w", err)
 	}
@@ -117,6 +142,14 @@ func (g *redisGate) Release(ctx context.Context, saleID, orderID int64) (bool, e
 	return n == 1, nil
 }
 
+func (g *redisGate) Confirm(ctx context.Context, saleID, orderID int64) (bool, error) {
+	n, err := confirmScript.Run(ctx, g.rdb, g.keys(saleID), strconv.FormatInt(orderID, 10)).Int()
+	if err != nil {
+		return false, fmt.Errorf("flashsale: confirm on redis: %w", err)
+	}
+	return n == 1, nil
+}
+
 func (g *redisGate) Held(ctx context.Context, saleID int64) (map[int64]Hold, error) {
 	raw, err := g.rdb.HGetAll(ctx, g.keys(saleID)[3]).Result()
 	if err != nil {
@@ -124,26 +157,60 @@ func (g *redisGate) Held(ctx context.Context, saleID int64) (map[int64]Hold, err
 	}
 	out := make(map[int64]Hold, len(raw))
 	for k, v := range raw {
-		id, err1 := strconv.ParseInt(k, 10, 64)
-		user, ms, ok := strings.Cut(v, "|")
-		at, err2 := strconv.ParseInt(ms, 10, 64)
-		if err1 != nil || err2 != nil || !ok {
-			return nil, fmt.Errorf("flashsale: a hold on redis reads %q=%q", k, v)
+		if err := parseHold(out, k, v); err != nil {
+			return nil, err
 		}
-		out[id] = Hold{UserID: user, At: time.UnixMilli(at)}
 	}
 	return out, nil
 }
 
-func (g *redisGate) Left(ctx context.Context, saleID int64) (int, error) {
-	n, err := g.rdb.Get(ctx, g.keys(saleID)[0]).Int()
-	if err == redis.Nil {
-		return 0, nil
+func (g *redisGate) Stale(ctx context.Context, saleID int64, cut time.Time, limit int) (map[int64]Hold, error) {
+	k := g.keys(saleID)
+	ids, err := g.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: k[4], ByScore: true, Start: "-inf", Stop: "(" + strconv.FormatInt(cut.UnixMilli(), 10), Count: int64(limit)}).Result()
+	if err != nil || len(ids) == 0 {
+		return map[int64]Hold{}, err
 	}
+	vals, err := g.rdb.HMGet(ctx, k[3], ids...).Result()
 	if err != nil {
-		return 0, fmt.Errorf("flashsale: read units left on redis: %w", err)
+		return nil, fmt.Errorf("flashsale: read stale holds on redis: %w", err)
 	}
-	return n, nil
+	out := make(map[int64]Hold, len(ids))
+	for i, v := range vals {
+		if s, ok := v.(string); ok { // nil: settled in between
+			if err := parseHold(out, ids[i], s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func parseHold(out map[int64]Hold, k, v string) error {
+	id, err1 := strconv.ParseInt(k, 10, 64)
+	user, ms, ok := strings.Cut(v, "|")
+	at, err2 := strconv.ParseInt(ms, 10, 64)
+	if err1 != nil || err2 != nil || !ok {
+		return fmt.Errorf("flashsale: a hold on redis reads %q=%q", k, v)
+	}
+	out[id] = Hold{UserID: user, At: time.UnixMilli(at)}
+	return nil
+}
+
+func (g *redisGate) Units(ctx context.Context, saleID int64) (int, int, error) {
+	k := g.keys(saleID)
+	vals, err := g.rdb.MGet(ctx, k[0], k[5]).Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("flashsale: read units on redis: %w", err)
+	}
+	var n [2]int
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			if n[i], err = strconv.Atoi(s); err != nil {
+				return 0, 0, fmt.Errorf("flashsale: units on redis read %q", s)
+			}
+		}
+	}
+	return n[0], n[1], nil
 }
 
 // drop removes a sale's keys (tests).

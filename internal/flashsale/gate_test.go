@@ -75,7 +75,7 @@ func TestGateNeverOversells(t *testing.T) {
 				t.Fatalf("user-%d got %d units, limit 2", u, n)
 			}
 		}
-		left, _ := g.Left(ctx, saleID)
+		left, _, _ := g.Units(ctx, saleID)
 		held, _ := g.Held(ctx, saleID)
 		if left != 0 || len(held) != stock {
 			t.Fatalf("left %d, held %d; want 0 and %d", left, len(held), stock)
@@ -100,7 +100,7 @@ func TestGateIdempotence(t *testing.T) {
 		if err := g.Open(ctx, saleID, 100, 9, nil); err != nil { // a second open: no effect
 			t.Fatal(err)
 		}
-		if left, _ := g.Left(ctx, saleID); left != 2 {
+		if left, _, _ := g.Units(ctx, saleID); left != 2 {
 			t.Fatalf("left %d after opening with 3 units and one hold", left)
 		}
 		for i := 0; i < 2; i++ {
@@ -108,7 +108,7 @@ func TestGateIdempotence(t *testing.T) {
 				t.Fatalf("reserve #%d of the same order: %v", i+1, a)
 			}
 		}
-		if left, _ := g.Left(ctx, saleID); left != 1 {
+		if left, _, _ := g.Units(ctx, saleID); left != 1 {
 			t.Fatalf("a repeated reserve took a second unit: left %d", left)
 		}
 		if a, _ := g.Reserve(ctx, saleID, "alice", 11, time.Now()); a != OverLimit {
@@ -134,6 +134,66 @@ func TestGateIdempotence(t *testing.T) {
 		held, _ := g.Held(ctx, saleID)
 		if len(held) != 3 || held[7].UserID != "early" || !held[7].At.Equal(at) || held[11].UserID != "alice" {
 			t.Fatalf("holds %v", held)
+		}
+	})
+}
+
+// Confirm turns a hold in flight into a unit sold: it leaves Held and
+// Stale, keeps its user's share of the limit, and left + in flight + sold
+// = stock throughout; a paid order given at Open counts as sold. Stale
+// hands out only the holds older than the cut, oldest first, up to the
+// limit.
+func TestGateConfirmAndStale(t *testing.T) {
+	gates(t, func(t *testing.T, g Gate) {
+		ctx := context.Background()
+		saleID := time.Now().UnixNano()
+		base := time.UnixMilli(time.Now().UnixMilli())
+		opened := map[int64]Hold{1: {UserID: "paid", At: base, Sold: true}, 2: {UserID: "waiting", At: base.Add(time.Millisecond)}}
+		if err := g.Open(ctx, saleID, 10, 1, opened); err != nil {
+			t.Fatal(err)
+		}
+		books := func(wantLeft, wantHeld, wantSold int) {
+			t.Helper()
+			left, sold, err := g.Units(ctx, saleID)
+			held, _ := g.Held(ctx, saleID)
+			if err != nil || left != wantLeft || len(held) != wantHeld || sold != wantSold {
+				t.Fatalf("left %d, in flight %d, sold %d (%v); want %d, %d, %d", left, len(held), sold, err, wantLeft, wantHeld, wantSold)
+			}
+		}
+		books(8, 1, 1)
+		if a, _ := g.Reserve(ctx, saleID, "paid", 3, base); a != OverLimit {
+			t.Fatalf("a user whose order was paid before the open, limit 1: %v", a)
+		}
+		for i := int64(0); i < 4; i++ {
+			if a, _ := g.Reserve(ctx, saleID, fmt.Sprintf("u%d", i), 10+i, base.Add(time.Duration(10+i)*time.Second)); a != Admitted {
+				t.Fatalf("reserve %d: %v", i, a)
+			}
+		}
+		books(4, 5, 1)
+		for i, want := range []bool{true, false} {
+			if ok, err := g.Confirm(ctx, saleID, 10); err != nil || ok != want {
+				t.Fatalf("confirm #%d: %v %v, want %v", i+1, ok, err, want)
+			}
+		}
+		if ok, _ := g.Release(ctx, saleID, 10); ok {
+			t.Fatal("a sold unit was released")
+		}
+		if ok, _ := g.Confirm(ctx, saleID, 99); ok {
+			t.Fatal("an order never reserved was confirmed")
+		}
+		books(4, 4, 2)
+		if a, _ := g.Reserve(ctx, saleID, "u0", 20, base); a != OverLimit {
+			t.Fatalf("u0's unit is sold and counts toward the limit: %v", a)
+		}
+		stale, err := g.Stale(ctx, saleID, base.Add(12*time.Second), 100)
+		if err != nil || len(stale) != 2 || stale[2].UserID != "waiting" || stale[11].UserID != "u1" {
+			t.Fatalf("stale before +12s: %v %v; want orders 2 and 11", stale, err)
+		}
+		if stale, _ := g.Stale(ctx, saleID, base.Add(time.Hour), 2); len(stale) != 2 || stale[2].UserID == "" || stale[11].UserID == "" {
+			t.Fatalf("the 2 oldest: %v; want orders 2 and 11", stale)
+		}
+		if stale, _ := g.Stale(ctx, saleID, base, 100); len(stale) != 0 {
+			t.Fatalf("nothing is older than the first hold: %v", stale)
 		}
 	})
 }

@@ -87,7 +87,7 @@ func (s *System) handleSale(w http.ResponseWriter, r *http.Request) {
 	}
 	v := SaleView{Sale: sl, Mode: s.mode, Left: sl.stockLeft, Accepted: c.Reserved + c.Paid + c.Released, Settled: c.Paid, Failed: c.Released, InFlight: c.Reserved}
 	if s.mode == ModeAsync {
-		if v.Left, err = s.gate.Left(ctx, id); err != nil {
+		if v.Left, _, err = s.gate.Units(ctx, id); err != nil {
 			writeError(w, r, apperr.E(apperr.Unavailable, "%v", err))
 			return
 		}

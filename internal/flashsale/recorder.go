@@ -3,94 +3,31 @@ package flashsale
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
-	"time"
 )
 
 // recorder writes admitted orders and their outbox events in group
-// commits: a few goroutines each take every order waiting, up to
-// maxBatch, and write them in one transaction with multi-row INSERTs;
-// each request waits for its own batch's commit before it answers 202, so
-// the guarantee is the single-order transaction's. Why: a profile of the
-// async path on PostgreSQL put nearly all of its time in the four round
-// trips and the commit of each order's own transaction; a batch pays them
-// once for all the orders that arrived meanwhile. A batch that fails (a
-// repeated Idempotency-Key among them) is written again order by order, so
-// that only the offending order fails.
-type recorder struct {
-	store *store
-	in    chan *pendingRecord
-}
+// commits (groupCommit): one transaction with multi-row INSERTs for all
+// the orders admitted meanwhile, each request answered 202 after its own
+// group's commit. A group that fails (a repeated Idempotency-Key among
+// them) is written again order by order, so that only the offending order
+// fails.
+type recorder = groupCommit[*Order, struct{}]
 
-type pendingRecord struct {
-	o    *Order
-	done chan error
-}
-
-const (
-	maxBatch  = 256
-	recorders = 4
-)
+const maxBatch = 256
 
 func newRecorder(st *store) *recorder {
-	return &recorder{store: st, in: make(chan *pendingRecord, 4*maxBatch)}
-}
-
-// record waits until o and its event are committed, or ctx ends (then the
-// outcome is unknown: the batch may commit yet).
-func (r *recorder) record(ctx context.Context, o *Order) error {
-	p := &pendingRecord{o: o, done: make(chan error, 1)}
-	select {
-	case r.in <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-p.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("flashsale: gave up waiting for the order's commit: %w", ctx.Err())
-	}
-}
-
-func (r *recorder) run(ctx context.Context) {
-	for {
-		var first *pendingRecord
-		select {
-		case <-ctx.Done():
-			return
-		case first = <-r.in:
+	return newGroupCommit("order's commit", maxBatch, func(ctx context.Context, orders []*Order) []groupResult[struct{}] {
+		err := st.recordBatch(ctx, orders)
+		if err == nil || len(orders) == 1 {
+			return allFailed[struct{}](len(orders), err)
 		}
-		batch := []*pendingRecord{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-r.in:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
+		out := make([]groupResult[struct{}], len(orders))
+		for i, o := range orders {
+			out[i].err = st.recordAdmitted(ctx, o)
 		}
-		// The batch's transaction is no request's: a client that leaves
-		// does not cut the others' commit.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		orders := make([]*Order, len(batch))
-		for i, p := range batch {
-			orders[i] = p.o
-		}
-		err := r.store.recordBatch(wctx, orders)
-		if err != nil && len(batch) > 1 {
-			for _, p := range batch {
-				p.done <- r.store.recordAdmitted(wctx, p.o)
-			}
-		} else {
-			for _, p := range batch {
-				p.done <- err
-			}
-		}
-		cancel()
-	}
+		return out
+	})
 }
 
 // recordBatch writes orders and their outbox events in one transaction.

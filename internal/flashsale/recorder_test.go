@@ -25,7 +25,7 @@ func TestRecorderGroupCommits(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			r := newRecorder(st)
-			for i := 0; i < recorders; i++ {
+			for i := 0; i < groupRunners; i++ {
 				go r.run(ctx)
 			}
 			saleID := time.Now().UnixNano()
@@ -39,7 +39,7 @@ func TestRecorderGroupCommits(t *testing.T) {
 					if i == 299 {
 						key = "k7" // a repeat of order 7's key
 					}
-					errs[i] = r.record(ctx, &Order{ID: saleID + int64(i), SaleID: saleID, UserID: fmt.Sprintf("u%d", i), State: StateReserved, CreatedAt: time.Now(), key: key})
+					_, errs[i] = r.do(ctx, &Order{ID: saleID + int64(i), SaleID: saleID, UserID: fmt.Sprintf("u%d", i), State: StateReserved, CreatedAt: time.Now(), key: key})
 				}()
 			}
 			wg.Wait()

@@ -50,6 +50,9 @@ type core struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	deadline time.Duration // a reservation unpaid this long is the sweeper's
+	// Async: the processors' reads and settlements in group commits.
+	reads   *orderReads
+	settles *settlements
 
 	salesMu sync.Mutex
 	sales   map[int64]*Sale // sales are immutable once made (but for the sync hot row, not cached)
@@ -87,7 +90,13 @@ func (c *core) openGate(ctx context.Context, s *Sale) error {
 // returns an error only when the outcome is still unknown (the message
 // should come again).
 func (c *core) process(ctx context.Context, orderID int64) (*Order, error) {
-	o, err := c.store.order(ctx, orderID)
+	var o *Order
+	var err error
+	if c.reads != nil {
+		o, err = c.reads.do(ctx, orderID)
+	} else {
+		o, err = c.store.order(ctx, orderID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -115,22 +124,49 @@ func (c *core) finish(ctx context.Context, o *Order, outcome chargeOutcome, char
 	if outcome != charged {
 		state, reason = StateReleased, why
 	}
-	if _, err := c.store.settle(ctx, o.ID, state, reason, chargeID, c.now(), c.mode == ModeSync); err != nil {
-		return o, err
-	}
-	now, err := c.store.order(ctx, o.ID)
+	now, err := c.settle(ctx, settlement{id: o.ID, state: state, reason: reason, chargeID: chargeID, at: c.now()})
 	if err != nil {
 		return o, err
 	}
-	if now.State == StateReleased && c.mode == ModeAsync {
-		if _, err := c.gate.Release(ctx, o.SaleID, o.ID); err != nil {
-			// The sweeper repairs a gate still holding a released order.
-			c.logger.Warn("flashsale: release in the gate failed", "order", o.ID, "err", err)
+	if c.mode == ModeAsync {
+		// The sweeper repairs a gate that missed either step.
+		if now.State == StateReleased {
+			if _, err := c.gate.Release(ctx, o.SaleID, o.ID); err != nil {
+				c.logger.Warn("flashsale: release in the gate failed", "order", o.ID, "err", err)
+			}
+		} else if now.State == StatePaid {
+			if _, err := c.gate.Confirm(ctx, o.SaleID, o.ID); err != nil {
+				c.logger.Warn("flashsale: confirm in the gate failed", "order", o.ID, "err", err)
+			}
 		}
 	}
 	c.metrics.settled.WithLabelValues(now.State).Inc()
 	c.announce(ctx, now)
 	return now, nil
+}
+
+// settle records an outcome and returns the order as it is after it
+// (changed, or settled already by someone else).
+func (c *core) settle(ctx context.Context, st settlement) (*Order, error) {
+	if c.settles != nil {
+		return c.settles.do(ctx, st)
+	}
+	if _, err := c.store.settle(ctx, st.id, st.state, st.reason, st.chargeID, st.at, c.mode == ModeSync); err != nil {
+		return nil, err
+	}
+	return c.store.order(ctx, st.id)
+}
+
+// startGroups starts the async processors' group commits.
+func (c *core) startGroups(ctx context.Context, run func(func())) {
+	if c.mode != ModeAsync {
+		return
+	}
+	c.reads, c.settles = newOrderReads(c.store), newSettlements(c.store)
+	for i := 0; i < groupRunners; i++ {
+		run(func() { c.reads.run(ctx) })
+		run(func() { c.settles.run(ctx) })
+	}
 }
 
 // announce tells live listeners an order settled (best effort: a listener
@@ -292,7 +328,7 @@ func (s *Service) placeAsync(ctx context.Context, sl *Sale, o *Order) (Placed, e
 	if adm != Admitted {
 		return Placed{}, s.refuse(sl, o, adm)
 	}
-	if err := s.recorder.record(ctx, o); err != nil {
+	if _, err := s.recorder.do(ctx, o); err != nil {
 		if p, rerr := s.replayOnConflict(ctx, o, err); rerr == nil {
 			// An earlier request with the same key won: this one's unit
 			// goes back (its transaction certainly did not commit).

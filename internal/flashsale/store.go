@@ -260,10 +260,43 @@ func (s *store) states(ctx context.Context, saleID int64) (map[int64]string, err
 	return out, rows.Err()
 }
 
+// statesOf is the states of the orders given that exist.
+func (s *store) statesOf(ctx context.Context, ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		q := "SELECT order_id, state FROM flashsale_orders WHERE order_id IN (" + placeholders(len(chunk)) + ")"
+		rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+		if err != nil {
+			return nil, fmt.Errorf("flashsale: order states: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = st
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // holds is the orders of a sale that hold a unit (reserved or paid), as
 // the gate's holds: what a gate opened after a restart starts from.
 func (s *store) holds(ctx context.Context, saleID int64) (map[int64]Hold, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT order_id, user_id, created_at FROM flashsale_orders WHERE sale_id = ? AND state <> 'released'"), saleID)
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT order_id, user_id, created_at, state FROM flashsale_orders WHERE sale_id = ? AND state <> 'released'"), saleID)
 	if err != nil {
 		return nil, fmt.Errorf("flashsale: holds: %w", err)
 	}
@@ -271,11 +304,11 @@ func (s *store) holds(ctx context.Context, saleID int64) (map[int64]Hold, error)
 	out := map[int64]Hold{}
 	for rows.Next() {
 		var id, at int64
-		var user string
-		if err := rows.Scan(&id, &user, &at); err != nil {
+		var user, state string
+		if err := rows.Scan(&id, &user, &at, &state); err != nil {
 			return nil, err
 		}
-		out[id] = Hold{UserID: user, At: time.UnixMilli(at)}
+		out[id] = Hold{UserID: user, At: time.UnixMilli(at), Sold: state == StatePaid}
 	}
 	return out, rows.Err()
 }

@@ -14,9 +14,10 @@ import (
 //     payment service decides — paid if it has the charge, otherwise the
 //     key is voided (a late charge with it is refused) and the order
 //     released;
-//  2. in async mode, the gate's holds: a hold whose order SQL released
-//     is given back (a crash between the two), and a hold older than the
-//     deadline with no order at all (the API died after the gate admitted
+//  2. in async mode, the gate's holds in flight older than the deadline
+//     (Stale: the backlog's tail, not everything sold): a hold whose order
+//     SQL released is given back, one whose order SQL paid is confirmed
+//     (a crash between the two), and a hold with no order at all (the API died after the gate admitted
 //     and before SQL recorded it; nobody was told 202) is tombstoned in
 //     SQL as released and given back. The tombstone's primary key is
 //     what stops a late insert of the same order from selling the unit
@@ -54,11 +55,15 @@ func (c *core) sweep(ctx context.Context) error {
 }
 
 func (c *core) sweepGate(ctx context.Context, s *Sale, cut time.Time) error {
-	held, err := c.gate.Held(ctx, s.ID)
+	held, err := c.gate.Stale(ctx, s.ID, cut, 500)
 	if err != nil || len(held) == 0 {
 		return err
 	}
-	states, err := c.store.states(ctx, s.ID)
+	ids := make([]int64, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	states, err := c.store.statesOf(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -68,7 +73,11 @@ func (c *core) sweepGate(ctx context.Context, s *Sale, cut time.Time) error {
 			if released, err := c.gate.Release(ctx, s.ID, id); err == nil && released {
 				c.metrics.swept.WithLabelValues("gate_released").Inc()
 			}
-		case !ok && h.At.Before(cut):
+		case ok && st == StatePaid:
+			if confirmed, err := c.gate.Confirm(ctx, s.ID, id); err == nil && confirmed {
+				c.metrics.swept.WithLabelValues("gate_confirmed").Inc()
+			}
+		case !ok:
 			t := c.now()
 			tomb := &Order{ID: id, SaleID: s.ID, UserID: h.UserID, State: StateReleased, Reason: "admitted but never recorded (its API process stopped)",
 				CreatedAt: h.At, SettledAt: &t, key: fmt.Sprintf("abandoned-%d", id)}
@@ -145,22 +154,30 @@ func (c *core) reconcile(ctx context.Context, saleID int64) (*Reconciliation, er
 		r.Charges += n
 	}
 	if c.mode == ModeAsync {
-		if r.Left, err = c.gate.Left(ctx, saleID); err != nil {
+		var sold int
+		if r.Left, sold, err = c.gate.Units(ctx, saleID); err != nil {
 			return nil, err
 		}
 		held, err := c.gate.Held(ctx, saleID)
 		if err != nil {
 			return nil, err
 		}
+		confirming := 0 // paid in SQL, in flight in the gate: Confirm pending
 		for id := range held {
-			if st, ok := states[id]; !ok || st == StateReleased {
+			switch st, ok := states[id]; {
+			case !ok || st == StateReleased:
 				r.GateOnly++
+			case st == StatePaid:
+				confirming++
 			}
 		}
 		for id, st := range states {
-			if _, ok := held[id]; !ok && st != StateReleased {
+			if _, ok := held[id]; !ok && st == StateReserved {
 				r.SQLOnly++
 			}
+		}
+		if sold+confirming != r.Sold {
+			r.Problems = append(r.Problems, fmt.Sprintf("the gate counts %d units sold (and %d to confirm), SQL %d orders paid", sold, confirming, r.Sold))
 		}
 	} else {
 		r.Left = s.stockLeft

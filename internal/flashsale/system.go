@@ -113,6 +113,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 	s := &System{Service: &Service{core: c, ids: ids, relay: make(chan struct{}, 1), refusals: newRefusalLog(), recorder: newRecorder(c.store)},
 		admin: d.Admin, sim: sim, stop: stop, settled: newListeners()}
 	s.role = cfg.Role
+	c.startGroups(runCtx, s.run)
 	switch cfg.Role {
 	case "worker", "functions":
 		if cfg.Mode != ModeAsync {
@@ -148,7 +149,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 		s.run(func() { <-runCtx.Done(); sub.Stop() })
 	}
 	if cfg.Mode == ModeAsync {
-		for i := 0; i < recorders; i++ {
+		for i := 0; i < groupRunners; i++ {
 			s.run(func() { s.recorder.run(runCtx) })
 		}
 		s.run(func() { s.runRelay(runCtx, cfg.RelayPoll) })
