@@ -8,6 +8,11 @@
 #   lua    redis-benchmark running the gate's own reservation script
 #          (`scalelab flashsale gate-script`) with EVALSHA: what Redis
 #          alone admits, the ceiling of the async admission
+# and then, in a second phase (the async API stopped):
+#   admit  the async API with --processor none: admission alone, as when
+#          the workers run on machines of their own; after its rounds a
+#          `scalelab flashsale worker` process drains the backlog, timed
+#          (settled/s); lua rounds alternate with it again
 # wrk drives both APIs with a unique buyer per request (POST, JSON), the
 # same connections; rounds alternate. Each sale has more units than any
 # round can sell, so every request is an admission, and the payment
@@ -42,6 +47,7 @@ need wrk
 need redis-benchmark redis-tools
 need redis-cli redis-tools
 need nats-server nats-server
+need psql postgresql-client
 command -v go >/dev/null || { echo "bench: go is missing (see README)"; exit 1; }
 
 WORK=$(mktemp -d)
@@ -50,6 +56,7 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	redis-cli -u "$REDIS_URL" --scan --pattern "{$NS:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+	[ -n "${BENCH_DB:-}" ] && psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -62,11 +69,13 @@ echo "the gate's script is driven by redis-benchmark with EVALSHA, $CONNS connec
 echo "== build"
 (cd "$ROOT" && go build -o "$WORK/scalelab" ./cmd/scalelab)
 
+declare -A PID
 start() { # name port args…
 	local name=$1 port=$2
 	shift 2
 	"$WORK/scalelab" "$@" --addr "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
 	PIDS+=($!)
+	PID[$name]=$!
 	for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
 	echo "bench: $name did not start"; tail -20 "$WORK/$name.log"; exit 1
 }
@@ -75,7 +84,12 @@ PIDS+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
 echo "nats:      $(nats-server --version 2>&1)"
 start payment "$PAY" shop downstream --latency "$PAY_LATENCY" --admin-token "$TOKEN"
-common=(--admin-token "$TOKEN" --payment "http://127.0.0.1:$PAY" --db "$PG_URL" --namespace "$NS")
+# A database of the run's own: what an earlier run left (orders in flight,
+# unpublished events) would be this run's relay's and sweeper's work.
+BENCH_DB=flashsale_bench_$$
+psql -q "$PG_URL" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+DB_URL=$(python3 -c "import urllib.parse,sys; u=urllib.parse.urlparse(sys.argv[1]); print(u._replace(path='/'+sys.argv[2]).geturl())" "$PG_URL" "$BENCH_DB")
+common=(--admin-token "$TOKEN" --payment "http://127.0.0.1:$PAY" --db "$DB_URL" --namespace "$NS")
 start sync "$SYNC" flashsale serve --mode sync --data "$WORK/sync" "${common[@]}"
 start async "$ASYNC" flashsale serve --mode async --data "$WORK/async" --cache "$REDIS_URL" --broker "$NATS_URL" "${common[@]}"
 
@@ -160,14 +174,49 @@ echo "ratio async / sync        = $(ratio "${MED[async]}" "${MED[sync]}")   (goa
 echo "ratio async / lua ceiling = $(ratio "${MED[async]}" "${MED[lua]}")   (goal >= 0.5)"
 echo "async p99                 = ${MP99[async]} ms   (goal < 20 ms)"
 
+
+in_flight() { curl -fs "http://127.0.0.1:$1/api/v1/sales/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["orders_in_flight"])'; }
+books() { curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/api/v1/sales/$2/reconcile"; }
+
 echo
 echo "== after the run: each sale settles, then its books"
 for pair in "sync $SYNC $SYNC_SALE" "async $ASYNC $ASYNC_SALE"; do
 	read -r name port id <<<"$pair"
 	for _ in $(seq 1 600); do
-		inflight=$(curl -fs "http://127.0.0.1:$port/api/v1/sales/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["orders_in_flight"])')
-		[ "$inflight" = 0 ] && break
+		[ "$(in_flight "$port" "$id")" = 0 ] && break
 		sleep 0.5
 	done
-	echo "$name: $(curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/v1/sales/$id/reconcile")"
+	echo "$name: $(books "$port" "$id")"
 done
+
+echo
+echo "== phase 2: admission alone (--processor none), then a worker process drains the backlog"
+kill "${PID[async]}"
+wait "${PID[async]}" 2>/dev/null || true
+ADMIT=$ASYNC
+start admit "$ADMIT" flashsale serve --mode async --processor none --data "$WORK/admit" --cache "$REDIS_URL" --broker "$NATS_URL" "${common[@]}"
+ADMIT_SALE=$(sale "$ADMIT")
+run_wrk "$ADMIT" "$ADMIT_SALE" >/dev/null
+for r in $(seq 1 "$ROUNDS"); do
+	read -r a_rps a_p99 a_bad < <(run_wrk "$ADMIT" "$ADMIT_SALE")
+	read -r l_rps l_p99 < <(run_lua)
+	RPS[admit]+="$a_rps " P99[admit]+="$a_p99 " RPS[lua2]+="$l_rps "
+	printf "round %d  admit %7.0f/s (p99 %6.2f ms, non-2xx %s)  lua %8.0f/s (p99 %5.2f ms)\n" "$r" "$a_rps" "$a_p99" "$a_bad" "$l_rps" "$l_p99"
+done
+read -r med lo hi < <(median ${RPS[admit]})
+read -r p99 _ _ < <(median ${P99[admit]})
+read -r lmed _ _ < <(median ${RPS[lua2]})
+printf "%-6s median %9.0f admitted/s  (min %.0f, max %.0f)  median p99 %7.2f ms\n" admit "$med" "$lo" "$hi" "$p99"
+echo "ratio admit / lua ceiling = $(ratio "$med" "$lmed")   (goal >= 0.5; the lua median of this phase: $lmed/s)"
+echo "admit p99                 = $p99 ms   (goal < 20 ms)"
+backlog=$(in_flight "$ADMIT" "$ADMIT_SALE")
+t0=$(date +%s.%N)
+"$WORK/scalelab" flashsale worker --addr 127.0.0.1:0 --cache "$REDIS_URL" --broker "$NATS_URL" "${common[@]}" >"$WORK/worker.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 2400); do
+	[ "$(in_flight "$ADMIT" "$ADMIT_SALE")" = 0 ] && break
+	sleep 0.25
+done
+t1=$(date +%s.%N)
+echo "a worker process (--workers 16) settled a backlog of $backlog orders in $(awk -v a="$t0" -v b="$t1" -v n="$backlog" 'BEGIN {printf "%.1f s: %.0f settled/s", b - a, n / (b - a)}')"
+echo "admit: $(books "$ADMIT" "$ADMIT_SALE")"
