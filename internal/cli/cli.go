@@ -24,6 +24,7 @@ import (
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/flashsale"
 	"github.com/scalelab/scalelab/internal/idgen"
+	"github.com/scalelab/scalelab/internal/mapreduce"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/buildinfo"
@@ -51,6 +52,7 @@ func systemsWith(origins []string) []host.Factory {
 		albums.Factory(albums.DefaultConfig()),
 		shop.Factory(shop.DefaultConfig()),
 		flashsale.Factory(flashsale.DefaultConfig()),
+		mapreduce.Factory(mapreduce.DefaultConfig()),
 	}
 }
 
@@ -72,7 +74,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dynamoCmd, raftkvCmd := dynamo.Command(), raftkv.Command()
 	dynamoCmd.AddCommand(lab.Shortcut("cap", "cap"))
 	raftkvCmd.AddCommand(lab.Shortcut("check", "linearizability"))
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), flashsale.Command(), lab.Command(), lb.Command(), autoscale.Command(), load, clusterKeyCommand(), versionCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), flashsale.Command(), mapreduce.Command(), lab.Command(), lb.Command(), autoscale.Command(), load, clusterKeyCommand(), versionCommand())
 	installConsole()
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)

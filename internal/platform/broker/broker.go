@@ -11,7 +11,11 @@ import (
 // Broker publishes to topics and consumes them in groups (see doc.go).
 type Broker interface {
 	Publish(ctx context.Context, topic string, data []byte) error
-	Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error)
+	Consume(ctx context.Context, topic, group string, h Handler, opts ...ConsumeOption) (Consumer, error)
+	// Declare makes sure group exists, so that it keeps every message
+	// published from now on even before a member joins (a work queue
+	// whose producer may start before its consumers).
+	Declare(ctx context.Context, topic, group string) error
 	// PublishAsync sends data without waiting for the broker's ack and
 	// returns the publish in flight; its Wait gives Publish's outcome.
 	// Messages one goroutine publishes this way are stored in call order,
@@ -52,6 +56,18 @@ type Message struct {
 	Data        []byte
 	Redelivered bool
 	ack, nak    func() error
+	inProgress  func() error
+}
+
+// InProgress tells the broker that the message is still being worked on,
+// so that a handler holding one for longer than AckWait (a task that runs
+// for minutes) does not see it redelivered to another member. On NATS it
+// restarts the ack timer; RabbitMQ waits for a live channel anyway.
+func (m *Message) InProgress() error {
+	if m.inProgress == nil {
+		return nil
+	}
+	return m.inProgress()
 }
 
 // Ack settles the message for its group.
@@ -59,6 +75,25 @@ func (m *Message) Ack() error { return m.ack() }
 
 // Nak asks for the message to be delivered again.
 func (m *Message) Nak() error { return m.nak() }
+
+// ConsumeOption tunes one member of a group.
+type ConsumeOption func(*consumeOptions)
+
+type consumeOptions struct{ prefetch int }
+
+// MemberPrefetch caps the messages this member holds unsettled at n (the
+// broker's Prefetch otherwise): a work queue whose tasks take seconds
+// takes them one at a time with n = 1, so an idle member is never left
+// waiting while a busy one holds tasks it has not started.
+func MemberPrefetch(n int) ConsumeOption { return func(o *consumeOptions) { o.prefetch = n } }
+
+func memberOptions(opts []ConsumeOption) consumeOptions {
+	var o consumeOptions
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return o
+}
 
 // Options tune an engine. Zero values take the defaults.
 type Options struct {

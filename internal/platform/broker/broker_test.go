@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,6 +201,65 @@ func TestContract(t *testing.T) {
 				}
 				defer cons2.Stop()
 				testsvc.WaitUntil(t, "redelivery to the second consumer", 15*time.Second, func() bool { return second.distinct() == 10 })
+			})
+
+			t.Run("declared work queue, one task per member", func(t *testing.T) {
+				// The group exists before any member: what is published now is kept.
+				if err := b.Declare(ctx, "tasks", "w"); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 4; i++ {
+					if err := b.Publish(ctx, "tasks", []byte(fmt.Sprint(i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				type member struct {
+					got  chan *broker.Message
+					held atomic.Int32
+					most atomic.Int32
+				}
+				join := func() *member {
+					m := &member{got: make(chan *broker.Message, 8)}
+					cons, err := b.Consume(ctx, "tasks", "w", func(_ context.Context, msg *broker.Message) {
+						if h := m.held.Add(1); h > m.most.Load() {
+							m.most.Store(h)
+						}
+						m.got <- msg
+					}, broker.MemberPrefetch(1))
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(cons.Stop)
+					return m
+				}
+				settle := func(m *member, msg *broker.Message) {
+					m.held.Add(-1)
+					if err := msg.Ack(); err != nil {
+						t.Error(err)
+					}
+				}
+				next := func(m *member, who string) *broker.Message {
+					select {
+					case msg := <-m.got:
+						return msg
+					case <-time.After(15 * time.Second):
+						t.Fatalf("%s got no task", who)
+						return nil
+					}
+				}
+				m1 := join()
+				first := next(m1, "first member")
+				m2 := join() // joins while the first holds a task: it must get one of the rest
+				second := next(m2, "second member")
+				settle(m1, first)
+				third := next(m1, "first member, after settling")
+				settle(m2, second)
+				settle(m1, third)
+				fourth := next(m2, "second member, after settling")
+				settle(m2, fourth)
+				if a, b := m1.most.Load(), m2.most.Load(); a != 1 || b != 1 {
+					t.Fatalf("members held up to %d and %d unsettled tasks, want 1", a, b)
+				}
 			})
 
 			t.Run("backlog", func(t *testing.T) {

@@ -20,7 +20,11 @@
 //     on NATS, when the channel closes on RabbitMQ. So handlers must be
 //     idempotent, or deduplicate; Message.Redelivered says when to look.
 //  4. A handler may settle later, from another goroutine (batching consumers
-//     do). At most Prefetch messages are outstanding per member.
+//     do). At most Prefetch messages are outstanding per member, or n with
+//     MemberPrefetch(n): a work queue whose members take one task at a time
+//     uses n = 1, so no member sits on tasks an idle one could run.
+//  7. Declare(topic, group) creates a group without joining it, so that a
+//     producer that starts before its consumers loses nothing on RabbitMQ.
 //  5. PublishAsync pipelines: it sends and returns, and Pending.Wait gives
 //     the outcome Publish would have. What one goroutine publishes this way
 //     is stored in call order.

@@ -226,8 +226,8 @@ func (b *NATS) Subscribe(ctx context.Context, topic string, h func(data []byte))
 	return &natsConsumer{cc: cc, cancel: func() {}}, nil
 }
 
-// Consume implements Broker with a durable pull consumer per group.
-func (b *NATS) Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error) {
+// group creates (or finds) the durable pull consumer of a group.
+func (b *NATS) group(ctx context.Context, topic, group string) (jetstream.Consumer, error) {
 	if err := checkNames(topic, group); err != nil {
 		return nil, err
 	}
@@ -244,22 +244,95 @@ func (b *NATS) Consume(ctx context.Context, topic, group string, h Handler) (Con
 	if err != nil {
 		return nil, fmt.Errorf("broker: create consumer %s/%s: %w", topic, group, err)
 	}
-	cctx, cancel := context.WithCancel(context.Background())
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
+	return cons, nil
+}
+
+// Declare implements Broker.
+func (b *NATS) Declare(ctx context.Context, topic, group string) error {
+	_, err := b.group(ctx, topic, group)
+	return err
+}
+
+// Consume implements Broker with a durable pull consumer per group.
+func (b *NATS) Consume(ctx context.Context, topic, group string, h Handler, opts ...ConsumeOption) (Consumer, error) {
+	cons, err := b.group(ctx, topic, group)
+	if err != nil {
+		return nil, err
+	}
+	message := func(cctx context.Context, msg jetstream.Msg, settled func()) *Message {
 		meta, _ := msg.Metadata()
-		h(cctx, &Message{
+		return &Message{
 			Topic:       topic,
 			Data:        msg.Data(),
 			Redelivered: meta != nil && meta.NumDelivered > 1,
-			ack:         msg.Ack,
-			nak:         msg.Nak,
-		})
-	}, jetstream.PullMaxMessages(b.opts.Prefetch))
+			ack:         func() error { defer settled(); return msg.Ack() },
+			nak:         func() error { defer settled(); return msg.Nak() },
+			inProgress:  msg.InProgress,
+		}
+	}
+	if o := memberOptions(opts); o.prefetch > 0 {
+		return b.consumeCounted(cons, o.prefetch, h, message), nil
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	cc, err := cons.Consume(func(msg jetstream.Msg) { h(cctx, message(cctx, msg, func() {})) }, jetstream.PullMaxMessages(b.opts.Prefetch))
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: consume %s/%s: %w", topic, group, err)
 	}
 	return &natsConsumer{cc: cc, cancel: cancel}, nil
+}
+
+// consumeCounted pulls one message at a time, and only while fewer than
+// n are unsettled: JetStream's Consume pulls ahead in batches, which a
+// member that must hold at most n cannot allow.
+func (b *NATS) consumeCounted(cons jetstream.Consumer, n int, h Handler,
+	message func(context.Context, jetstream.Msg, func()) *Message) Consumer {
+	cctx, cancel := context.WithCancel(context.Background())
+	credits := make(chan struct{}, n)
+	for range n {
+		credits <- struct{}{}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-credits:
+			}
+			for {
+				msg, err := cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
+				if cctx.Err() != nil {
+					if msg != nil {
+						_ = msg.Nak()
+					}
+					return
+				}
+				if err == nil {
+					h(cctx, message(cctx, msg, sync.OnceFunc(func() { credits <- struct{}{} })))
+					break
+				}
+				if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+					select { // the connection is down or the consumer is gone: retry gently
+					case <-cctx.Done():
+					case <-time.After(200 * time.Millisecond):
+					}
+				}
+			}
+		}
+	}()
+	return &countedConsumer{cancel: cancel, done: done}
+}
+
+type countedConsumer struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (c *countedConsumer) Stop() {
+	c.cancel()
+	<-c.done
 }
 
 type natsConsumer struct {

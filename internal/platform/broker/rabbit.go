@@ -143,11 +143,15 @@ func (p rabbitPending) Wait(ctx context.Context) error {
 
 // Consume implements Broker. The consumer runs on its own connection so that
 // a slow handler never stalls publishers, and re-subscribes after failures.
-func (r *Rabbit) Consume(ctx context.Context, topic, group string, h Handler) (Consumer, error) {
+func (r *Rabbit) Consume(ctx context.Context, topic, group string, h Handler, opts ...ConsumeOption) (Consumer, error) {
 	if err := checkNames(topic, group); err != nil {
 		return nil, err
 	}
-	c := &rabbitConsumer{r: r, topic: topic, group: group, h: h, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &rabbitConsumer{r: r, topic: topic, group: group, h: h, stop: make(chan struct{}), done: make(chan struct{}),
+		prefetch: r.opts.Prefetch}
+	if o := memberOptions(opts); o.prefetch > 0 {
+		c.prefetch = o.prefetch
+	}
 	// The first subscription is synchronous so that declaration errors reach
 	// the caller and the queue exists when Consume returns.
 	conn, deliveries, err := c.subscribe()
@@ -183,22 +187,58 @@ type rabbitConsumer struct {
 	r            *Rabbit
 	topic, group string
 	h            Handler
+	prefetch     int
 	stop, done   chan struct{}
 	once         sync.Once
 }
 
 func (c *rabbitConsumer) subscribe() (*amqp.Connection, <-chan amqp.Delivery, error) {
-	var args amqp.Table
-	if c.r.opts.GroupExpiry > 0 {
-		args = amqp.Table{"x-expires": c.r.opts.GroupExpiry.Milliseconds()}
+	return c.r.consumeQueue(c.topic, c.r.queue(c.topic, c.group), c.r.groupArgs(), nil, c.prefetch)
+}
+
+func (r *Rabbit) groupArgs() amqp.Table {
+	if r.opts.GroupExpiry > 0 {
+		return amqp.Table{"x-expires": r.opts.GroupExpiry.Milliseconds()}
 	}
-	return c.r.consumeQueue(c.topic, c.r.queue(c.topic, c.group), args, nil)
+	return nil
+}
+
+// Declare implements Broker: the group's queue, bound to the topic's
+// exchange, exists when it returns.
+func (r *Rabbit) Declare(ctx context.Context, topic, group string) error {
+	if err := checkNames(topic, group); err != nil {
+		return err
+	}
+	conn, err := amqp.DialConfig(r.url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("broker: connect rabbitmq: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("broker: open channel: %w", err)
+	}
+	return r.declareQueue(ch, topic, r.queue(topic, group), r.groupArgs())
+}
+
+func (r *Rabbit) declareQueue(ch *amqp.Channel, topic, q string, queueArgs amqp.Table) error {
+	ex := r.exchange(topic)
+	if err := ch.ExchangeDeclare(ex, "fanout", true, false, false, false, nil); err != nil {
+		return fmt.Errorf("broker: declare exchange %s: %w", ex, err)
+	}
+	if _, err := ch.QueueDeclare(q, true, false, false, false, queueArgs); err != nil {
+		return fmt.Errorf("broker: declare queue %s: %w", q, err)
+	}
+	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
+		return fmt.Errorf("broker: bind queue %s: %w", q, err)
+	}
+	return nil
 }
 
 // consumeQueue opens a connection of its own (a slow consumer never stalls
 // publishers), declares the topic's exchange and the queue bound to it,
-// and starts consuming with the broker's prefetch.
-func (r *Rabbit) consumeQueue(topic, q string, queueArgs, consumeArgs amqp.Table) (*amqp.Connection, <-chan amqp.Delivery, error) {
+// and starts consuming with prefetch messages outstanding at most.
+func (r *Rabbit) consumeQueue(topic, q string, queueArgs, consumeArgs amqp.Table, prefetch int) (*amqp.Connection, <-chan amqp.Delivery, error) {
 	conn, err := amqp.DialConfig(r.url, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("broker: connect rabbitmq: %w", err)
@@ -211,18 +251,12 @@ func (r *Rabbit) consumeQueue(topic, q string, queueArgs, consumeArgs amqp.Table
 	if err != nil {
 		return fail("open channel", err)
 	}
-	if err := ch.Qos(r.opts.Prefetch, 0, false); err != nil {
+	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return fail("set prefetch", err)
 	}
-	ex := r.exchange(topic)
-	if err := ch.ExchangeDeclare(ex, "fanout", true, false, false, false, nil); err != nil {
-		return fail("declare exchange "+ex, err)
-	}
-	if _, err := ch.QueueDeclare(q, true, false, false, false, queueArgs); err != nil {
-		return fail("declare queue "+q, err)
-	}
-	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
-		return fail("bind queue "+q, err)
+	if err := r.declareQueue(ch, topic, q, queueArgs); err != nil {
+		conn.Close()
+		return nil, nil, err
 	}
 	deliveries, err := ch.Consume(q, "", false, false, false, false, consumeArgs)
 	if err != nil {

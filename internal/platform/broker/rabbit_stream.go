@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -20,6 +22,17 @@ func (r *Rabbit) Subscribe(ctx context.Context, topic string, h func(data []byte
 	}
 	s := &rabbitSubscriber{r: r, topic: topic, h: h, next: -1, stop: make(chan struct{}), done: make(chan struct{})}
 	conn, deliveries, err := s.subscribe()
+	// A stream queue declared a moment ago by another connection may not
+	// have its replica ready yet: RabbitMQ refuses the consumer with 406
+	// "does not have a replica on the local node" for a few milliseconds.
+	for wait := 20 * time.Millisecond; err != nil && strings.Contains(err.Error(), "does not have a replica") && wait < 3*time.Second; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		conn, deliveries, err = s.subscribe()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +63,7 @@ func (s *rabbitSubscriber) subscribe() (*amqp.Connection, <-chan amqp.Delivery, 
 	}
 	return s.r.consumeQueue(s.topic, StreamQueue(s.r.opts.Namespace, s.topic),
 		amqp.Table{"x-queue-type": "stream", "x-max-age": "1h", "x-max-length-bytes": int64(1 << 30)},
-		amqp.Table{"x-stream-offset": offset})
+		amqp.Table{"x-stream-offset": offset}, s.r.opts.Prefetch)
 }
 
 func (s *rabbitSubscriber) run(conn *amqp.Connection, deliveries <-chan amqp.Delivery) {

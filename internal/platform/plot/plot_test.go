@@ -84,3 +84,19 @@ func TestNumber(t *testing.T) {
 func fmtSscanf(s string, cx, cy *float64) (int, error) {
 	return fmt.Sscanf(strings.TrimSpace(s), `cx="%f" cy="%f"`, cx, cy)
 }
+
+func TestGanttDrawsEverySpanInItsLane(t *testing.T) {
+	g := Gantt{Title: "job <1>", XLabel: "s", Lanes: []string{"w1", "w2"}, Kinds: []string{"map", "reduce"},
+		Spans: []Span{{Lane: 0, Kind: 0, Start: 0, End: 2, Label: "m0", Note: "map 0"}, {Lane: 1, Kind: 1, Start: 2, End: 3, Wasted: true, Note: "reduce 0"},
+			{Lane: 5, Start: 0, End: 1, Note: "no such lane"}}}
+	svg := g.SVG()
+	wellFormed(t, svg)
+	for _, want := range []string{"job &lt;1&gt;", "<title>map 0</title>", "<title>reduce 0</title>", `fill="url(#wasted)"`, ">w2<"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	if strings.Contains(svg, "no such lane") {
+		t.Error("a span outside the lanes was drawn")
+	}
+}
