@@ -418,7 +418,7 @@ func (c *Coordinator) cancelLive(ctx context.Context, job, why string) {
 	var refs []cancelRef
 	for _, r := range rows {
 		if r.State.live() {
-			if ok, _ := c.store.changeAttempt(ctx, c.store.db, r.Ref, attemptChange{to: AttemptCancelled, from: []AttemptState{r.State}, errText: why}); ok {
+			if ok, _ := c.store.changeAttempt(ctx, c.store.db, r.Ref, attemptChange{to: AttemptCancelled, from: []AttemptState{r.State}, finished: c.now(), errText: why}); ok {
 				refs = append(refs, cancelRef{attemptRef: r.Ref})
 			}
 		}

@@ -93,7 +93,7 @@ func (c *Coordinator) apply(ctx context.Context, ev event) error {
 			for _, a := range task.Attempts {
 				if a.N != ref.Attempt && a.State.live() {
 					other := attemptRef{Job: ref.Job, Kind: ref.Kind, Index: ref.Index, Attempt: a.N}
-					if ok, _ := c.store.changeAttempt(ctx, c.store.db, other, attemptChange{to: AttemptCancelled, from: []AttemptState{a.State},
+					if ok, _ := c.store.changeAttempt(ctx, c.store.db, other, attemptChange{to: AttemptCancelled, from: []AttemptState{a.State}, finished: now,
 						errText: fmt.Sprintf("attempt %d finished first", ref.Attempt)}); ok {
 						refs = append(refs, cancelRef{attemptRef: other})
 						delete(c.alive, other)
@@ -116,7 +116,7 @@ func (c *Coordinator) apply(ctx context.Context, ev event) error {
 		c.log.Info("mapreduce: attempt failed", "attempt", ref.String(), "worker", ev.Worker, "err", ev.Error)
 	case eventAbandoned:
 		delete(c.alive, ref)
-		ok, err := c.store.changeAttempt(ctx, c.store.db, ref, attemptChange{to: AttemptCancelled, from: []AttemptState{AttemptQueued, AttemptRunning},
+		ok, err := c.store.changeAttempt(ctx, c.store.db, ref, attemptChange{to: AttemptCancelled, from: []AttemptState{AttemptQueued, AttemptRunning}, finished: now,
 			errText: "the worker stopped: " + ev.Error})
 		if err != nil || !ok {
 			return err
@@ -155,7 +155,7 @@ func (c *Coordinator) mapOutputLost(ctx context.Context, p *phase, ev event) err
 	for ti := range p.job.Spec.Reducers {
 		for _, r := range p.reduceRows(ti) {
 			if r.State.live() {
-				if ok, _ := c.store.changeAttempt(ctx, c.store.db, r.Ref, attemptChange{to: AttemptCancelled, from: []AttemptState{r.State}, errText: why}); ok {
+				if ok, _ := c.store.changeAttempt(ctx, c.store.db, r.Ref, attemptChange{to: AttemptCancelled, from: []AttemptState{r.State}, finished: c.now(), errText: why}); ok {
 					if r.Ref != ev.attemptRef {
 						refs = append(refs, cancelRef{attemptRef: r.Ref})
 					}

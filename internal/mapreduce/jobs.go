@@ -17,8 +17,16 @@ import (
 // The jobs that come with scalelab; each is a Definition a user's own job
 // can copy.
 func init() {
-	Register(Definition{Name: "wordcount", Description: "occurrences of each word (letters only, case kept), with a combiner",
-		New: func(Params) (Job, error) { return wordCount{}, nil }})
+	Register(Definition{Name: "wordcount", Description: "occurrences of each word (letters only, case kept), with a combiner (combiner=off: without)",
+		New: func(p Params) (Job, error) {
+			switch p["combiner"] {
+			case "", "on":
+				return wordCount{}, nil
+			case "off":
+				return wordCountNoCombiner{}, nil
+			}
+			return nil, fmt.Errorf("wordcount: combiner=on or off, not %q", p["combiner"])
+		}})
 	Register(Definition{Name: "invertedindex", Description: "for each word, the files it occurs in",
 		New: func(Params) (Job, error) { return invertedIndex{}, nil }})
 	Register(Definition{Name: "grep", Description: "the lines matching pattern=REGEXP (RE2), as file:offset:line",
@@ -81,6 +89,15 @@ func (wordCount) Combine(_ []byte, values iter.Seq[[]byte], emit func([]byte)) {
 
 func (wordCount) Reduce(key []byte, values iter.Seq[[]byte], emit func([]byte)) {
 	emit(strconv.AppendInt(append(append([]byte{}, key...), ' '), sum(values), 10))
+}
+
+// wordCountNoCombiner is the word count that sends every "word 1" pair
+// through the shuffle: the combiner's lesson, measured.
+type wordCountNoCombiner struct{}
+
+func (wordCountNoCombiner) Map(rec Record, emit Emit) { wordCount{}.Map(rec, emit) }
+func (wordCountNoCombiner) Reduce(key []byte, values iter.Seq[[]byte], emit func([]byte)) {
+	wordCount{}.Reduce(key, values, emit)
 }
 
 type invertedIndex struct{}

@@ -261,6 +261,29 @@ await step("a flash sale started from the page sells exactly its stock to a spik
   if (shots) await page.locator("#flashsale").screenshot({ path: `${shots}/flashsale.png` });
 });
 
+await step("a word count submitted from the mapreduce page runs on its two workers and draws its task timeline", async () => {
+  await page.fill("#mr-mib", "4");
+  await page.click("#mr-corpus");
+  await page.waitForFunction(() => document.querySelector("#mr-msg").textContent.startsWith("corpus ready"), null, deadline(60000));
+  await page.selectOption("#mr-job", "wordcount");
+  await page.fill("#mr-reducers", "3");
+  await page.fill("#mr-split", "0.5");
+  await page.click("#mr-submit");
+  await page.waitForFunction(() => document.querySelector("#mr-msg").textContent.includes("submitted"), null, deadline(10000));
+  const id = await page.evaluate(() => document.querySelector("#mr-msg").textContent.split(" ")[1]);
+  await page.waitForFunction((id) => document.querySelector(`#mr-jobs tr[data-job="${id}"]`)?.dataset.state === "done", id, deadline(120000));
+  const status = await (await fetch(`${base}/mapreduce/api/v1/jobs/${id}`)).json();
+  assert.ok(status.maps >= 8, `only ${status.maps} map tasks`);
+  const workers = new Set(status.Attempts.map(a => a.worker));
+  assert.ok(workers.size >= 2, `the tasks ran on ${workers.size} worker(s)`);
+  await page.waitForFunction(([id, n]) => { const el = document.querySelector("#mr-timeline"); return el.dataset.job === id && Number(el.dataset.spans) >= n; },
+    [id, status.maps + status.reduces], deadline(15000));
+  const output = await (await fetch(`${base}/mapreduce/api/v1/jobs/${id}/output`)).text();
+  const total = output.trim().split("\n").reduce((n, line) => n + Number(line.split(" ")[1]), 0);
+  assert.ok(total > 500000, `the counts sum to ${total} words`);
+  if (shots) await page.locator("#mapreduce").screenshot({ path: `${shots}/mapreduce.png` });
+});
+
 if (process.env.AUTOSCALE_UI) await step("the autoscaler's console shows its copies and its rounds", async () => {
   const as = await openPage(process.env.AUTOSCALE_UI + "/ui/");
   await as.waitForFunction(() => document.querySelectorAll('#autoscale-copies tr[data-state="serving"]').length >= 2, null, deadline(20000));

@@ -425,6 +425,91 @@ function drawFlashsale(st) {
   }, () => {});
 }
 
+// ---- mapreduce --------------------------------------------------------------
+
+const mr = {last: 0, wired: false, input: null, timelineOf: "", timelineAt: 0};
+
+function drawMapreduce(st) {
+  const base = systemBase(st, "mapreduce");
+  document.getElementById("mapreduce").hidden = !base;
+  if (!base) return;
+  if (!mr.wired) {
+    mr.wired = true;
+    fetch(base + "/api/v1/jobtypes").then(answerOf).then(([ok, b]) => {
+      if (!ok) return;
+      const sel = document.getElementById("mr-job");
+      for (const j of b.jobs.filter(j => !j.name.startsWith("test-"))) {
+        const o = document.createElement("option");
+        o.value = j.name; o.textContent = j.name; o.title = j.description;
+        sel.appendChild(o);
+      }
+    }, () => {});
+    document.getElementById("mr-corpus").onclick = async () => {
+      const mib = Math.max(1, Math.min(256, Number(document.getElementById("mr-mib").value) || 8));
+      say("mr-msg", `generating ${mib} MiB …`);
+      const resp = await fetch(base + "/api/v1/corpus", {method: "POST", headers: adminHeaders({"Content-Type": "application/json"}),
+        body: JSON.stringify({name: "console-" + mib, bytes: mib * 1048576, seed: 1})});
+      const [ok, body, err] = await answerOf(resp);
+      if (ok) mr.input = body.input;
+      say("mr-msg", ok ? `corpus ready: ${body.input}` : err);
+    };
+    document.getElementById("mr-submit").onclick = async () => {
+      if (!mr.input) { say("mr-msg", "generate a corpus first"); return; }
+      const job = document.getElementById("mr-job").value;
+      const params = job === "grep" ? {pattern: "^a"} : {};
+      const resp = await fetch(base + "/api/v1/jobs", {method: "POST", headers: adminHeaders({"Content-Type": "application/json"}),
+        body: JSON.stringify({job, input: mr.input, params, reducers: Number(document.getElementById("mr-reducers").value) || 4,
+          split_size: Math.max(4096, Math.round((Number(document.getElementById("mr-split").value) || 1) * 1048576))})});
+      const [ok, body, err] = await answerOf(resp);
+      say("mr-msg", ok ? `job ${body.id} submitted: ${body.maps} map tasks, ${body.reduces} reduce tasks` : err);
+      mr.last = 0;
+    };
+  }
+  if (Date.now() - mr.last < 1000) return;
+  mr.last = Date.now();
+  fetch(base + "/api/v1/workers").then(answerOf).then(([ok, b]) => {
+    if (!ok) return;
+    const body = document.getElementById("mr-workers");
+    body.innerHTML = b.workers.length ? "" : `<tr><td colspan="4" class="muted">no worker heard from</td></tr>`;
+    for (const w of b.workers) {
+      const tr = document.createElement("tr");
+      tr.dataset.worker = w.id;
+      const running = (w.running || []).map(r => `${r.kind} ${r.index}.${r.attempt}`).join(", ");
+      const ago = w.seen && !w.seen.startsWith("0001") ? ((Date.parse(st.at) - Date.parse(w.seen)) / 1000).toFixed(1) + " s ago" : "—";
+      tr.innerHTML = `<td>${escapeHTML(w.id)}</td><td class="num">${w.slots}</td><td>${escapeHTML(running || "idle")}</td><td class="num">${ago}</td>`;
+      body.appendChild(tr);
+    }
+  }, () => {});
+  fetch(base + "/api/v1/jobs").then(answerOf).then(([ok, b]) => {
+    if (!ok) return;
+    const body = document.getElementById("mr-jobs");
+    body.innerHTML = b.jobs.length ? "" : `<tr><td colspan="7" class="muted">no job yet</td></tr>`;
+    for (const j of b.jobs.slice(0, 6)) {
+      const tr = document.createElement("tr");
+      tr.dataset.job = j.id;
+      tr.dataset.state = j.state;
+      tr.innerHTML = `<td>${j.id}</td><td>${escapeHTML(j.job)}</td><td class="${j.state === "done" ? "leader" : j.state === "failed" ? "down" : ""}">${j.state}${j.error ? ": " + escapeHTML(j.error) : ""}</td>
+        <td class="num">${j.maps}</td><td class="num">${j.reduces}</td><td class="num">${j.seconds.toFixed(2)}</td>
+        <td><a href="${base}/api/v1/jobs/${j.id}/output" target="_blank">output</a> · <a href="${base}/api/v1/jobs/${j.id}" target="_blank">attempts</a></td>`;
+      body.appendChild(tr);
+    }
+    const newest = b.jobs[0];
+    if (!newest) return;
+    // Redraw the timeline while the job runs, and once more when it ends.
+    const key = newest.id + ":" + newest.state;
+    if (key === mr.timelineOf && (newest.state === "done" || newest.state === "failed" || Date.now() - mr.timelineAt < 2000)) return;
+    mr.timelineOf = key;
+    mr.timelineAt = Date.now();
+    fetch(base + "/api/v1/jobs/" + newest.id + "/timeline.svg").then(r => r.ok ? r.text() : "").then(svg => {
+      if (!svg) return;
+      const el = document.getElementById("mr-timeline");
+      el.innerHTML = svg;
+      el.dataset.job = newest.id;
+      el.dataset.spans = el.querySelectorAll("rect title").length;
+    }, () => {});
+  }, () => {});
+}
+
 // ---- autoscale --------------------------------------------------------------
 
 const asp = {copies: null, metric: null};
@@ -467,6 +552,7 @@ function drawAutoscale(st) {
 function drawPanels(st) {
   drawLB(st);
   drawFlashsale(st);
+  drawMapreduce(st);
   drawAutoscale(st);
   drawChat(st);
   drawShortener(st);
