@@ -56,7 +56,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	// The work queue exists before the first task is published, so that
 	// RabbitMQ keeps tasks submitted before any worker joined.
-	if err := c.broker.Declare(ctx, tasksTopic, workersGroup); err != nil {
+	if err := c.broker.Declare(ctx, tasksTopic, workersGroup, broker.GroupAckWait(tasksAckWait)); err != nil {
 		return fmt.Errorf("mapreduce: declare the task queue: %w", err)
 	}
 	hb, err := c.broker.Subscribe(ctx, heartbeatsTopic, c.onHeartbeat)
@@ -64,7 +64,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return fmt.Errorf("mapreduce: subscribe to heartbeats: %w", err)
 	}
 	defer hb.Stop()
-	ev, err := c.broker.Consume(ctx, eventsTopic, coordGroup, c.onEvent)
+	// Events are applied in milliseconds; those a crashed coordinator had
+	// taken must come back to its successor in seconds, not after the
+	// broker's ack wait (30 s), or the tasks they report would wait.
+	ev, err := c.broker.Consume(ctx, eventsTopic, coordGroup, c.onEvent, broker.GroupAckWait(eventsAckWait))
 	if err != nil {
 		return fmt.Errorf("mapreduce: consume events: %w", err)
 	}
@@ -101,6 +104,19 @@ func (c *Coordinator) tick(ctx context.Context) {
 		}
 	}
 }
+
+// eventsAckWait is how soon NATS redelivers an event the coordinator took
+// and did not ack. Applying an event twice is harmless: every change is
+// conditional on the attempt's state.
+const eventsAckWait = 2 * time.Second
+
+// tasksAckWait is how soon NATS redelivers a task message a worker took
+// and stopped renewing (InProgress, with each heartbeat): a worker that
+// died as its pull request was answered must not hold a task for the
+// broker's 30 s while the coordinator, which never heard it started,
+// waits. A running attempt is renewed every heartbeat, so a quarter of
+// this at most.
+const tasksAckWait = 6 * time.Second
 
 // Ready is closed once the coordinator follows its workers' events.
 func (c *Coordinator) Ready() <-chan struct{} { return c.ready }

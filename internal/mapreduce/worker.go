@@ -73,8 +73,8 @@ func newWorker(cfg WorkerConfig, b broker.Broker, bs blob.Store, log *slog.Logge
 	if cfg.Slots < 1 {
 		cfg.Slots = 1
 	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = time.Second
+	if cfg.Heartbeat <= 0 || cfg.Heartbeat > tasksAckWait/4 {
+		cfg.Heartbeat = min(time.Second, tasksAckWait/4)
 	}
 	if cfg.ID == "" {
 		host, _ := os.Hostname()
@@ -114,7 +114,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	for range w.cfg.Slots {
 		c, err := w.broker.Consume(ctx, tasksTopic, workersGroup, func(_ context.Context, m *broker.Message) { w.onTask(ctx, m) },
-			broker.MemberPrefetch(1))
+			broker.MemberPrefetch(1), broker.GroupAckWait(tasksAckWait))
 		if err != nil {
 			return fmt.Errorf("mapreduce: consume tasks: %w", err)
 		}

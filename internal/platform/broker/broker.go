@@ -14,8 +14,9 @@ type Broker interface {
 	Consume(ctx context.Context, topic, group string, h Handler, opts ...ConsumeOption) (Consumer, error)
 	// Declare makes sure group exists, so that it keeps every message
 	// published from now on even before a member joins (a work queue
-	// whose producer may start before its consumers).
-	Declare(ctx context.Context, topic, group string) error
+	// whose producer may start before its consumers). Of opts only the
+	// group's own (GroupAckWait) apply.
+	Declare(ctx context.Context, topic, group string, opts ...ConsumeOption) error
 	// PublishAsync sends data without waiting for the broker's ack and
 	// returns the publish in flight; its Wait gives Publish's outcome.
 	// Messages one goroutine publishes this way are stored in call order,
@@ -79,13 +80,24 @@ func (m *Message) Nak() error { return m.nak() }
 // ConsumeOption tunes one member of a group.
 type ConsumeOption func(*consumeOptions)
 
-type consumeOptions struct{ prefetch int }
+type consumeOptions struct {
+	prefetch int
+	ackWait  time.Duration
+}
 
 // MemberPrefetch caps the messages this member holds unsettled at n (the
 // broker's Prefetch otherwise): a work queue whose tasks take seconds
 // takes them one at a time with n = 1, so an idle member is never left
 // waiting while a busy one holds tasks it has not started.
 func MemberPrefetch(n int) ConsumeOption { return func(o *consumeOptions) { o.prefetch = n } }
+
+// GroupAckWait sets how long NATS waits before it redelivers a message a
+// member of this group took and did not settle (the broker's AckWait
+// otherwise): a group whose members settle in milliseconds, and whose
+// messages must not wait 30 s behind a crashed member, sets it short.
+// It belongs to the group: the last member to join sets it. RabbitMQ
+// redelivers when the member's channel closes, and ignores it.
+func GroupAckWait(d time.Duration) ConsumeOption { return func(o *consumeOptions) { o.ackWait = d } }
 
 func memberOptions(opts []ConsumeOption) consumeOptions {
 	var o consumeOptions

@@ -262,6 +262,31 @@ func TestContract(t *testing.T) {
 				}
 			})
 
+			t.Run("a group's own ack wait", func(t *testing.T) {
+				if e.name == "RabbitMQ" {
+					t.Skip("RabbitMQ redelivers when the channel closes; GroupAckWait is NATS's")
+				}
+				got := make(chan time.Time, 8)
+				cons, err := b.Consume(ctx, "quick", "g", func(_ context.Context, m *broker.Message) { got <- time.Now() }, // never settles
+					broker.GroupAckWait(200*time.Millisecond))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons.Stop()
+				if err := b.Publish(ctx, "quick", []byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				first := <-got
+				select {
+				case again := <-got:
+					if d := again.Sub(first); d > 800*time.Millisecond {
+						t.Fatalf("redelivered after %v; the group's ack wait is 200ms (the broker's 1s)", d)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("never redelivered")
+				}
+			})
+
 			t.Run("backlog", func(t *testing.T) {
 				br := b.(broker.BacklogReader)
 				if _, err := br.Backlog(ctx, "depth", "nobody"); !errors.Is(err, broker.ErrNoGroup) {

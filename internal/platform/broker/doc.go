@@ -17,7 +17,9 @@
 //  3. A delivered message is settled explicitly: Ack removes it for the
 //     group, Nak asks for redelivery. A message that is never settled (the
 //     consumer crashed, the connection dropped) is redelivered: after AckWait
-//     on NATS, when the channel closes on RabbitMQ. So handlers must be
+//     on NATS (GroupAckWait sets a group's own), when the channel closes on
+//     RabbitMQ. A handler that works on one for long says so with
+//     Message.InProgress. So handlers must be
 //     idempotent, or deduplicate; Message.Redelivered says when to look.
 //  4. A handler may settle later, from another goroutine (batching consumers
 //     do). At most Prefetch messages are outstanding per member, or n with

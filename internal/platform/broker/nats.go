@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -227,7 +228,7 @@ func (b *NATS) Subscribe(ctx context.Context, topic string, h func(data []byte))
 }
 
 // group creates (or finds) the durable pull consumer of a group.
-func (b *NATS) group(ctx context.Context, topic, group string) (jetstream.Consumer, error) {
+func (b *NATS) group(ctx context.Context, topic, group string, ackWait time.Duration) (jetstream.Consumer, error) {
 	if err := checkNames(topic, group); err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (b *NATS) group(ctx context.Context, topic, group string) (jetstream.Consum
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream(topic), jetstream.ConsumerConfig{
 		Durable:       group,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.opts.AckWait,
+		AckWait:       cmp.Or(ackWait, b.opts.AckWait),
 		MaxAckPending: b.opts.Prefetch,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -248,14 +249,15 @@ func (b *NATS) group(ctx context.Context, topic, group string) (jetstream.Consum
 }
 
 // Declare implements Broker.
-func (b *NATS) Declare(ctx context.Context, topic, group string) error {
-	_, err := b.group(ctx, topic, group)
+func (b *NATS) Declare(ctx context.Context, topic, group string, opts ...ConsumeOption) error {
+	_, err := b.group(ctx, topic, group, memberOptions(opts).ackWait)
 	return err
 }
 
 // Consume implements Broker with a durable pull consumer per group.
 func (b *NATS) Consume(ctx context.Context, topic, group string, h Handler, opts ...ConsumeOption) (Consumer, error) {
-	cons, err := b.group(ctx, topic, group)
+	o := memberOptions(opts)
+	cons, err := b.group(ctx, topic, group, o.ackWait)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +272,7 @@ func (b *NATS) Consume(ctx context.Context, topic, group string, h Handler, opts
 			inProgress:  msg.InProgress,
 		}
 	}
-	if o := memberOptions(opts); o.prefetch > 0 {
+	if o.prefetch > 0 {
 		return b.consumeCounted(cons, o.prefetch, h, message), nil
 	}
 	cctx, cancel := context.WithCancel(context.Background())

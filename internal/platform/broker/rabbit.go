@@ -205,7 +205,7 @@ func (r *Rabbit) groupArgs() amqp.Table {
 
 // Declare implements Broker: the group's queue, bound to the topic's
 // exchange, exists when it returns.
-func (r *Rabbit) Declare(ctx context.Context, topic, group string) error {
+func (r *Rabbit) Declare(ctx context.Context, topic, group string, _ ...ConsumeOption) error {
 	if err := checkNames(topic, group); err != nil {
 		return err
 	}
