@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
@@ -45,6 +46,7 @@ type cluster struct {
 	policy Policy
 	met    *metrics
 	log    *slog.Logger
+	key    *auth.Key
 
 	mu      sync.Mutex
 	coord   *Coordinator
@@ -54,6 +56,13 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, brokerURL string, p Policy) *cluster {
+	t.Helper()
+	return newKeyedCluster(t, brokerURL, p, nil)
+}
+
+// newKeyedCluster is a cluster whose coordinator and workers seal every
+// message with key.
+func newKeyedCluster(t *testing.T, brokerURL string, p Policy, key *auth.Key) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ns := testsvc.Name("mrtest")
@@ -75,7 +84,7 @@ func newCluster(t *testing.T, brokerURL string, p Policy) *cluster {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	c := &cluster{t: t, ctx: ctx, dir: dir, broker: b, blob: bs, store: st, policy: p, met: newMetrics(nil), log: log}
+	c := &cluster{t: t, ctx: ctx, dir: dir, broker: b, blob: bs, store: st, policy: p, met: newMetrics(nil), log: log, key: key}
 	t.Cleanup(func() {
 		cancel()
 		c.stopCoordinator()
@@ -91,6 +100,7 @@ func (c *cluster) startCoordinator() {
 	defer c.mu.Unlock()
 	ctx, stop := context.WithCancel(c.ctx)
 	c.coord = newCoordinator(c.store, c.broker, c.blob, c.policy, time.Now, c.log, c.met)
+	c.coord.key = c.key
 	c.stopC = stop
 	failed := make(chan error, 1)
 	c.coordWG.Add(1)
@@ -125,6 +135,7 @@ func (c *cluster) startWorker(cfg WorkerConfig, restart bool) {
 		defer c.workers.Done()
 		for c.ctx.Err() == nil {
 			w := newWorker(cfg, c.broker, c.blob, c.log, c.met)
+			w.key = c.key
 			cfg.ID = ""
 			if err := w.Run(c.ctx); err != nil {
 				c.t.Error(err)

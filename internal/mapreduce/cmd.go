@@ -36,13 +36,18 @@ func Command() *cobra.Command {
 			f.DurationVar(&coord.Policy.BackupMin, "backup-min", coord.Policy.BackupMin, "a task is never backed up before it has run this long")
 			f.IntVar(&coord.Workers, "workers", coord.Workers, "workers to run inside the coordinator's process")
 			bindWorker(f, &coord.Worker)
+			bindKey(f, &coord.ClusterKey)
 		}, func() host.Factory { return Factory(coord) })
 	c.Use = "coordinator"
 	w := host.ServeCommand("Run a worker: take map and reduce tasks from the broker, read and write the blob store", "127.0.0.1:8099",
-		func(f *pflag.FlagSet) { bindWorker(f, &worker.Worker) }, func() host.Factory { return Factory(worker) })
+		func(f *pflag.FlagSet) { bindWorker(f, &worker.Worker); bindKey(f, &worker.ClusterKey) }, func() host.Factory { return Factory(worker) })
 	w.Use = "worker"
 	root.AddCommand(c, w, submitCommand(), statusCommand(), corpusCommand())
 	return root
+}
+
+func bindKey(f *pflag.FlagSet, path *string) {
+	f.StringVar(path, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same for the coordinator and every worker: each message on the broker is sealed with it ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
 }
 
 func bindWorker(f *pflag.FlagSet, w *WorkerConfig) {
@@ -116,7 +121,7 @@ func submitCommand() *cobra.Command {
 				}
 				req.Params[k] = v
 			}
-			if !strings.HasPrefix(req.Input, "blob:") {
+			if !strings.HasPrefix(req.Input, "blob:") && !strings.HasPrefix(req.Input, "s3://") {
 				abs, err := filepath.Abs(req.Input)
 				if err != nil {
 					return apperr.Usagef("--input: %v", err)
@@ -136,7 +141,7 @@ func submitCommand() *cobra.Command {
 	f := cmd.Flags()
 	bindClient(f, &c)
 	f.StringVar(&req.Job, "job", "wordcount", "the job: "+strings.Join(JobNames(), ", "))
-	f.StringVar(&req.Input, "input", "", "a file or directory every worker can read at that path, or blob:PREFIX")
+	f.StringVar(&req.Input, "input", "", "a file or directory every worker can read at that path, blob:PREFIX, or s3://BUCKET/PREFIX of the --blob bucket")
 	f.IntVar(&req.Reducers, "reducers", 4, "reduce tasks (R)")
 	req.SplitSize = 64 << 20
 	f.Var((*byteSize)(&req.SplitSize), "split-size", "input per map task: bytes, or with KiB, MiB, GiB")

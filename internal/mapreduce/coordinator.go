@@ -3,7 +3,6 @@ package mapreduce
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/broker"
 )
@@ -29,6 +29,9 @@ type Coordinator struct {
 	now    func() time.Time
 	log    *slog.Logger
 	met    *metrics
+	key    *auth.Key // seals and checks every message; nil: loopback demos
+	// blobURL is the store's URL (--blob), for inputs named s3://…
+	blobURL string
 
 	mu      sync.Mutex
 	since   time.Time                // when this coordinator started: running attempts count as alive from here
@@ -124,7 +127,7 @@ func (c *Coordinator) Ready() <-chan struct{} { return c.ready }
 // Submit prepares a job, stores its spec where workers read it, records
 // it and launches its map tasks.
 func (c *Coordinator) Submit(ctx context.Context, req SubmitRequest) (*JobRow, error) {
-	spec, err := prepare(ctx, c.blob, req)
+	spec, err := prepare(ctx, c.blob, c.blobURL, req)
 	if err != nil {
 		return nil, err
 	}
@@ -322,8 +325,7 @@ func (c *Coordinator) publishTask(ctx context.Context, p *phase, ref attemptRef)
 			msg.Maps = append(msg.Maps, mapOutputKey(ref.Job, m.Index, winner))
 		}
 	}
-	raw, _ := json.Marshal(msg)
-	if err := c.broker.Publish(ctx, tasksTopic, raw); err != nil {
+	if err := c.broker.Publish(ctx, tasksTopic, encode(c.key, msg)); err != nil {
 		return fmt.Errorf("mapreduce: publish %s: %w", ref, err)
 	}
 	return c.store.markPublished(ctx, ref)
@@ -419,8 +421,7 @@ func (c *Coordinator) cancel(ctx context.Context, refs ...cancelRef) {
 	if len(refs) == 0 {
 		return
 	}
-	raw, _ := json.Marshal(control{Cancel: refs})
-	if err := c.broker.Publish(ctx, controlTopic, raw); err != nil {
+	if err := c.broker.Publish(ctx, controlTopic, encode(c.key, control{Cancel: refs})); err != nil {
 		c.log.Warn("mapreduce: publish cancellations", "err", err)
 	}
 }
@@ -443,7 +444,7 @@ func (c *Coordinator) cancelLive(ctx context.Context, job, why string) {
 }
 
 func (c *Coordinator) onHeartbeat(data []byte) {
-	hb, err := decode[heartbeat](data, "heartbeat")
+	hb, err := decode[heartbeat](c.key, data, "heartbeat")
 	if err != nil || hb.Worker == "" || len(hb.Worker) > 100 || len(hb.Running) > 1024 {
 		c.met.rejected.WithLabelValues("heartbeat").Inc()
 		return

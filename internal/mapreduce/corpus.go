@@ -45,31 +45,36 @@ func vocabulary(seed uint64) [][]byte {
 	return words
 }
 
-// WriteCorpus writes about size bytes of the corpus of seed to w, in
-// whole lines.
+// WriteCorpus writes the corpus of seed to w: whole lines, as many as fit
+// in size bytes.
 func WriteCorpus(w io.Writer, seed uint64, size int64) (int64, error) {
 	words := vocabulary(seed)
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	zipf := rand.NewZipf(rng, 1.1, 1, corpusVocabulary-1)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var n int64
-	for n < size {
+	var line []byte
+	for {
+		line = line[:0]
 		per := 6 + rng.IntN(12)
 		for i := 0; i < per; i++ {
-			word := words[zipf.Uint64()]
-			bw.Write(word)
-			n += int64(len(word)) + 1
-			if i < per-1 {
-				bw.WriteByte(' ')
+			if i > 0 {
+				line = append(line, ' ')
 			}
+			line = append(line, words[zipf.Uint64()]...)
 		}
-		bw.WriteByte('\n')
+		line = append(line, '\n')
+		if n+int64(len(line)) > size {
+			break // whole lines only, and never past size (a file of 64 MiB is one 64 MiB split)
+		}
+		bw.Write(line)
+		n += int64(len(line))
 	}
 	return n, bw.Flush()
 }
 
 // WriteCorpusFiles writes the corpus as files of at most fileSize bytes
-// into dir (part-00000.txt …), totalling about size bytes.
+// into dir (part-00000.txt …), totalling at most size bytes.
 func WriteCorpusFiles(dir string, seed uint64, size, fileSize int64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -80,14 +85,14 @@ func WriteCorpusFiles(dir string, seed uint64, size, fileSize int64) error {
 		if err != nil {
 			return err
 		}
-		written, err := WriteCorpus(f, seed+uint64(i), part)
+		_, err = WriteCorpus(f, seed+uint64(i), part)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return err
 		}
-		size -= written
+		size -= part
 	}
 	return nil
 }
@@ -114,7 +119,8 @@ func GenerateCorpus(ctx context.Context, store blob.Store, name string, seed uin
 		if err != nil {
 			return "", err
 		}
-		written, err := WriteCorpus(tmp, seed+uint64(i), min(size, objectSize))
+		part := min(size, objectSize)
+		written, err := WriteCorpus(tmp, seed+uint64(i), part)
 		if err == nil {
 			_, err = tmp.Seek(0, io.SeekStart)
 		}
@@ -126,7 +132,7 @@ func GenerateCorpus(ctx context.Context, store blob.Store, name string, seed uin
 		if err != nil {
 			return "", fmt.Errorf("mapreduce: generate corpus: %w", err)
 		}
-		size -= written
+		size -= part
 	}
 	return "blob:" + prefix, nil
 }

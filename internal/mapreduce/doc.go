@@ -73,11 +73,19 @@
 //     is granted one lease of grace. An attempt recorded but not yet
 //     published (a crash between the two) is published at the next tick:
 //     the attempts table doubles as the outbox.
-//   - Hostile messages. Events, task messages and heartbeats are parsed and
-//     bounded before they touch state; what names no known job or attempt
-//     is dropped and counted (scalelab_mapreduce_rejected_messages_total).
-//     Submitting a job reads files at any path the workers can see, so it
-//     needs the admin token.
+//   - Hostile messages. With --cluster-key every message on the broker
+//     (tasks, events, heartbeats, cancellations) is sealed with the
+//     platform's one peer mechanism, auth.SealDatagram (an HMAC tag under a
+//     key derived from the cluster key): a process without the key cannot
+//     forge one, and a message without a valid tag is dropped and counted
+//     (scalelab_mapreduce_rejected_messages_total). Whatever its tag, a
+//     message is parsed and bounded before it touches state; one that names
+//     no known job or attempt is dropped; and a "done" finishes a task only
+//     if its output is in the blob store with the size it reports. A
+//     replayed message changes nothing (every change is conditional on the
+//     attempt's state). Without a key — `up`, loopback demos — the
+//     coordinator says so at start. Submitting a job reads files at any path
+//     the workers can see, so it needs the admin token.
 //
 // Deterministic jobs give byte-identical output whatever failed; the tests
 // (MIT 6.5840's lab 1 checks, on embedded NATS and RabbitMQ) crash and

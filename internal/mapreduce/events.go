@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/broker"
 )
 
@@ -15,7 +17,7 @@ import (
 // unknown job or an impossible attempt) is dropped and counted: nothing a
 // worker sends may wedge the coordinator.
 func (c *Coordinator) onEvent(ctx context.Context, m *broker.Message) {
-	ev, err := decode[event](m.Data, "event")
+	ev, err := decode[event](c.key, m.Data, "event")
 	if err == nil {
 		err = ev.attemptRef.valid()
 	}
@@ -77,6 +79,21 @@ func (c *Coordinator) apply(ctx context.Context, ev event) error {
 		return nil
 	case eventDone:
 		delete(c.alive, ref)
+		// Trust the store, not the report: an output that is not there
+		// whole (a forged or confused report, a store that lost it) does
+		// not finish a task.
+		key := partKey(ref.Job, ref.Index)
+		if ref.Kind == "map" {
+			key = mapOutputKey(ref.Job, ref.Index, ref.Attempt)
+		}
+		if info, err := c.blob.Stat(ctx, key); err != nil || info.Size != ev.Bytes {
+			if err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return err // the store is down: the event comes back
+			}
+			c.met.rejected.WithLabelValues("event").Inc()
+			ev.Type, ev.Error = eventFailed, fmt.Sprintf("reported done, but %s is not in the blob store with %d bytes", key, ev.Bytes)
+			return c.applyFailed(ctx, ref, ev, now)
+		}
 		from := []AttemptState{AttemptQueued, AttemptRunning, AttemptLost, AttemptCancelled}
 		change := attemptChange{to: AttemptDone, from: from, worker: ev.Worker, finished: now, records: ev.Records, bytes: ev.Bytes}
 		if task.Done || !active || !p.current(ref.Kind) {
@@ -107,13 +124,7 @@ func (c *Coordinator) apply(ctx context.Context, ev event) error {
 		if ev.LostMap >= 0 && ref.Kind == "reduce" {
 			return c.mapOutputLost(ctx, p, ev)
 		}
-		ok, err := c.store.changeAttempt(ctx, c.store.db, ref, attemptChange{to: AttemptFailed, from: []AttemptState{AttemptQueued, AttemptRunning},
-			worker: ev.Worker, finished: now, errText: ev.Error})
-		if err != nil || !ok {
-			return err
-		}
-		c.met.attempts.WithLabelValues(ref.Kind, string(AttemptFailed)).Inc()
-		c.log.Info("mapreduce: attempt failed", "attempt", ref.String(), "worker", ev.Worker, "err", ev.Error)
+		return c.applyFailed(ctx, ref, ev, now)
 	case eventAbandoned:
 		delete(c.alive, ref)
 		ok, err := c.store.changeAttempt(ctx, c.store.db, ref, attemptChange{to: AttemptCancelled, from: []AttemptState{AttemptQueued, AttemptRunning}, finished: now,
@@ -128,6 +139,17 @@ func (c *Coordinator) apply(ctx context.Context, ev event) error {
 		return c.advance(ctx, ev.Job)
 	}
 	return nil
+}
+
+func (c *Coordinator) applyFailed(ctx context.Context, ref attemptRef, ev event, now time.Time) error {
+	ok, err := c.store.changeAttempt(ctx, c.store.db, ref, attemptChange{to: AttemptFailed, from: []AttemptState{AttemptQueued, AttemptRunning},
+		worker: ev.Worker, finished: now, errText: ev.Error})
+	if err != nil || !ok {
+		return err
+	}
+	c.met.attempts.WithLabelValues(ref.Kind, string(AttemptFailed)).Inc()
+	c.log.Info("mapreduce: attempt failed", "attempt", ref.String(), "worker", ev.Worker, "err", ev.Error)
+	return c.advance(ctx, ref.Job)
 }
 
 // mapOutputLost handles a reducer that could not read a map task's output:

@@ -36,6 +36,17 @@ type Combiner interface {
 	Combine(key []byte, values iter.Seq[[]byte], emit func(value []byte))
 }
 
+// Summer is a Combiner whose values are decimal integers and whose
+// combining is their sum (word count's counts; Hadoop's IntSumReducer used
+// as a combiner). The map side then keeps one integer per key instead of a
+// list of values to combine: one hash lookup and an add per pair, which
+// the profile of a word count asked for (the values' bookkeeping cost as
+// much as the counting).
+type Summer interface {
+	Combiner
+	SumsValues()
+}
+
 // Partitioner is a Job that chooses the reducer of each key itself (the
 // sort job's range partitioner); otherwise a key goes to hash(key) mod R.
 type Partitioner interface {

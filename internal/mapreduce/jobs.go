@@ -83,6 +83,9 @@ func (wordCount) Map(rec Record, emit Emit) {
 	Words(rec.Data, func(w []byte) { emit(w, one) })
 }
 
+// SumsValues makes wordCount a Summer.
+func (wordCount) SumsValues() {}
+
 func (wordCount) Combine(_ []byte, values iter.Seq[[]byte], emit func([]byte)) {
 	emit(strconv.AppendInt(nil, sum(values), 10))
 }
@@ -181,6 +184,9 @@ func newTopK(p Params) (Job, error) {
 }
 
 func (topK) Map(rec Record, emit Emit) { wordCount{}.Map(rec, emit) }
+
+// SumsValues makes topK a Summer.
+func (topK) SumsValues() {}
 
 func (topK) Combine(key []byte, values iter.Seq[[]byte], emit func([]byte)) {
 	wordCount{}.Combine(key, values, emit)

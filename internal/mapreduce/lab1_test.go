@@ -10,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scalelab/scalelab/internal/platform/auth"
 )
 
 // wcTest: the word count's output equals the sequential run's, and with
@@ -401,4 +405,57 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("submit %+v: accepted", bad)
 		}
 	}
+}
+
+// With a cluster key, nothing without the key's tag reaches the
+// coordinator's state or a worker: forged events, task messages and
+// heartbeats are dropped and counted. And even a correctly sealed "done"
+// whose output is not in the blob store finishes nothing: the coordinator
+// checks the store. The job's output is the sequential run's.
+func TestForgedMessagesAreDropped(t *testing.T) {
+	forEngine(t, func(t *testing.T, url string) {
+		key, err := auth.ParseKey(auth.NewKeyText())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := auth.ParseKey(auth.NewKeyText())
+		files := bigCorpus(9, 4, 300)
+		dir := writeCorpus(t, files)
+		c := newKeyedCluster(t, url, testPolicy, key)
+		c.startWorker(fastWorker(), false)
+		c.startWorker(fastWorker(), false)
+		id := c.submit(SubmitRequest{Job: "wordcount", Input: dir, Reducers: 2, SplitSize: minSplit})
+		forge := func(topic string, v any, k *auth.Key) {
+			if err := c.broker.Publish(c.ctx, topic, encode(k, v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := event{attemptRef: attemptRef{Job: id, Kind: "map", Index: 0, Attempt: 1}, Type: eventDone, Worker: "mallory", LostMap: -1}
+		forge(eventsTopic, done, nil)   // no tag
+		forge(eventsTopic, done, other) // another cluster's key
+		forge(tasksTopic, taskMessage{attemptRef: attemptRef{Job: id, Kind: "map", Index: 0, Attempt: 7}}, nil)
+		forge(heartbeatsTopic, heartbeat{Worker: "mallory", Running: []attemptRef{done.attemptRef}}, other)
+		// Sealed with the real key but with nothing in the store behind it:
+		forge(eventsTopic, event{attemptRef: attemptRef{Job: id, Kind: "map", Index: 1, Attempt: 1}, Type: eventDone, Worker: "mallory", Bytes: 12, LostMap: -1}, key)
+		if j := c.wait(id, time.Minute); j.State != JobDone {
+			t.Fatalf("job %s: %s", j.State, j.Error)
+		}
+		want := linesOf(sortedLines(linesOf(sequential(t, wordCount{}, files))))
+		if got := linesOf(sortedLines(c.output(id, 2))); !bytes.Equal(got, want) {
+			t.Fatal("output differs after forged messages")
+		}
+		for _, r := range c.attempts(id) {
+			if r.Worker == "mallory" && r.State == AttemptDone {
+				t.Fatalf("a forged report finished %s", r.Ref)
+			}
+		}
+		events, tasks, beats := testutil.ToFloat64(c.met.rejected.WithLabelValues("event")), testutil.ToFloat64(c.met.rejected.WithLabelValues("task")),
+			testutil.ToFloat64(c.met.rejected.WithLabelValues("heartbeat"))
+		if events < 3 || tasks < 1 || beats < 1 {
+			t.Fatalf("rejected: %v events, %v tasks, %v heartbeats; want ≥ 3, 1, 1", events, tasks, beats)
+		}
+		if _, ok := c.coord.Workers()["mallory"]; ok {
+			t.Fatal("a forged heartbeat registered a worker")
+		}
+	})
 }

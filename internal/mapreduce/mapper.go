@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -26,7 +27,9 @@ type collector struct {
 	tmpDir   string
 
 	table map[string]*pendingValues // with a combiner
-	arena []byte                    // without: keys and values
+	sums  map[string]*int64         // with a Summer: the running sum of each key, in slab
+	slab  []int64
+	arena []byte // without: keys and values
 	pairs []pairRef
 	held  int
 
@@ -53,6 +56,9 @@ func newCollector(job Job, reducers, limit int, tmpDir string) *collector {
 	c := &collector{job: job, reducers: reducers, limit: limit, tmpDir: tmpDir}
 	if comb, ok := job.(Combiner); ok {
 		c.comb, c.table = comb, map[string]*pendingValues{}
+	}
+	if _, ok := job.(Summer); ok {
+		c.sums = map[string]*int64{}
 	}
 	return c
 }
@@ -83,7 +89,25 @@ func (c *collector) emit(key, value []byte) {
 		c.err = fmt.Errorf("mapreduce: a pair of %d+%d bytes is too large", len(key), len(value))
 		return
 	}
-	if c.comb != nil {
+	if c.sums != nil {
+		n, ok := parseCount(value)
+		if !ok {
+			c.err = fmt.Errorf("mapreduce: a summed value reads %.40q, not a decimal integer", value)
+			return
+		}
+		// A lookup with string(key) does not allocate; an assignment
+		// would, once per pair: so the map holds pointers, into a slab.
+		if p, seen := c.sums[string(key)]; seen {
+			*p += n
+		} else {
+			if len(c.slab) == cap(c.slab) {
+				c.slab = make([]int64, 0, 4096)
+			}
+			c.slab = append(c.slab, n)
+			c.sums[string(key)] = &c.slab[len(c.slab)-1]
+			c.held += len(key) + 56
+		}
+	} else if c.comb != nil {
 		p, ok := c.table[string(key)]
 		if !ok {
 			p = &pendingValues{part: partitionOf(c.job, key, c.reducers)}
@@ -123,10 +147,49 @@ func (c *collector) combine(key []byte, p *pendingValues) {
 	c.held += len(p.buf) - before
 }
 
+// parseCount reads a decimal integer (an optional sign, then digits).
+func parseCount(b []byte) (int64, bool) {
+	if len(b) == 1 && '0' <= b[0] && b[0] <= '9' {
+		return int64(b[0] - '0'), true // "1", nearly always
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil
+}
+
 // writeSorted writes what is held as R sorted runs to w and forgets it.
 func (c *collector) writeSorted(w io.Writer) error {
 	rw := newRunWriter(w, c.reducers)
-	if c.comb != nil {
+	if c.sums != nil {
+		type entry struct {
+			key  string
+			part int
+			sum  int64
+		}
+		entries := make([]entry, 0, len(c.sums))
+		for k, n := range c.sums {
+			entries = append(entries, entry{k, partitionOf(c.job, []byte(k), c.reducers), *n})
+		}
+		slices.SortFunc(entries, func(a, b entry) int {
+			if a.part != b.part {
+				return a.part - b.part
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		part := -1
+		var kb, vb []byte
+		for _, e := range entries {
+			if e.part != part {
+				part = e.part
+				rw.startRun(part)
+			}
+			kb, vb = append(kb[:0], e.key...), strconv.AppendInt(vb[:0], e.sum, 10)
+			if err := rw.put(kb, vb); err != nil {
+				return err
+			}
+		}
+		clear(c.sums)
+		c.slab = nil
+	} else if c.comb != nil {
 		type entry struct {
 			key string
 			p   *pendingValues

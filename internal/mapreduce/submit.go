@@ -19,13 +19,30 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/blob"
 )
 
+// s3Input maps an input given as s3://BUCKET/PREFIX to the blob store's
+// "blob:PREFIX" when the store is that bucket (--blob s3://BUCKET?…):
+// workers read inputs through the one store they all have.
+func s3Input(input, blobURL string) (string, error) {
+	rest, ok := strings.CutPrefix(input, "s3://")
+	if !ok {
+		return input, nil
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	storeBucket, _, _ := strings.Cut(strings.TrimPrefix(blobURL, "s3://"), "?")
+	if !strings.HasPrefix(blobURL, "s3://") || bucket != storeBucket {
+		return "", apperr.E(apperr.Invalid, "input %s: the workers read S3 through the blob store; run with --blob s3://%s?… (now %q)", input, bucket, blobURL)
+	}
+	return "blob:" + prefix, nil
+}
+
 // SubmitRequest is a job to run.
 type SubmitRequest struct {
 	Job    string `json:"job"`
 	Params Params `json:"params,omitempty"`
 	// Input is a file or a directory (every regular file under it, in
 	// name order) that every worker can read at the same path, or
-	// "blob:PREFIX" for the objects under PREFIX in the blob store.
+	// "blob:PREFIX" for the objects under PREFIX in the blob store
+	// (s3://BUCKET/PREFIX when the blob store is that bucket).
 	Input     string `json:"input"`
 	Reducers  int    `json:"reducers"`
 	SplitSize int64  `json:"split_size,omitempty"` // default 64 MiB
@@ -179,8 +196,12 @@ func sampleRecords(ctx context.Context, store blob.Store, root string, splits []
 // prepare turns a request into a job spec: the job checked, its input
 // listed and split, and a range partitioner cut from a sample when the
 // job wants one.
-func prepare(ctx context.Context, store blob.Store, req SubmitRequest) (JobSpec, error) {
+func prepare(ctx context.Context, store blob.Store, blobURL string, req SubmitRequest) (JobSpec, error) {
 	if err := req.defaults(); err != nil {
+		return JobSpec{}, err
+	}
+	var err error
+	if req.Input, err = s3Input(req.Input, blobURL); err != nil {
 		return JobSpec{}, err
 	}
 	def, err := Lookup(req.Job)

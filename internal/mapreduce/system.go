@@ -25,6 +25,10 @@ type Config struct {
 	Workers int // in-process workers beside a coordinator
 	Worker  WorkerConfig
 	Now     func() time.Time
+	// ClusterKey is the file of the cluster key every coordinator and
+	// worker of a deployment holds: each message on the broker is sealed
+	// with it. Empty: none (loopback demos, and `up`).
+	ClusterKey string
 }
 
 // DefaultConfig is what `up` runs: the coordinator and two workers in
@@ -66,6 +70,13 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 	if cfg.Worker.Heartbeat <= 0 || cfg.Worker.Heartbeat > cfg.Policy.Lease/3 {
 		cfg.Worker.Heartbeat = min(time.Second, cfg.Policy.Lease/4)
 	}
+	key, err := auth.LoadKey(cfg.ClusterKey)
+	if err != nil {
+		return nil, err
+	}
+	if key == nil && d.Engines.Broker != "" && d.Engines.Broker != "embedded://" {
+		d.Logger.Warn("mapreduce: no --cluster-key: tasks and worker reports on the broker are not authenticated; keep the broker on loopback")
+	}
 	met := newMetrics(d.Registry)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &System{role: cfg.Role, admin: d.Admin, stop: stop, failed: make(chan error, 1+cfg.Workers)}
@@ -84,6 +95,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 			return nil, err
 		}
 		s.coord = newCoordinator(st, d.Broker, d.Blob, cfg.Policy, cfg.Now, d.Logger, met)
+		s.coord.key, s.coord.blobURL = key, d.Engines.Blob
 		s.run(func() error { return s.coord.Run(runCtx) })
 		select {
 		case <-s.coord.Ready():
@@ -101,6 +113,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 			wc.ID = fmt.Sprintf("%s-%d", wc.ID, i)
 		}
 		w := newWorker(wc, d.Broker, d.Blob, d.Logger, met)
+		w.key = key
 		s.workers = append(s.workers, w)
 		s.run(func() error { return w.Run(runCtx) })
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/platform/auth"
 )
 
 // What travels between the coordinator and the workers, and where things
@@ -110,9 +112,26 @@ type cancelRef struct {
 	Worker string `json:"worker,omitempty"`
 }
 
-func decode[T any](data []byte, what string) (T, error) {
+// encode is a message as it travels: JSON, sealed with the cluster key
+// when there is one (auth.SealDatagram: an HMAC tag, so that nobody
+// without the key can forge a task, an event or a heartbeat on the
+// broker).
+func encode(key *auth.Key, v any) []byte {
+	raw, _ := json.Marshal(v)
+	return key.SealDatagram(raw)
+}
+
+// decode checks a message's tag and parses it.
+func decode[T any](key *auth.Key, data []byte, what string) (T, error) {
 	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
+	payload, ok := key.OpenDatagram(data)
+	if !ok {
+		return v, fmt.Errorf("mapreduce: a %s message without a valid cluster-key tag", what)
+	}
+	if len(payload) > 16<<20 {
+		return v, fmt.Errorf("mapreduce: a %d-byte %s message", len(payload), what)
+	}
+	if err := json.Unmarshal(payload, &v); err != nil {
 		return v, fmt.Errorf("mapreduce: a %s message does not parse: %w", what, err)
 	}
 	return v, nil

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/blob"
 	"github.com/scalelab/scalelab/internal/platform/broker"
 )
@@ -50,6 +51,7 @@ type Worker struct {
 	blob   blob.Store
 	log    *slog.Logger
 	met    *metrics
+	key    *auth.Key
 
 	mu        sync.Mutex
 	running   map[attemptRef]*run
@@ -153,8 +155,7 @@ func (w *Worker) beat(ctx context.Context) {
 		}
 	}
 	w.mu.Unlock()
-	raw, _ := json.Marshal(hb)
-	if err := w.broker.Publish(ctx, heartbeatsTopic, raw); err != nil && ctx.Err() == nil {
+	if err := w.broker.Publish(ctx, heartbeatsTopic, encode(w.key, hb)); err != nil && ctx.Err() == nil {
 		w.log.Warn("mapreduce: heartbeat", "err", err)
 	}
 	for _, m := range msgs {
@@ -172,7 +173,7 @@ func (w *Worker) isCrashed() bool {
 }
 
 func (w *Worker) onControl(data []byte) {
-	c, err := decode[control](data, "control")
+	c, err := decode[control](w.key, data, "control")
 	if err != nil {
 		w.met.rejected.WithLabelValues("control").Inc()
 		return
@@ -193,7 +194,7 @@ func (w *Worker) onControl(data []byte) {
 // onTask runs one attempt to its end: started, the work, done or failed,
 // then the ack. The slot's consumer takes no other task meanwhile.
 func (w *Worker) onTask(ctx context.Context, m *broker.Message) {
-	msg, err := decode[taskMessage](m.Data, "task")
+	msg, err := decode[taskMessage](w.key, m.Data, "task")
 	if err == nil {
 		err = msg.attemptRef.valid()
 	}
@@ -266,7 +267,7 @@ func (w *Worker) onTask(ctx context.Context, m *broker.Message) {
 // report publishes an event, retrying a broker outage for a while.
 func (w *Worker) report(ctx context.Context, ev event) error {
 	ev.Worker = w.cfg.ID
-	raw, _ := json.Marshal(ev)
+	raw := encode(w.key, ev)
 	var err error
 	for try := 0; try < 10; try++ {
 		if err = w.broker.Publish(ctx, eventsTopic, raw); err == nil {
