@@ -130,12 +130,18 @@ func (c *cluster) stopCoordinator() {
 // startWorker runs a worker until the cluster ends; with restart, a
 // worker that crashes is replaced by a new one (MIT's crash test loop).
 func (c *cluster) startWorker(cfg WorkerConfig, restart bool) {
+	c.startWorkerKeyed(cfg, restart, c.key)
+}
+
+// startWorkerKeyed is startWorker with a key of its own (a misconfigured
+// worker: none, or another cluster's).
+func (c *cluster) startWorkerKeyed(cfg WorkerConfig, restart bool, key *auth.Key) {
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
 		for c.ctx.Err() == nil {
 			w := newWorker(cfg, c.broker, c.blob, c.log, c.met)
-			w.key = c.key
+			w.key = key
 			cfg.ID = ""
 			if err := w.Run(c.ctx); err != nil {
 				c.t.Error(err)

@@ -47,7 +47,7 @@ func Command() *cobra.Command {
 }
 
 func bindKey(f *pflag.FlagSet, path *string) {
-	f.StringVar(path, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same for the coordinator and every worker: each message on the broker is sealed with it ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
+	f.StringVar(path, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same for the coordinator and every worker: each message on the broker is sealed with it ($SCALELAB_CLUSTER_KEY; make one with scalelab cluster-key)")
 }
 
 func bindWorker(f *pflag.FlagSet, w *WorkerConfig) {
@@ -63,7 +63,7 @@ type client struct {
 }
 
 func bindClient(f *pflag.FlagSet, c *client) {
-	f.StringVar(&c.base, "coordinator", "http://127.0.0.1:8098", "the coordinator's base URL (under `up`: http://127.0.0.1:8080/mapreduce)")
+	f.StringVar(&c.base, "coordinator", "http://127.0.0.1:8098", "the coordinator's base URL (under scalelab up: http://127.0.0.1:8080/mapreduce)")
 	f.StringVar(&c.token, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "the admin token (default $SCALELAB_ADMIN_TOKEN, else ./data/admin-token)")
 }
 

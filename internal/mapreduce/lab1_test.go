@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,7 +425,20 @@ func TestForgedMessagesAreDropped(t *testing.T) {
 		c := newKeyedCluster(t, url, testPolicy, key)
 		c.startWorker(fastWorker(), false)
 		c.startWorker(fastWorker(), false)
+		// A worker without the key takes task messages it cannot verify:
+		// it must give them back, not drain the queue.
+		var keylessRan atomic.Int32
+		lost := fastWorker()
+		var jobID atomic.Value
+		lost.Fault = func(ref attemptRef) Fault {
+			if id, _ := jobID.Load().(string); ref.Job == id && ref.Attempt < 7 { // not the forged, unsealed task below
+				keylessRan.Add(1)
+			}
+			return Fault{}
+		}
+		c.startWorkerKeyed(lost, false, nil)
 		id := c.submit(SubmitRequest{Job: "wordcount", Input: dir, Reducers: 2, SplitSize: minSplit})
+		jobID.Store(id)
 		forge := func(topic string, v any, k *auth.Key) {
 			if err := c.broker.Publish(c.ctx, topic, encode(k, v)); err != nil {
 				t.Fatal(err)
@@ -456,6 +470,9 @@ func TestForgedMessagesAreDropped(t *testing.T) {
 		}
 		if _, ok := c.coord.Workers()["mallory"]; ok {
 			t.Fatal("a forged heartbeat registered a worker")
+		}
+		if n := keylessRan.Load(); n != 0 {
+			t.Fatalf("the keyless worker ran %d sealed attempts", n)
 		}
 	})
 }

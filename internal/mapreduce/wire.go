@@ -2,6 +2,7 @@ package mapreduce
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -121,17 +122,25 @@ func encode(key *auth.Key, v any) []byte {
 	return key.SealDatagram(raw)
 }
 
+// errBadTag is a message without a valid cluster-key tag: forged, or sent
+// by a process with another key (or none).
+var errBadTag = errors.New("no valid cluster-key tag")
+
 // decode checks a message's tag and parses it.
 func decode[T any](key *auth.Key, data []byte, what string) (T, error) {
 	var v T
 	payload, ok := key.OpenDatagram(data)
 	if !ok {
-		return v, fmt.Errorf("mapreduce: a %s message without a valid cluster-key tag", what)
+		return v, fmt.Errorf("mapreduce: a %s message: %w", what, errBadTag)
 	}
 	if len(payload) > 16<<20 {
 		return v, fmt.Errorf("mapreduce: a %d-byte %s message", len(payload), what)
 	}
 	if err := json.Unmarshal(payload, &v); err != nil {
+		if key == nil && len(data) > auth.DatagramTagBytes && json.Valid(data[:len(data)-auth.DatagramTagBytes]) {
+			// JSON and a tag: sealed by a process that has a key this one lacks.
+			return v, fmt.Errorf("mapreduce: a %s message: %w", what, errBadTag)
+		}
 		return v, fmt.Errorf("mapreduce: a %s message does not parse: %w", what, err)
 	}
 	return v, nil

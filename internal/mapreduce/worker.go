@@ -198,6 +198,20 @@ func (w *Worker) onTask(ctx context.Context, m *broker.Message) {
 	if err == nil {
 		err = msg.attemptRef.valid()
 	}
+	if errors.Is(err, errBadTag) {
+		// Either the message is forged or this worker has the wrong key
+		// (or none). Give it back, so that a worker with the right key runs
+		// it, and wait before taking another: a misconfigured worker must
+		// not drain the queue, nor spin on it.
+		w.met.rejected.WithLabelValues("task").Inc()
+		w.log.Error("mapreduce: a task message this worker cannot verify: is its --cluster-key the coordinator's?", "worker", w.cfg.ID)
+		_ = m.Nak()
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+		return
+	}
 	if err != nil {
 		w.met.rejected.WithLabelValues("task").Inc()
 		w.log.Warn("mapreduce: dropped a task message", "err", err)
