@@ -24,8 +24,9 @@ func (r *Rabbit) Subscribe(ctx context.Context, topic string, h func(data []byte
 	conn, deliveries, err := s.subscribe()
 	// A stream queue declared a moment ago by another connection may not
 	// have its replica ready yet: RabbitMQ refuses the consumer with 406
-	// "does not have a replica on the local node" for a few milliseconds.
-	for wait := 20 * time.Millisecond; err != nil && strings.Contains(err.Error(), "does not have a replica") && wait < 3*time.Second; wait *= 2 {
+	// "does not have a replica on the local node" for a few milliseconds,
+	// and under many subscribers joining at once with 541 INTERNAL_ERROR.
+	for wait := 20 * time.Millisecond; err != nil && transientStreamError(err) && wait < 3*time.Second; wait *= 2 {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -41,6 +42,10 @@ func (r *Rabbit) Subscribe(ctx context.Context, topic string, h func(data []byte
 	}
 	go s.run(conn, deliveries)
 	return s, nil
+}
+
+func transientStreamError(err error) bool {
+	return strings.Contains(err.Error(), "does not have a replica") || strings.Contains(err.Error(), "(541)")
 }
 
 // StreamQueue is the name of a topic's stream queue on RabbitMQ (tests
