@@ -26,8 +26,13 @@
 // methods their systems export for it (raftkv: stop, restart, isolate,
 // heal a node; dynamo: partition, heal, crash, recover; shop: stall and
 // release its in-process inventory or payment service). They are admin
-// operations: they need the admin token, which the page asks for once and
-// keeps in the browser's session storage.
+// operations: they need the admin token. The page asks for it once per
+// tab and holds it in the tab's session storage, never in a cookie.
+//
+// The mapreduce panel works like the shortener's: it calls the
+// coordinator's own API (generate a corpus, submit a job, list workers and
+// jobs) and shows the newest job's task timeline as the SVG the
+// coordinator draws.
 //
 // The page is plain HTML and JavaScript embedded with go:embed; charts use
 // uPlot (1.6.32, MIT, assets/LICENSE-uPlot), vendored so that the console

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,5 +317,3 @@ func forEngine(t *testing.T, fn func(t *testing.T, url string)) {
 		t.Run(e.name, func(t *testing.T) { fn(t, e.url(t)) })
 	}
 }
-
-var uniq atomic.Int64

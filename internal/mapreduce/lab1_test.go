@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // wcTest: the word count's output equals the sequential run's, and with
@@ -38,7 +39,7 @@ func TestLab1WordCountAndIndexer(t *testing.T) {
 			ex.mu.Unlock()
 			def, _ := Lookup(name)
 			job, _ := def.New(nil)
-			want := linesOf(sortedLines(linesOf(sequential(t, job, relNames(files)))))
+			want := linesOf(sortedLines(linesOf(sequential(t, job, files))))
 			id := c.submit(SubmitRequest{Job: name, Input: dir, Reducers: 5, SplitSize: minSplit})
 			j := c.wait(id, time.Minute)
 			if j.State != JobDone {
@@ -69,9 +70,6 @@ func TestLab1WordCountAndIndexer(t *testing.T) {
 		}
 	})
 }
-
-// relNames keys files as the job sees them (relative to the input root).
-func relNames(files map[string][]byte) map[string][]byte { return files }
 
 // mapParallelismTest and reduceParallelismTest: two workers run map tasks
 // at once, and reduce tasks at once.
@@ -186,7 +184,7 @@ func TestCoordinatorRestartMidJob(t *testing.T) {
 		c.startWorker(fastWorker(), false)
 		id := c.submit(SubmitRequest{Job: "test-timing", Input: dir, Reducers: 3, SplitSize: minSplit})
 		var doneBefore map[int]bool
-		testsvc_wait(t, "two map tasks done", func() bool {
+		testsvc.WaitUntil(t, "two map tasks done", time.Minute, func() bool {
 			doneBefore = map[int]bool{}
 			for _, r := range c.attempts(id) {
 				if r.Ref.Kind == "map" && r.State == AttemptDone {
@@ -211,17 +209,6 @@ func TestCoordinatorRestartMidJob(t *testing.T) {
 			}
 		}
 	})
-}
-
-func testsvc_wait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // A task message delivered twice (a broker redelivery, a coordinator

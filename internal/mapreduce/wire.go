@@ -49,7 +49,6 @@ func mapOutputKey(job string, m, a int) string {
 }
 func partKey(job string, r int) string { return fmt.Sprintf("mapreduce/%s/out/part-%05d", job, r) }
 func resultKey(job string) string      { return "mapreduce/" + job + "/out/result" }
-func jobPrefix(job string) string      { return "mapreduce/" + job + "/" }
 
 // attemptRef names one attempt of one task.
 type attemptRef struct {
