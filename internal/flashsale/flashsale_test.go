@@ -147,6 +147,16 @@ func TestSpikeSellsExactlyTheStock(t *testing.T) {
 				if rec.Sold != 100 || rec.Left != 0 || rec.Charges != 100 || rec.OverLimit != 0 {
 					t.Fatalf("books %+v", rec)
 				}
+				if mode == ModeAsync { // each order's event reached the notification and analytics subscribers, once
+					var v SaleView
+					testsvc.WaitUntil(t, "100 notifications and 100 orders in analytics", 20*time.Second, func() bool {
+						call(t, "GET", fmt.Sprintf("%s/api/v1/sales/%d", ts.base, sl.ID), nil, nil, &v)
+						return v.Notifications >= 100 && v.Analytics >= 100
+					})
+					if v.Notifications != 100 || v.Analytics != 100 {
+						t.Fatalf("notifications %d, analytics %d; want 100 each", v.Notifications, v.Analytics)
+					}
+				}
 				// Replays answer as the first time, and buy nothing more.
 				before := got
 				again := ts.spike(t, sl.ID, 1500, 500)

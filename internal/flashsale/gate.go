@@ -53,6 +53,9 @@ type Gate interface {
 	// already: opening twice changes nothing.
 	Open(ctx context.Context, saleID int64, stock, perUser int, holds map[int64]Hold) error
 	Reserve(ctx context.Context, saleID int64, userID string, orderID int64, now time.Time) (Admission, error)
+	// ReserveBatch answers several reservations of one sale in one atomic
+	// step, in order: the answer is what Reserve would give each in turn.
+	ReserveBatch(ctx context.Context, saleID int64, rs []Reservation) ([]Admission, error)
 	// Release gives an order's unit in flight back; Confirm marks it sold.
 	Release(ctx context.Context, saleID, orderID int64) (bool, error)
 	Confirm(ctx context.Context, saleID, orderID int64) (bool, error)
@@ -62,6 +65,13 @@ type Gate interface {
 	Stale(ctx context.Context, saleID int64, cut time.Time, limit int) (map[int64]Hold, error)
 	// Units is the sale's units left and sold.
 	Units(ctx context.Context, saleID int64) (left, sold int, err error)
+}
+
+// Reservation is one order asking the gate for a unit.
+type Reservation struct {
+	UserID  string
+	OrderID int64
+	At      time.Time
 }
 
 // memGate is the gate on embedded defaults: one mutex per process. It
@@ -99,24 +109,37 @@ func (g *memGate) Open(_ context.Context, saleID int64, stock, perUser int, hold
 	return nil
 }
 
-func (g *memGate) Reserve(_ context.Context, saleID int64, userID string, orderID int64, now time.Time) (Admission, error) {
+func (g *memGate) Reserve(ctx context.Context, saleID int64, userID string, orderID int64, now time.Time) (Admission, error) {
+	a, err := g.ReserveBatch(ctx, saleID, []Reservation{{UserID: userID, OrderID: orderID, At: now}})
+	if err != nil {
+		return 0, err
+	}
+	return a[0], nil
+}
+
+func (g *memGate) ReserveBatch(_ context.Context, saleID int64, rs []Reservation) ([]Admission, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	out := make([]Admission, len(rs))
 	s, ok := g.sales[saleID]
-	switch {
-	case !ok:
-		return NotOpen, nil
-	case s.held[orderID].UserID != "":
-		return Admitted, nil
-	case s.left <= 0:
-		return SoldOut, nil
-	case s.users[userID] >= s.perUser:
-		return OverLimit, nil
+	for i, r := range rs {
+		switch {
+		case !ok:
+			out[i] = NotOpen
+		case s.held[r.OrderID].UserID != "":
+			out[i] = Admitted
+		case s.left <= 0:
+			out[i] = SoldOut
+		case s.users[r.UserID] >= s.perUser:
+			out[i] = OverLimit
+		default:
+			s.left--
+			s.users[r.UserID]++
+			s.held[r.OrderID] = Hold{UserID: r.UserID, At: r.At}
+			out[i] = Admitted
+		}
 	}
-	s.left--
-	s.users[userID]++
-	s.held[orderID] = Hold{UserID: userID, At: now}
-	return Admitted, nil
+	return out, nil
 }
 
 func (g *memGate) Release(_ context.Context, saleID, orderID int64) (bool, error) {

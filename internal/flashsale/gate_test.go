@@ -197,3 +197,73 @@ func TestGateConfirmAndStale(t *testing.T) {
 		}
 	})
 }
+
+// A batch is answered as if its reservations came one by one: the same
+// order twice, a user reaching the limit within the batch, stock running
+// out mid-batch. And batches racing each other never oversell.
+func TestGateBatchesAnswerInTurn(t *testing.T) {
+	gates(t, func(t *testing.T, g Gate) {
+		ctx := context.Background()
+		saleID := time.Now().UnixNano()
+		now := time.UnixMilli(time.Now().UnixMilli())
+		r := func(user string, order int64) Reservation { return Reservation{UserID: user, OrderID: order, At: now} }
+		if a, err := g.ReserveBatch(ctx, saleID, []Reservation{r("a", 1), r("b", 2)}); err != nil || a[0] != NotOpen || a[1] != NotOpen {
+			t.Fatalf("an unknown sale: %v %v", a, err)
+		}
+		if err := g.Open(ctx, saleID, 4, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := g.ReserveBatch(ctx, saleID, []Reservation{
+			r("a", 1), r("a", 1), r("a", 2), r("a", 3), r("b", 4), r("c", 5), r("d", 6), r("e", 7)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Admission{Admitted, Admitted, Admitted, OverLimit, Admitted, Admitted, SoldOut, SoldOut}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("answers %v, want %v", got, want)
+		}
+		left, _, _ := g.Units(ctx, saleID)
+		held, _ := g.Held(ctx, saleID)
+		if left != 0 || len(held) != 4 || held[1].UserID != "a" || held[5].UserID != "c" || !held[5].At.Equal(now) {
+			t.Fatalf("left %d, holds %v", left, held)
+		}
+
+		// 40 goroutines, batches of 1 to 37 buyers, 3,000 buyers for 100 units.
+		race := saleID + 1
+		if err := g.Open(ctx, race, 100, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 40; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < 75; {
+					n := min(1+(w*7+i)%37, 75-i)
+					batch := make([]Reservation, n)
+					for j := range batch {
+						id := int64(w*75 + i + j + 1)
+						batch[j] = r(fmt.Sprintf("u%d", id%2000), id)
+					}
+					a, err := g.ReserveBatch(ctx, race, batch)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for _, x := range a {
+						if x == Admitted {
+							admitted.Add(1)
+						}
+					}
+					i += n
+				}
+			}(w)
+		}
+		wg.Wait()
+		left, _, _ = g.Units(ctx, race)
+		if admitted.Load() != 100 || left != 0 {
+			t.Fatalf("admitted %d, left %d; want 100 and 0", admitted.Load(), left)
+		}
+	})
+}

@@ -32,7 +32,7 @@ type groupResult[Out any] struct {
 }
 
 // groupRunners is how many groups of one kind are applied at once.
-const groupRunners = 4
+const groupRunners = 2
 
 func newGroupCommit[In, Out any](name string, max int, apply func(ctx context.Context, ins []In) []groupResult[Out]) *groupCommit[In, Out] {
 	return &groupCommit[In, Out]{name: name, in: make(chan *groupCall[In, Out], 4*max), max: max, apply: apply}

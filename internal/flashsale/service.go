@@ -184,11 +184,12 @@ func (c *core) announce(ctx context.Context, o *Order) {
 // Service is the API side: sales and ordering.
 type Service struct {
 	*core
-	ids       *snowflake.LeasedGenerator
-	relay     chan struct{} // a nudge: the outbox has something
-	refusals  *refusalLog
-	recorder  *recorder // async: group commits of admitted orders
-	analytics analytics
+	ids          *snowflake.LeasedGenerator
+	relay        chan struct{} // a nudge: the outbox has something
+	refusals     *refusalLog
+	recorder     *recorder     // async: group commits of admitted orders
+	reservations *reservations // async: the gate's reservations, in groups
+	analytics    analytics
 }
 
 // CreateSale makes a sale and opens it in the gate.
@@ -316,10 +317,11 @@ func (s *Service) placeSync(ctx context.Context, sl *Sale, o *Order) (Placed, er
 }
 
 func (s *Service) placeAsync(ctx context.Context, sl *Sale, o *Order) (Placed, error) {
-	adm, err := s.gate.Reserve(ctx, sl.ID, o.UserID, o.ID, o.CreatedAt)
+	r := saleReservation{saleID: sl.ID, Reservation: Reservation{UserID: o.UserID, OrderID: o.ID, At: o.CreatedAt}}
+	adm, err := s.reservations.do(ctx, r)
 	if err == nil && adm == NotOpen { // a gate that lost the sale (a restart): open it from SQL
 		if err = s.openGate(ctx, sl); err == nil {
-			adm, err = s.gate.Reserve(ctx, sl.ID, o.UserID, o.ID, o.CreatedAt)
+			adm, err = s.reservations.do(ctx, r)
 		}
 	}
 	if err != nil {

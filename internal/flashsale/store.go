@@ -373,29 +373,49 @@ func (s *store) unpublished(ctx context.Context, limit int) ([][2]int64, error) 
 	return out, rows.Err()
 }
 
+// markPublished marks a relayed batch in one statement: the relay's
+// bookkeeping costs one round trip per batch, not one per event.
 func (s *store) markPublished(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, s.q("UPDATE flashsale_outbox SET published = 1 WHERE order_id = ?"), id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	_, err := s.db.ExecContext(ctx, s.q("UPDATE flashsale_outbox SET published = 1 WHERE order_id IN ("+placeholders(len(ids))+")"), args...)
+	return err
 }
 
-func (s *store) notify(ctx context.Context, orderID int64, kind string, now time.Time) error {
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q("INSERT INTO flashsale_notifications (order_id, kind, sent_at) VALUES (?, ?, ?)"), orderID, kind, now.UnixMilli())
-		return err
-	})
-	if sqldb.IsUniqueViolation(err) {
-		return nil // sent already: a redelivery
+// notice is one notification to record: a kind of message sent about an
+// order.
+type notice struct {
+	orderID int64
+	kind    string
+	at      time.Time
+}
+
+// notifyBatch records notices in one statement. A notice sent already (a
+// redelivered event) makes the statement fail; the batch is then recorded
+// notice by notice, so that only the repeats are skipped.
+func (s *store) notifyBatch(ctx context.Context, ns []notice) error {
+	args := make([]any, 0, 3*len(ns))
+	for _, n := range ns {
+		args = append(args, n.orderID, n.kind, n.at.UnixMilli())
 	}
-	return err
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO flashsale_notifications (order_id, kind, sent_at) VALUES (?, ?, ?)"+strings.Repeat(", (?, ?, ?)", len(ns)-1)), args...)
+	if err == nil || !sqldb.IsUniqueViolation(err) || len(ns) == 1 {
+		if sqldb.IsUniqueViolation(err) {
+			return nil // sent already: a redelivery
+		}
+		return err
+	}
+	for _, n := range ns {
+		if err := s.notifyBatch(ctx, []notice{n}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *store) notifications(ctx context.Context, saleID int64) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/broker"
 )
@@ -13,18 +14,23 @@ import (
 // orders topic: each gets its own copy of every order event, as SNS hands
 // one message to every subscribed queue.
 func (s *System) startSubscribers(ctx context.Context) error {
-	notify, err := s.broker.Consume(ctx, ordersTopic, "notification", func(ctx context.Context, m *broker.Message) {
-		var e orderEvent
-		if json.Unmarshal(m.Data, &e) != nil || e.OrderID <= 0 {
-			_ = m.Ack()
-			return
-		}
-		if err := s.store.notify(ctx, e.OrderID, "received", s.now()); err != nil {
-			_ = m.Nak()
-			return
-		}
-		_ = m.Ack()
-	})
+	// Notifications are written in batches (a statement per batch, not a
+	// transaction per order), acked after their write.
+	notify, err := broker.ConsumeBatches(ctx, s.broker, ordersTopic, "notification", broker.BatchConfig{Size: 256, Wait: 5 * time.Millisecond},
+		func(ctx context.Context, batch []*broker.Message) error {
+			ns := make([]notice, 0, len(batch))
+			for _, m := range batch {
+				var e orderEvent
+				if json.Unmarshal(m.Data, &e) != nil || e.OrderID <= 0 {
+					continue // never decodes: acked with the batch
+				}
+				ns = append(ns, notice{orderID: e.OrderID, kind: "received", at: s.now()})
+			}
+			if len(ns) == 0 {
+				return nil
+			}
+			return s.store.notifyBatch(ctx, ns)
+		}, nil, s.logger)
 	if err != nil {
 		return fmt.Errorf("flashsale: notification subscriber: %w", err)
 	}
@@ -36,10 +42,10 @@ func (s *System) startSubscribers(ctx context.Context) error {
 		_ = m.Ack()
 	})
 	if err != nil {
-		notify.Stop()
+		notify.Close()
 		return fmt.Errorf("flashsale: analytics subscriber: %w", err)
 	}
-	s.run(func() { <-ctx.Done(); notify.Stop(); analytics.Stop() })
+	s.run(func() { <-ctx.Done(); notify.Close(); analytics.Stop() })
 	return nil
 }
 

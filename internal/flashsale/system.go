@@ -110,7 +110,8 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 		return nil, fmt.Errorf("flashsale: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &System{Service: &Service{core: c, ids: ids, relay: make(chan struct{}, 1), refusals: newRefusalLog(), recorder: newRecorder(c.store)},
+	s := &System{Service: &Service{core: c, ids: ids, relay: make(chan struct{}, 1), refusals: newRefusalLog(), recorder: newRecorder(c.store),
+		reservations: newReservations(c.gate)},
 		admin: d.Admin, sim: sim, stop: stop, settled: newListeners()}
 	s.role = cfg.Role
 	c.startGroups(runCtx, s.run)
@@ -151,6 +152,7 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*System, error) {
 	if cfg.Mode == ModeAsync {
 		for i := 0; i < groupRunners; i++ {
 			s.run(func() { s.recorder.run(runCtx) })
+			s.run(func() { s.reservations.run(runCtx) })
 		}
 		s.run(func() { s.runRelay(runCtx, cfg.RelayPoll) })
 		if err := s.startSubscribers(runCtx); err != nil {

@@ -17,12 +17,12 @@ import (
 // fail fast, and it keeps few requests in flight.
 func TestCascadeShowsTheLesson(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the shop twice for 14 s")
+		t.Skip("runs the shop twice for 20 s")
 	}
 	cfg := DefaultConfig()
 	cfg.Binary = proctest.Binary(t)
 	cfg.Out = t.TempDir()
-	cfg.Duration, cfg.StallAt, cfg.StallFor = 14*time.Second, 2*time.Second, 4*time.Second // the breaker probes 5 s after it opened
+	cfg.Duration, cfg.StallAt, cfg.StallFor = 20*time.Second, 2*time.Second, 4*time.Second // the breaker probes 5 s after it opened; a probe that times out on a starved machine reopens it for 5 s more, and recovery needs 3 s clean after that
 	cfg.CatalogRate, cfg.CartRate, cfg.CheckoutRate = 50, 10, 40
 	cfg.MaxInFlight = 64
 	cfg.Timeout = 8 * time.Second
