@@ -1,0 +1,113 @@
+package crawler
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scalelab/scalelab/internal/crawler/testweb"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/httpx"
+)
+
+const description = "Web crawler: a Mercator frontier, politeness from robots.txt, and the synthetic web it is checked on"
+
+// Command is the `scalelab crawler` command group.
+func Command() *cobra.Command {
+	root := &cobra.Command{Use: "crawler", Short: description}
+	root.AddCommand(testwebCommand())
+	return root
+}
+
+func testwebCommand() *cobra.Command {
+	cfg := testweb.DefaultConfig()
+	cfg.Hosts, cfg.PagesPerHost = 2000, 100
+	var base, dnsAddr, control string
+	var port int
+	cmd := &cobra.Command{Use: "testweb", Args: cobra.NoArgs,
+		Short: "Serve the synthetic web: virtual hosts on loopback addresses, their name server, and the fetch log with its checker",
+		Long: `Serve the synthetic web the crawler is tested and measured on. Host i (hostI.test) listens on
+--base-ip + i + 1 at --port; --dns resolves the names. The control address serves:
+  GET /check?delay=20ms   robots, politeness and duplicate violations counted from the fetch log
+  GET /log                the fetch log, one JSON object a line
+  POST /reset             empty the log (between crawls)`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ip, err := netip.ParseAddr(base)
+			if err != nil {
+				return apperr.Usagef("--base-ip: %v", err)
+			}
+			web, err := testweb.New(cfg)
+			if err != nil {
+				return apperr.Usagef("%v", err)
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			srv, err := testweb.Start(web, testweb.ServeConfig{BaseIP: ip, Port: port}, logger)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			dns, err := srv.ServeDNS(dnsAddr)
+			if err != nil {
+				return err
+			}
+			defer dns.Close()
+			ctl := httpx.NewServer(httpx.ServerConfig{Addr: control}, controlHandler(srv), logger)
+			if err := ctl.Listen(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "testweb: %d hosts × %d pages on %v… port %d; dns %s; control http://%s; seed %s\n",
+				cfg.Hosts, cfg.PagesPerHost, srv.Addr(0), srv.Port(), dns.Addr(), ctl.Addr(), web.HomeURL(0))
+			return ctl.Serve(cmd.Context())
+		}}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "virtual hosts")
+	f.IntVar(&cfg.PagesPerHost, "pages-per-host", cfg.PagesPerHost, "ordinary pages per host")
+	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "the link graph's seed")
+	f.DurationVar(&cfg.CrawlDelay, "crawl-delay", cfg.CrawlDelay, "the Crawl-delay of the hosts that ask for one")
+	f.DurationVar(&cfg.Slow, "slow", cfg.Slow, "how long the slow page and a timing-out robots.txt take")
+	f.IntVar(&cfg.HugeBytes, "huge-bytes", cfg.HugeBytes, "size of the huge page")
+	f.StringVar(&base, "base-ip", "127.20.0.0", "host i listens on this address + i + 1 (IPv4 loopback)")
+	f.IntVar(&port, "port", 8380, "every host's port (0: a free one)")
+	f.StringVar(&dnsAddr, "dns", "127.0.0.1:8353", "the name server's UDP address")
+	f.StringVar(&control, "control", "127.0.0.1:8381", "the control API's address")
+	return cmd
+}
+
+func controlHandler(srv *testweb.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, 200, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /check", func(w http.ResponseWriter, r *http.Request) {
+		rules := testweb.Rules{Slack: time.Millisecond}
+		for name, d := range map[string]*time.Duration{"delay": &rules.Delay, "slack": &rules.Slack} {
+			if v := r.URL.Query().Get(name); v != "" {
+				var err error
+				if *d, err = time.ParseDuration(v); err != nil || *d < 0 {
+					httpx.WriteError(w, r, apperr.E(apperr.Invalid, "%s: a duration ≥ 0, like 20ms", name))
+					return
+				}
+			}
+		}
+		httpx.WriteJSON(w, 200, srv.Web().Check(srv.Log().Fetches(), rules))
+	})
+	mux.HandleFunc("GET /log", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		for _, f := range srv.Log().Fetches() {
+			if enc.Encode(f) != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
+		srv.Log().Reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
