@@ -122,10 +122,10 @@ func (w *Web) page(i, j int, variant string) Answer {
 	}
 	words := strings.Fields(text(r, 120+r.IntN(200)))
 	if variant == "near" {
+		// One word changed, as a print version or a dated footer changes a
+		// copy of a page.
 		vr := rand.New(rand.NewPCG(uint64(i), uint64(j)))
-		for k := 0; k < 3; k++ {
-			words[vr.IntN(len(words))] = "changed"
-		}
+		words[vr.IntN(len(words))] = "changed"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<!doctype html><html lang="%s"><head><title>%s</title>`, lang, html.EscapeString(title))
@@ -133,7 +133,7 @@ func (w *Web) page(i, j int, variant string) Answer {
 	fmt.Fprintf(&b, `<link rel="canonical" href="%s"></head><body><h1>%s</h1><p>`, canonical, html.EscapeString(title))
 	b.WriteString(strings.Join(words, " "))
 	b.WriteString("</p><ul>")
-	for k, l := range w.links(i, j) {
+	for k, l := range w.Links(i, j) {
 		fmt.Fprintf(&b, `<li><a href="%s">link %d</a></li>`, spelling(l, w.Origin(i), k), k)
 	}
 	b.WriteString("</ul></body></html>")

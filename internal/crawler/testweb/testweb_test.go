@@ -87,7 +87,7 @@ func TestGraphAndHazards(t *testing.T) {
 		if path != "" {
 			j, _ = number("/"+path, "/p/", ".html")
 		}
-		for _, l := range w.links(i, j) {
+		for _, l := range w.Links(i, j) {
 			h, _, _ := strings.Cut(strings.TrimPrefix(l, "http://"), "/")
 			if h != host {
 				inDegree[h]++

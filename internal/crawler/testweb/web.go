@@ -190,11 +190,11 @@ func (w *Web) PageURL(i, j int) string { return w.Origin(i) + "/p/" + strconv.It
 // HomeURL is host i's home page.
 func (w *Web) HomeURL(i int) string { return w.Origin(i) + "/" }
 
-// links is an ordinary page's (or the home page's, j = -1) outgoing links:
+// Links is an ordinary page's (or the home page's, j = -1) outgoing links:
 // the next page of its host and the next host's home (so that everything
 // is reachable from host0's home), then links drawn with power-law
 // popularity, most within the host.
-func (w *Web) links(i, j int) []string {
+func (w *Web) Links(i, j int) []string {
 	var out []string
 	if j+1 < w.cfg.PagesPerHost {
 		out = append(out, w.PageURL(i, j+1))
