@@ -14,7 +14,9 @@
 // Async mode (--mode async, the default). Admission is an atomic
 // check-and-reserve in a gate (gate.go): a Lua script on Redis with
 // --cache redis://…, a mutex in process on embedded defaults. It turns
-// away the late majority without touching the database. An admitted
+// away the late majority without touching the database. The reservations
+// that arrive together go to the gate in one call (reservations.go: one
+// script run for the group, each order answered as if alone, in turn). An admitted
 // order is written with its outbox event in one SQL transaction — a
 // group commit with the others admitted meanwhile (recorder.go) — and
 // answered 202 once that transaction has committed; the relay (relay.go) publishes
