@@ -51,6 +51,8 @@
 //     being fetched, or everything queued waits on busy hosts).
 //  3. Call Done(host, now) when the fetch of a URL Next handed out ends,
 //     whatever its outcome; Requeue(item, now) instead, to give the URL
-//     back (a shutdown, an instance that loses the host).
+//     back untouched (a shutdown); Retry(item, now) to give it back after
+//     the host was contacted for something else (its robots.txt);
+//     Cancel(host, now) to drop it without contacting the host.
 //  4. SetDelay(host, d) when the host's robots.txt asks for a delay.
 package frontier

@@ -176,6 +176,31 @@ func (f *Frontier) Requeue(it Item, now time.Time) {
 	f.settle(h, now)
 }
 
+// Retry gives back a URL Next handed out after its host was contacted
+// for something else (its robots.txt): the URL is the host's next, and
+// the host's delay runs from now.
+func (f *Frontier) Retry(it Item, now time.Time) {
+	h := f.hosts[it.Host]
+	if h == nil || !h.busy {
+		return
+	}
+	h.back.pushFront(it)
+	h.queued++
+	f.held++
+	f.Done(it.Host, now)
+}
+
+// Cancel ends a fetch that never contacted the host (a URL its robots.txt
+// forbids, dropped): no delay.
+func (f *Frontier) Cancel(name string, now time.Time) {
+	h := f.hosts[name]
+	if h == nil || !h.busy {
+		return
+	}
+	h.busy = false
+	f.settle(h, now)
+}
+
 // Drop forgets every URL held for a host (an instance that no longer owns
 // it) and returns them; a fetch in progress is not affected.
 func (f *Frontier) Drop(name string, now time.Time) []Item {

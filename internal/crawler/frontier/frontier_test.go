@@ -315,3 +315,23 @@ func TestRandomCrawlIsPoliteAndComplete(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryAndCancel(t *testing.T) {
+	f := mustNew(t, Config{Levels: 1, BackQueues: 2, Delay: time.Second})
+	mustAdd(t, f, t0, item("a", 1, 0), item("a", 2, 0))
+	it := next(t, f, t0)
+	f.Retry(it, t0.Add(100*time.Millisecond)) // robots.txt was fetched in its slot
+	if _, ok, wait := f.Next(t0.Add(500 * time.Millisecond)); ok || wait != 600*time.Millisecond {
+		t.Fatalf("after a retry: ok %v, wait %v; want the delay from the retry", ok, wait)
+	}
+	if again := next(t, f, t0.Add(1100*time.Millisecond)); again.URL != it.URL {
+		t.Fatalf("after a retry: %v, want %v", again, it)
+	}
+	f.Cancel("a", t0.Add(1200*time.Millisecond)) // forbidden: dropped, the host not contacted
+	if n := next(t, f, t0.Add(1200*time.Millisecond)); n.URL != "http://a/2" {
+		t.Fatalf("after a cancel: %v", n)
+	}
+	if f.Len() != 0 {
+		t.Fatalf("len %d", f.Len())
+	}
+}

@@ -191,8 +191,8 @@ func (w *Web) PageURL(i, j int) string { return w.Origin(i) + "/p/" + strconv.It
 func (w *Web) HomeURL(i int) string { return w.Origin(i) + "/" }
 
 // Links is an ordinary page's (or the home page's, j = -1) outgoing links:
-// the next page of its host and the next host's home (so that everything
-// is reachable from host0's home), then links drawn with power-law
+// the next page of its host and the next two hosts' homes (so that every
+// page a polite crawler may fetch is reachable from host0's home), then links drawn with power-law
 // popularity, most within the host.
 func (w *Web) Links(i, j int) []string {
 	var out []string
@@ -200,8 +200,10 @@ func (w *Web) Links(i, j int) []string {
 		out = append(out, w.PageURL(i, j+1))
 	}
 	if j == -1 {
-		if i+1 < w.cfg.Hosts {
-			out = append(out, w.HomeURL(i+1))
+		// The next two hosts' homes: a host whose robots.txt forbids
+		// everything does not cut the chain.
+		for k := i + 1; k <= i+2 && k < w.cfg.Hosts; k++ {
+			out = append(out, w.HomeURL(k))
 		}
 		if w.Hazardous(i) {
 			out = append(out, w.Origin(i)+"/hazards.html")
