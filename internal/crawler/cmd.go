@@ -1,6 +1,7 @@
 package crawler
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -9,9 +10,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/scalelab/scalelab/internal/crawler/testweb"
 	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
@@ -20,7 +23,26 @@ const description = "Web crawler: a Mercator frontier, politeness from robots.tx
 // Command is the `scalelab crawler` command group.
 func Command() *cobra.Command {
 	root := &cobra.Command{Use: "crawler", Short: description}
-	root.AddCommand(testwebCommand())
+	cfg := DefaultConfig()
+	var allow []string
+	serve := host.ServeCommand("Serve the crawler: the crawl API (create, pause, resume, stop, stats, search) and its fetchers", "127.0.0.1:8100",
+		func(f *pflag.FlagSet) {
+			f.StringVar(&cfg.Engine.DNSServer, "dns-server", cfg.Engine.DNSServer, "ask this DNS server (host:port) instead of the system's resolver (the synthetic web's: 127.0.0.1:8353)")
+			f.DurationVar(&cfg.Engine.DNSTTL, "dns-ttl", cfg.Engine.DNSTTL, "how long a DNS answer is kept")
+			f.StringSliceVar(&allow, "allow-net", nil, "let the SSRF guard through to this private or loopback prefix (the synthetic web's: 127.20.0.0/16)")
+			f.DurationVar(&cfg.Engine.Fetch.Timeout, "fetch-timeout", cfg.Engine.Fetch.Timeout, "a fetch's deadline, head and body")
+			f.Int64Var(&cfg.Engine.Fetch.MaxBody, "max-page-bytes", cfg.Engine.Fetch.MaxBody, "bytes of a body kept; longer bodies are cut")
+			f.DurationVar(&cfg.Engine.RobotsTTL, "robots-ttl", cfg.Engine.RobotsTTL, "how long a host's robots.txt is obeyed before it is fetched again")
+			cfg.WorkerID.BindFlags(f)
+		}, func() host.Factory {
+			nets, err := parsePrefixes(allow)
+			if err != nil {
+				return host.Factory{Name: "crawler", New: func(context.Context, *host.Deps) (host.System, error) { return nil, apperr.Usage(err) }}
+			}
+			cfg.Engine.AllowNets = nets
+			return Factory(cfg)
+		})
+	root.AddCommand(serve, testwebCommand())
 	return root
 }
 

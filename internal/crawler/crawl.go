@@ -119,8 +119,11 @@ type crawl struct {
 	patterns map[string]int // URLs recorded per host and digit-free path (MaxPerPattern)
 	wake     chan struct{}
 	paused   bool
-	inFlight int
-	stats    Stats
+	// notBefore: after a restart, no host is contacted before this (the
+	// crawl delay since the process started; see Engine.run).
+	notBefore time.Time
+	inFlight  int
+	stats     Stats
 }
 
 // Stats is what a crawl has done so far in this process.
@@ -305,8 +308,11 @@ func (c *crawl) next(ctx context.Context) (frontier.Item, bool) {
 		c.mu.Lock()
 		var it frontier.Item
 		ok, wait := false, time.Duration(0)
-		if !c.paused && (c.cfg.MaxPages == 0 || c.stats.Fetched+c.inFlight < c.cfg.MaxPages) {
-			it, ok, wait = c.front.Next(c.eng.now())
+		now := c.eng.now()
+		if now.Before(c.notBefore) {
+			wait = c.notBefore.Sub(now)
+		} else if !c.paused && (c.cfg.MaxPages == 0 || c.stats.Fetched+c.inFlight < c.cfg.MaxPages) {
+			it, ok, wait = c.front.Next(now)
 		}
 		if ok {
 			c.inFlight++
@@ -359,7 +365,12 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 		return
 	}
 	hash := URLHash(it.URL)
-	rules, ok := eng.robots.Get(it.Host)
+	rules, ok := eng.rulesFor(ctx, it.Host)
+	if ok && rules.Delay > 0 {
+		c.mu.Lock()
+		c.front.SetDelay(it.Host, rules.Delay)
+		c.mu.Unlock()
+	}
 	if !ok {
 		resp, err := eng.fetcher.Get(ctx, u.Scheme+"://"+u.Host+"/robots.txt")
 		status := 0
@@ -369,6 +380,9 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 		}
 		rules = ParseRobots(status, body, err)
 		eng.robots.Put(it.Host, rules)
+		if err := eng.store.putRobots(ctx, it.Host, robotsFile{Status: status, Body: body, FetchedAt: eng.now()}); err != nil && ctx.Err() == nil {
+			eng.logger.Warn("crawler: store robots.txt", "host", it.Host, "err", err)
+		}
 		c.mu.Lock()
 		if rules.Delay > 0 {
 			c.front.SetDelay(it.Host, rules.Delay)

@@ -3,6 +3,7 @@ package crawler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -82,7 +83,7 @@ func (e *Engine) Create(ctx context.Context, cfg CrawlConfig) (int64, error) {
 	if _, err := e.store.addSeeds(ctx, id, seeds, now); err != nil {
 		return 0, fmt.Errorf("crawler: seeds: %w", err)
 	}
-	return id, e.run(ctx, id, cfg, false)
+	return id, e.run(ctx, id, cfg, false, false)
 }
 
 // ResumeAll starts again the crawls the store shows running or paused
@@ -101,7 +102,7 @@ func (e *Engine) ResumeAll(ctx context.Context) error {
 		if err := cfg.validate(); err != nil {
 			continue
 		}
-		if err := e.run(ctx, r.ID, cfg, r.State == "paused"); err != nil {
+		if err := e.run(ctx, r.ID, cfg, r.State == "paused", true); err != nil {
 			return err
 		}
 	}
@@ -110,7 +111,7 @@ func (e *Engine) ResumeAll(ctx context.Context) error {
 
 // run loads a crawl's frontier and URL-seen filter from the store and
 // starts its fetchers.
-func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused bool) error {
+func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, resumed bool) error {
 	e.mu.Lock()
 	if _, ok := e.crawls[id]; ok {
 		e.mu.Unlock()
@@ -138,11 +139,28 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused bool
 		return err
 	}
 	now := e.now()
+	hosts := map[string]bool{}
 	for _, u := range queued {
 		c.admit(u)
 		if err := front.Add(frontier.Item{URL: u.URL, Host: u.Host, Priority: u.Priority, Depth: u.Depth<<8 | min(u.Redirects, 255)}, now); err != nil {
 			_ = e.store.skip(ctx, id, u.Hash, err.Error())
 		}
+		hosts[u.Host] = true
+	}
+	if resumed {
+		// This process does not know when the one before it last fetched
+		// each host (a fetch may even have been in flight when it died):
+		// no host is fetched before its delay has passed since now.
+		base := time.Duration(cfg.DelayMS)*time.Millisecond + abortGrace
+		for h := range hosts {
+			d := base
+			if r, ok := e.rulesFor(ctx, h); ok && r.Delay > 0 {
+				front.SetDelay(h, r.Delay)
+				d = max(d, r.Delay+abortGrace)
+			}
+			front.Hold(h, now.Add(d))
+		}
+		c.notBefore = now.Add(base)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
@@ -189,6 +207,31 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused bool
 	}()
 	return nil
 }
+
+// rulesFor is a host's robots.txt rules: from memory, or from the store
+// when another process (or this one before a restart) fetched them and
+// they are still fresh.
+func (e *Engine) rulesFor(ctx context.Context, host string) (Robots, bool) {
+	if r, ok := e.robots.Get(host); ok {
+		return r, true
+	}
+	f, ok, err := e.store.robots(ctx, host)
+	if err != nil || !ok {
+		return Robots{}, false
+	}
+	var ferr error
+	if f.Status == 0 {
+		ferr = errNoAnswer
+	}
+	r := ParseRobots(f.Status, f.Body, ferr)
+	if !e.robots.Fresh(r, f.FetchedAt) {
+		return Robots{}, false
+	}
+	e.robots.PutAt(host, r, f.FetchedAt)
+	return r, true
+}
+
+var errNoAnswer = errors.New("crawler: robots.txt got no answer")
 
 func (e *Engine) get(id int64) (*crawl, error) {
 	e.mu.Lock()

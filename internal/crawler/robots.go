@@ -89,13 +89,26 @@ func (c *RobotsCache) Get(host string) (Robots, bool) {
 	return e.rules, true
 }
 
-// Put stores a host's rules.
-func (c *RobotsCache) Put(host string, r Robots) {
+// Put stores a host's rules, fetched at now.
+func (c *RobotsCache) Put(host string, r Robots) { c.PutAt(host, r, c.now()) }
+
+// PutAt stores a host's rules as fetched at a given time (from the store,
+// after a restart), so that they expire when the fetch's would have.
+func (c *RobotsCache) PutAt(host string, r Robots, fetched time.Time) {
 	ttl := c.ttl
 	if r.Kind == "error" || r.Kind == "unreachable" {
 		ttl /= 10
 	}
 	c.mu.Lock()
-	c.byHost[host] = robotsEntry{rules: r, expires: c.now().Add(ttl)}
+	c.byHost[host] = robotsEntry{rules: r, expires: fetched.Add(ttl)}
 	c.mu.Unlock()
+}
+
+// Fresh reports whether rules fetched at a time are still to be obeyed.
+func (c *RobotsCache) Fresh(r Robots, fetched time.Time) bool {
+	ttl := c.ttl
+	if r.Kind == "error" || r.Kind == "unreachable" {
+		ttl /= 10
+	}
+	return c.now().Before(fetched.Add(ttl))
 }

@@ -356,3 +356,44 @@ func clip(s string, n int) string {
 	}
 	return s
 }
+
+// robotsFile is a host's robots.txt as fetched.
+type robotsFile struct {
+	Status    int
+	Body      []byte
+	FetchedAt time.Time
+}
+
+// maxRobotsBytes is what is kept of a robots.txt (Google reads 500 KiB).
+const maxRobotsBytes = 500 << 10
+
+func (s *store) putRobots(ctx context.Context, host string, f robotsFile) error {
+	body := f.Body
+	if len(body) > maxRobotsBytes {
+		body = body[:maxRobotsBytes]
+	}
+	var q string
+	switch s.db.Dialect {
+	case sqldb.MySQL:
+		q = "INSERT INTO crawler_robots (host, status, body, fetched_at) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE status = VALUES(status), body = VALUES(body), fetched_at = VALUES(fetched_at)"
+	default:
+		q = "INSERT INTO crawler_robots (host, status, body, fetched_at) VALUES (?, ?, ?, ?) ON CONFLICT (host) DO UPDATE SET status = excluded.status, body = excluded.body, fetched_at = excluded.fetched_at"
+	}
+	_, err := s.db.ExecContext(ctx, s.q(q), host, f.Status, strings.ToValidUTF8(string(body), ""), f.FetchedAt.UnixMilli())
+	return err
+}
+
+func (s *store) robots(ctx context.Context, host string) (robotsFile, bool, error) {
+	var f robotsFile
+	var body string
+	var at int64
+	err := s.db.QueryRowContext(ctx, s.q("SELECT status, body, fetched_at FROM crawler_robots WHERE host = ?"), host).Scan(&f.Status, &body, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, err
+	}
+	f.Body, f.FetchedAt = []byte(body), time.UnixMilli(at)
+	return f, true, nil
+}

@@ -201,6 +201,19 @@ func (f *Frontier) Cancel(name string, now time.Time) {
 	f.settle(h, now)
 }
 
+// Hold keeps a host with URLs held from being fetched before until (a
+// crawler that restarts does not know when it last fetched the host).
+func (f *Frontier) Hold(name string, until time.Time) {
+	h := f.hosts[name]
+	if h == nil || !until.After(h.next) {
+		return
+	}
+	h.next = until
+	if h.index >= 0 {
+		heap.Fix(&f.ready, h.index)
+	}
+}
+
 // Drop forgets every URL held for a host (an instance that no longer owns
 // it) and returns them; a fetch in progress is not affected.
 func (f *Frontier) Drop(name string, now time.Time) []Item {

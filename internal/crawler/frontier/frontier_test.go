@@ -335,3 +335,22 @@ func TestRetryAndCancel(t *testing.T) {
 		t.Fatalf("len %d", f.Len())
 	}
 }
+
+func TestHold(t *testing.T) {
+	f := mustNew(t, Config{Levels: 1, BackQueues: 1, Delay: time.Second})
+	mustAdd(t, f, t0, item("a", 1, 0), item("b", 1, 0)) // a has the back queue, b waits in front
+	f.Hold("a", t0.Add(3*time.Second))
+	f.Hold("b", t0.Add(5*time.Second))
+	f.Hold("nobody", t0.Add(time.Hour)) // no URLs: nothing to hold
+	if _, ok, wait := f.Next(t0); ok || wait != 3*time.Second {
+		t.Fatalf("a held: ok %v, wait %v", ok, wait)
+	}
+	it := next(t, f, t0.Add(3*time.Second))
+	f.Done(it.Host, t0.Add(3*time.Second))
+	if _, ok, wait := f.Next(t0.Add(3 * time.Second)); ok || wait != 2*time.Second {
+		t.Fatalf("b held: ok %v, wait %v", ok, wait)
+	}
+	if f.hosts["nobody"] != nil {
+		t.Fatal("a hold made a host without URLs")
+	}
+}

@@ -1,0 +1,81 @@
+package crawler
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/crawler/testweb"
+	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
+)
+
+// A crawler process killed with SIGKILL mid-crawl and started again on
+// the same data resumes the crawl: it fetches no page it had stored, at
+// most the ones in flight when it died, and asks no host for robots.txt
+// again; the web's log shows no robots or politeness violation across
+// the restart, and the crawl ends with every reachable page.
+func TestCrawlerKilledAndResumed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a crawler process twice")
+	}
+	cfg := testweb.DefaultConfig()
+	cfg.Hosts, cfg.Slow = 60, 2*time.Second
+	srv, dns := testWeb(t, cfg, "127.25.0.0")
+	const token = "crawler-test-token-0123456789abcdef"
+	dir := t.TempDir()
+	p := proctest.Start(t, proctest.FreeAddr(t), "crawler", "serve", "--data", dir, "--admin-token", token,
+		"--dns-server", dns.Addr(), "--allow-net", "127.25.0.0/16", "--fetch-timeout", "1s")
+	body, _ := json.Marshal(CrawlConfig{Seeds: []string{srv.Web().HomeURL(0)}, DelayMS: 20, Fetchers: 16, MaxPerPattern: 30})
+	req, _ := http.NewRequest("POST", p.URL()+"/api/v1/crawls", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v CrawlView
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || v.ID == 0 {
+		t.Fatalf("create: %d %+v", resp.StatusCode, v)
+	}
+	id := v.ID
+	view := func() CrawlView {
+		var out CrawlView
+		if r, err := http.Get(fmt.Sprintf("%s/api/v1/crawls/%d", p.URL(), id)); err == nil {
+			_ = json.NewDecoder(r.Body).Decode(&out)
+			r.Body.Close()
+		}
+		return out
+	}
+	testsvc.WaitUntil(t, "300 pages stored", 60*time.Second, func() bool { return view().Pages >= 300 })
+	p.Kill()
+	before := srv.Log().Len()
+	p.Restart()
+	testsvc.WaitUntil(t, "the resumed crawl to finish", 90*time.Second, func() bool { return view().State == "done" })
+	rep := srv.Web().Check(srv.Log().Fetches(), testweb.Rules{Delay: 20 * time.Millisecond})
+	t.Logf("%d fetches before the kill; checker: %s %v", before, rep, rep.Examples)
+	if rep.Robots != 0 || rep.Politeness != 0 {
+		t.Fatalf("violations across the restart: %s\n%s", rep, strings.Join(rep.Examples, "\n"))
+	}
+	// Refetched: only what was in flight at the kill (16 fetchers), and no
+	// robots.txt at all.
+	if rep.Duplicates > 16 {
+		t.Fatalf("%d duplicate fetches after the restart: %v", rep.Duplicates, rep.Examples)
+	}
+	for _, e := range rep.Examples {
+		if strings.Contains(e, "robots.txt") {
+			t.Fatalf("robots.txt fetched again after the restart: %v", rep.Examples)
+		}
+	}
+	if want := reachable(srv.Web()); rep.Pages != len(want) {
+		t.Fatalf("fetched %d ordinary pages, a polite crawler reaches %d", rep.Pages, len(want))
+	}
+	if v := view(); v.Queued != 0 || v.Pages != v.Done {
+		t.Fatalf("after the crawl: %+v", v)
+	}
+}
