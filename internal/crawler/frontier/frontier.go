@@ -44,8 +44,8 @@ type Frontier struct {
 	round  int              // refills so far
 	hosts  map[string]*host // every host with URLs held, busy, or a delay of its own
 	active int              // hosts with a back queue
-	ready  readyHeap        // back queues not busy, by next allowed time
-	idle   idleHeap         // hosts with nothing held whose next time is to come
+	ready  hostHeap         // back queues not busy, by next allowed time
+	idle   hostHeap         // hosts with nothing held whose next time is to come
 	held   int              // URLs in front and back queues
 }
 
@@ -69,7 +69,9 @@ func New(cfg Config) (*Frontier, error) {
 	if cfg.Starve <= 0 {
 		cfg.Starve = 8
 	}
-	return &Frontier{cfg: cfg, front: make([]fifo, cfg.Levels), served: make([]int, cfg.Levels), hosts: map[string]*host{}}, nil
+	return &Frontier{cfg: cfg, front: make([]fifo, cfg.Levels), served: make([]int, cfg.Levels), hosts: map[string]*host{},
+		ready: hostHeap{less: readyFirst, at: func(h *host) *int { return &h.index }},
+		idle:  hostHeap{less: idleFirst, at: func(h *host) *int { return &h.idleAt }}}, nil
 }
 
 // Len is the number of URLs held (queued, not being fetched).
@@ -134,10 +136,10 @@ func (f *Frontier) DelayOf(name string) time.Duration {
 func (f *Frontier) Next(now time.Time) (Item, bool, time.Duration) {
 	f.prune(now)
 	f.refill(now)
-	if len(f.ready) == 0 {
+	if f.ready.Len() == 0 {
 		return Item{}, false, 0
 	}
-	h := f.ready[0]
+	h := f.ready.hosts[0]
 	if h.next.After(now) {
 		return Item{}, false, h.next.Sub(now)
 	}
@@ -279,7 +281,7 @@ func (f *Frontier) forget(h *host, now time.Time) {
 
 // prune forgets the idle hosts whose next time has passed.
 func (f *Frontier) prune(now time.Time) {
-	for len(f.idle) > 0 && !f.idle[0].next.After(now) {
+	for f.idle.Len() > 0 && !f.idle.hosts[0].next.After(now) {
 		h := heap.Pop(&f.idle).(*host)
 		f.forget(h, now)
 	}
@@ -343,53 +345,43 @@ func (f *Frontier) pickLevel() int {
 	return first
 }
 
-// readyHeap orders back queues by the time their host may be fetched.
-type readyHeap []*host
+// hostHeap is a heap of hosts in less's order, each host keeping its
+// place in the field at points to, so that it can be fixed or removed
+// where it stands.
+type hostHeap struct {
+	hosts []*host
+	less  func(a, b *host) bool
+	at    func(h *host) *int
+}
 
-func (r readyHeap) Len() int { return len(r) }
-func (r readyHeap) Less(i, j int) bool {
-	if !r[i].next.Equal(r[j].next) {
-		return r[i].next.Before(r[j].next)
+func (q *hostHeap) Len() int           { return len(q.hosts) }
+func (q *hostHeap) Less(i, j int) bool { return q.less(q.hosts[i], q.hosts[j]) }
+func (q *hostHeap) Swap(i, j int) {
+	q.hosts[i], q.hosts[j] = q.hosts[j], q.hosts[i]
+	*q.at(q.hosts[i]), *q.at(q.hosts[j]) = i, j
+}
+func (q *hostHeap) Push(x any) {
+	h := x.(*host)
+	*q.at(h) = len(q.hosts)
+	q.hosts = append(q.hosts, h)
+}
+func (q *hostHeap) Pop() any {
+	n := len(q.hosts) - 1
+	h := q.hosts[n]
+	q.hosts[n] = nil
+	q.hosts = q.hosts[:n]
+	*q.at(h) = -1
+	return h
+}
+
+// readyFirst orders back queues by the time their host may be fetched,
+// then by the priority of their next URL.
+func readyFirst(a, b *host) bool {
+	if !a.next.Equal(b.next) {
+		return a.next.Before(b.next)
 	}
-	return r[i].back.head().Priority < r[j].back.head().Priority
-}
-func (r readyHeap) Swap(i, j int) {
-	r[i], r[j] = r[j], r[i]
-	r[i].index, r[j].index = i, j
-}
-func (r *readyHeap) Push(x any) {
-	h := x.(*host)
-	h.index = len(*r)
-	*r = append(*r, h)
-}
-func (r *readyHeap) Pop() any {
-	old := *r
-	h := old[len(old)-1]
-	old[len(old)-1] = nil
-	*r = old[:len(old)-1]
-	h.index = -1
-	return h
+	return a.back.head().Priority < b.back.head().Priority
 }
 
-// idleHeap orders hosts with nothing held by their next allowed time.
-type idleHeap []*host
-
-func (r idleHeap) Len() int           { return len(r) }
-func (r idleHeap) Less(i, j int) bool { return r[i].next.Before(r[j].next) }
-func (r idleHeap) Swap(i, j int) {
-	r[i], r[j] = r[j], r[i]
-	r[i].idleAt, r[j].idleAt = i, j
-}
-func (r *idleHeap) Push(x any) {
-	h := x.(*host)
-	h.idleAt = len(*r)
-	*r = append(*r, h)
-}
-func (r *idleHeap) Pop() any {
-	old := *r
-	h := old[len(old)-1]
-	old[len(old)-1] = nil
-	*r = old[:len(old)-1]
-	h.idleAt = -1
-	return h
-}
+// idleFirst orders hosts with nothing held by their next allowed time.
+func idleFirst(a, b *host) bool { return a.next.Before(b.next) }

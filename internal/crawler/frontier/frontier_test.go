@@ -107,8 +107,8 @@ func TestPolitenessSurvivesAnEmptyHost(t *testing.T) {
 	// Once its time has passed, an idle host is forgotten.
 	f.Done("a", t0.Add(1200*time.Millisecond))
 	f.Next(t0.Add(3 * time.Second))
-	if len(f.hosts) != 0 || len(f.idle) != 0 {
-		t.Fatalf("hosts %d, idle %d after everything passed", len(f.hosts), len(f.idle))
+	if len(f.hosts) != 0 || f.idle.Len() != 0 {
+		t.Fatalf("hosts %d, idle %d after everything passed", len(f.hosts), f.idle.Len())
 	}
 }
 
@@ -309,8 +309,8 @@ func TestRandomCrawlIsPoliteAndComplete(t *testing.T) {
 			if len(handed) != len(added) {
 				t.Fatalf("handed %d distinct URLs, added %d", len(handed), len(added))
 			}
-			if f.active != 0 || len(f.ready) != 0 {
-				t.Fatalf("after the drain: %d back queues, %d ready", f.active, len(f.ready))
+			if f.active != 0 || f.ready.Len() != 0 {
+				t.Fatalf("after the drain: %d back queues, %d ready", f.active, f.ready.Len())
 			}
 		})
 	}
