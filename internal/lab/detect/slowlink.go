@@ -74,10 +74,25 @@ func (t *SlowTransport) deliver(p *memberlist.Packet) {
 	}
 }
 
-// Shutdown stops the relay and the inner transport.
+// Shutdown stops the relay and the inner transport. The inner transport's
+// reader may be blocked handing over a packet that the stopped relay no
+// longer takes (its Shutdown then waits for that reader for ever: a CI run
+// hung there), so the packets are drained until it has shut down.
 func (t *SlowTransport) Shutdown() error {
 	t.once.Do(func() { close(t.stop) })
-	return t.Transport.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.Transport.PacketCh():
+			}
+		}
+	}()
+	err := t.Transport.Shutdown()
+	close(done)
+	return err
 }
 
 var _ memberlist.Transport = (*SlowTransport)(nil)
