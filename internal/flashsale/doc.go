@@ -16,12 +16,13 @@
 // --cache redis://…, a mutex in process on embedded defaults. It turns
 // away the late majority without touching the database. The reservations
 // that arrive together go to the gate in one call (reservations.go: one
-// script run for the group, each order answered as if alone, in turn). An admitted
-// order is written with its outbox event in one SQL transaction — a
-// group commit with the others admitted meanwhile (recorder.go) — and
-// answered 202 once that transaction has committed; the relay (relay.go) publishes
-// the outbox to the orders topic, where the processing, notification and
-// analytics groups each get a copy (the SNS-to-SQS fan-out). Processing
+// script run for the group, each order answered as if alone, in turn).
+// An admitted order is written with its outbox event in one SQL
+// transaction — a group commit with the others admitted meanwhile
+// (recorder.go) — and answered 202 once that transaction has committed;
+// the relay (relay.go) publishes the outbox to the orders topic, where
+// the processing, notification and analytics groups each get a copy (the
+// SNS-to-SQS fan-out; notifications are written in batches). Processing
 // is a pool of workers or a function runtime (processor.go), both acking
 // only after the order's outcome is committed.
 //
