@@ -276,7 +276,7 @@ func (c *crawl) enqueue(ctx context.Context, rows []URLRow, inserted map[int64]b
 		}
 		why := c.admit(r)
 		if why == "" {
-			if err := c.front.Add(frontier.Item{URL: r.URL, Host: r.Host, Priority: r.Priority, Depth: r.Depth<<8 | min(r.Redirects, 255)}, now); err != nil {
+			if err := c.front.Add(frontier.Item{URL: r.URL, Host: r.Host, Priority: r.Priority, Depth: r.Depth, Redirects: r.Redirects}, now); err != nil {
 				why = err.Error()
 			}
 		}
@@ -420,7 +420,7 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 	}
 	c.mu.Unlock()
 
-	depth, redirects := it.Depth>>8, it.Depth&0xff
+	depth, redirects := it.Depth, it.Redirects
 	p := &Page{CrawlID: c.id, Hash: hash, URL: it.URL, Host: it.Host, FetchedAt: ended, FetchMS: int(ended.Sub(started).Milliseconds())}
 	var links []string
 	linkDepth := depth + 1

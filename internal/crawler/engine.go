@@ -142,7 +142,7 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, res
 	hosts := map[string]bool{}
 	for _, u := range queued {
 		c.admit(u)
-		if err := front.Add(frontier.Item{URL: u.URL, Host: u.Host, Priority: u.Priority, Depth: u.Depth<<8 | min(u.Redirects, 255)}, now); err != nil {
+		if err := front.Add(frontier.Item{URL: u.URL, Host: u.Host, Priority: u.Priority, Depth: u.Depth, Redirects: u.Redirects}, now); err != nil {
 			_ = e.store.skip(ctx, id, u.Hash, err.Error())
 		}
 		hosts[u.Host] = true

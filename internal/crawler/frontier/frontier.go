@@ -11,7 +11,9 @@ type Item struct {
 	URL      string
 	Host     string // the politeness key: lower-case host[:port]
 	Priority int    // 0 is the most urgent, up to Config.Levels-1
-	Depth    int    // links from a seed (the caller's; carried along)
+	// The caller's, carried along: links from a seed, and redirects
+	// followed to reach this URL.
+	Depth, Redirects int
 }
 
 // Config bounds and paces the frontier.
