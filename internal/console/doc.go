@@ -27,7 +27,7 @@
 // heal a node; dynamo: partition, heal, crash, recover; shop: stall and
 // release its in-process inventory or payment service). They are admin
 // operations: they need the admin token. The page asks for it once per
-// tab and holds it in the tab's session storage, never in a cookie.
+// tab and holds it in the tab's sessionStorage, never in a cookie.
 //
 // The mapreduce panel works like the shortener's: it calls the
 // coordinator's own API (generate a corpus, submit a job, list workers and
