@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/crawler/testweb"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 func mustWeb(t *testing.T) *testweb.Web {
@@ -193,7 +194,8 @@ func TestDNSCache(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // let the 20 pile up behind the one lookup
+	// All 20 missed the cache and wait behind the one lookup in flight.
+	testsvc.WaitUntil(t, "20 resolutions waiting", 5*time.Second, func() bool { _, misses := c.Stats(); return misses == 20 })
 	close(release)
 	wg.Wait()
 	if n := calls.Load(); n != 1 {

@@ -71,6 +71,14 @@ func (c *DNSCache) Resolve(ctx context.Context, name string) ([]netip.Addr, erro
 	c.misses++
 	c.mu.Unlock()
 	v, err, _ := c.group.Do(name, func() (any, error) {
+		// A caller that missed the cache just as another's lookup ended
+		// finds its answer here instead of asking again.
+		c.mu.Lock()
+		e, ok := c.byName[name]
+		c.mu.Unlock()
+		if ok && c.now().Before(e.expires) {
+			return e.addrs, e.err
+		}
 		addrs, err := c.lookup(ctx, name)
 		if err == nil && len(addrs) == 0 {
 			err = fmt.Errorf("crawler: %s has no address", name)
