@@ -461,9 +461,6 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 			}
 		}
 	}
-	if !linksWanted(c.cfg, linkDepth) {
-		links = nil
-	}
 	rows, err := c.candidates(ctx, links, linkDepth, redirects)
 	if err == nil {
 		var inserted map[int64]bool
@@ -483,8 +480,6 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 		eng.logger.Warn("crawler: record fetch", "url", it.URL, "err", err)
 	}
 }
-
-func linksWanted(cfg CrawlConfig, depth int) bool { return cfg.MaxDepth == 0 || depth <= cfg.MaxDepth }
 
 // fingerprint marks a page as an exact duplicate (the same bytes as a page
 // recorded before) or a near one (SimHash within the index's distance).

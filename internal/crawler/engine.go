@@ -35,7 +35,6 @@ func DefaultEngineConfig() EngineConfig {
 
 // Engine runs the crawls of one process.
 type Engine struct {
-	cfg     EngineConfig
 	store   *store
 	blobs   blob.Store
 	fetcher *Fetcher
@@ -57,7 +56,7 @@ func NewEngine(ctx context.Context, db *sqldb.DB, blobs blob.Store, cfg EngineCo
 		return nil, err
 	}
 	dns := NewDNSCache(NewLookup(cfg.DNSServer), cfg.DNSTTL, nil)
-	return &Engine{cfg: cfg, store: st, blobs: blobs, dns: dns, logger: logger, now: time.Now, newID: newID,
+	return &Engine{store: st, blobs: blobs, dns: dns, logger: logger, now: time.Now, newID: newID,
 		fetcher: NewFetcher(cfg.Fetch, &Dialer{DNS: dns, Guard: Guard{Allow: cfg.AllowNets}}),
 		robots:  NewRobotsCache(cfg.RobotsTTL, nil), crawls: map[int64]*crawl{}}, nil
 }

@@ -51,7 +51,7 @@
 //	              a Porcupine verdict) and the Porcupine model
 //	cmd.go, system.go, client/  the CLI, the `up` cluster, the Go client
 //	kv/           the replicated state machine: revisions, compare-and-set,
-//	              deletes, exactly-once retries through a session table,
+//	              deletes, exactly-once retries through a table of each client's last request,
 //	              deterministic snapshots (pure)
 //	wal/          the durable log: segmented records with CRCs, torn tails
 //	              cut on recovery, snapshot files and compaction
