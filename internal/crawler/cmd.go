@@ -33,6 +33,8 @@ func Command() *cobra.Command {
 			f.DurationVar(&cfg.Engine.Fetch.Timeout, "fetch-timeout", cfg.Engine.Fetch.Timeout, "a fetch's deadline, head and body")
 			f.Int64Var(&cfg.Engine.Fetch.MaxBody, "max-page-bytes", cfg.Engine.Fetch.MaxBody, "bytes of a body kept; longer bodies are cut")
 			f.DurationVar(&cfg.Engine.RobotsTTL, "robots-ttl", cfg.Engine.RobotsTTL, "how long a host's robots.txt is obeyed before it is fetched again")
+			f.StringVar(&cfg.Engine.Instance, "instance", "", "this crawler's name among those sharing the store (default: host, pid and random bytes)")
+			f.DurationVar(&cfg.Engine.Lease, "lease", cfg.Engine.Lease, "how long a shard's lease runs unrenewed: how long a crawler that died keeps its hosts from the others (at least twice --fetch-timeout)")
 			cfg.WorkerID.BindFlags(f)
 		}, func() host.Factory {
 			nets, err := parsePrefixes(allow)

@@ -89,8 +89,10 @@ func (c *CrawlConfig) inScope(host string) bool {
 	return len(c.Allow) == 0 || match(c.Allow)
 }
 
-// abortGrace is added to the end of a fetch the crawler cut short.
-const abortGrace = 100 * time.Millisecond
+// abortGrace is added to the end of a fetch the crawler cut short: the
+// server learns of the closed connection a moment later (over 100 ms on
+// a loaded machine), and until then the fetch is still running for it.
+const abortGrace = 250 * time.Millisecond
 
 // levels is the frontier's priority levels: a URL's level is its depth,
 // capped; a host's home page goes first.
@@ -117,37 +119,43 @@ type crawl struct {
 	near     NearDuplicates
 	hostSeen map[string]int // URLs recorded per host (MaxPerHost)
 	patterns map[string]int // URLs recorded per host and digit-free path (MaxPerPattern)
+	busy     map[string]int // fetches in flight per host
 	wake     chan struct{}
 	paused   bool
-	// notBefore: after a restart, no host is contacted before this (the
-	// crawl delay since the process started; see Engine.run).
-	notBefore time.Time
-	inFlight  int
-	stats     Stats
+	inFlight int
+	// pagesElsewhere is the pages other instances stored, as last counted
+	// (for MaxPages).
+	pagesElsewhere int
+	stats          Stats
 }
 
 // Stats is what a crawl has done so far in this process.
 type Stats struct {
-	Fetched      int            `json:"fetched"`
-	Errors       map[string]int `json:"errors_by_kind"`
-	Robots       int            `json:"robots_skipped"`
-	OutOfScope   int            `json:"out_of_scope"`
-	Capped       int            `json:"capped"` // URLs over a host's or a pattern's cap
-	ExactDups    int            `json:"exact_duplicates"`
-	NearDups     int            `json:"near_duplicates"`
-	Redirects    int            `json:"redirects"`
-	Started      time.Time      `json:"started"`
-	LastFetch    time.Time      `json:"last_fetch"`
-	Queued       int            `json:"queued"`
-	Hosts        int            `json:"hosts"`
-	InFlight     int            `json:"in_flight"`
-	PagesPerSec  float64        `json:"pages_per_s"`
-	BloomBits    uint           `json:"bloom_bits"`
-	BloomHashes  uint           `json:"bloom_hashes"`
-	DNSHits      int64          `json:"dns_hits"`
-	DNSMisses    int64          `json:"dns_misses"`
-	State        string         `json:"state"`
-	PerHostQueue map[string]int `json:"queue_by_host,omitempty"`
+	Fetched    int            `json:"fetched"`
+	Errors     map[string]int `json:"errors_by_kind"`
+	Robots     int            `json:"robots_skipped"`
+	OutOfScope int            `json:"out_of_scope"`
+	Capped     int            `json:"capped"` // URLs over a host's or a pattern's cap
+	ExactDups  int            `json:"exact_duplicates"`
+	NearDups   int            `json:"near_duplicates"`
+	Redirects  int            `json:"redirects"`
+	// LeaseWaits counts URLs held back because the lease on their host's
+	// shard was too near its end (renewals late) or gone; TakeoverWaits,
+	// because this instance took the host's shard less than its delay ago.
+	LeaseWaits    int            `json:"lease_waits"`
+	TakeoverWaits int            `json:"takeover_waits"`
+	Started       time.Time      `json:"started"`
+	LastFetch     time.Time      `json:"last_fetch"`
+	Queued        int            `json:"queued"`
+	Hosts         int            `json:"hosts"`
+	InFlight      int            `json:"in_flight"`
+	PagesPerSec   float64        `json:"pages_per_s"`
+	BloomBits     uint           `json:"bloom_bits"`
+	BloomHashes   uint           `json:"bloom_hashes"`
+	DNSHits       int64          `json:"dns_hits"`
+	DNSMisses     int64          `json:"dns_misses"`
+	State         string         `json:"state"`
+	PerHostQueue  map[string]int `json:"queue_by_host,omitempty"`
 }
 
 func (c *crawl) snapshot(perHost bool) Stats {
@@ -181,13 +189,14 @@ func hashKey(h int64) []byte {
 	return b[:]
 }
 
-// pattern is a URL's host, and its path and query with every run of
-// digits made '#'.
+// pattern is a URL's host, a space, and its path and query with every
+// run of digits made '#'.
 func pattern(u string) string {
 	host, _ := HostKey(u)
 	rest := u[strings.Index(u, host)+len(host):]
 	var b strings.Builder
 	b.WriteString(host)
+	b.WriteByte(' ')
 	digits := false
 	for _, r := range rest {
 		if r >= '0' && r <= '9' {
@@ -207,16 +216,22 @@ func pattern(u string) string {
 // counting it against its host's and its pattern's caps.
 func (c *crawl) admit(u URLRow) string {
 	if c.hostSeen[u.Host] >= c.cfg.MaxPerHost {
-		return "host cap"
+		return capHost
 	}
 	p := pattern(u.URL)
 	if c.patterns[p] >= c.cfg.MaxPerPattern {
-		return "pattern cap"
+		return capPattern
 	}
 	c.hostSeen[u.Host]++
 	c.patterns[p]++
 	return ""
 }
+
+// The reasons a URL is skipped for a cap.
+const (
+	capHost    = "host cap"
+	capPattern = "pattern cap"
+)
 
 // candidates turns links into rows worth recording: in scope, within the
 // depth, not in the Bloom filter — or in it but unknown to the store (the
@@ -262,8 +277,9 @@ func (c *crawl) candidates(ctx context.Context, links []string, depth, redirects
 	return rows, nil
 }
 
-// enqueue puts the URLs the store took as new into the frontier, or marks
-// them skipped when a cap refuses them.
+// enqueue puts the URLs the store took as new, of hosts this instance
+// holds, into the frontier, or marks them skipped when a cap refuses them
+// (the others' owners take them from the store).
 func (c *crawl) enqueue(ctx context.Context, rows []URLRow, inserted map[int64]bool) {
 	now := c.eng.now()
 	var refused []URLRow
@@ -271,7 +287,7 @@ func (c *crawl) enqueue(ctx context.Context, rows []URLRow, inserted map[int64]b
 	c.mu.Lock()
 	for _, r := range rows {
 		c.seen.Add(hashKey(r.Hash))
-		if !inserted[r.Hash] {
+		if !inserted[r.Hash] || r.LoadedBy != c.eng.instance {
 			continue
 		}
 		why := c.admit(r)
@@ -302,24 +318,37 @@ func (c *crawl) signal() {
 	}
 }
 
-// next waits for a URL whose host may be fetched now, or ctx's end.
-func (c *crawl) next(ctx context.Context) (frontier.Item, bool) {
+// next waits for a URL whose host may be fetched now, or ctx's end. It
+// returns the time by which the fetch must end: before this instance's
+// lease on the host's shard does.
+func (c *crawl) next(ctx context.Context) (frontier.Item, time.Time, bool) {
 	for {
 		c.mu.Lock()
 		var it frontier.Item
+		var until time.Time
 		ok, wait := false, time.Duration(0)
 		now := c.eng.now()
-		if now.Before(c.notBefore) {
-			wait = c.notBefore.Sub(now)
-		} else if !c.paused && (c.cfg.MaxPages == 0 || c.stats.Fetched+c.inFlight < c.cfg.MaxPages) {
+		if !c.paused && (c.cfg.MaxPages == 0 || c.pagesElsewhere+c.stats.Fetched+c.inFlight < c.cfg.MaxPages) {
 			it, ok, wait = c.front.Next(now)
 		}
 		if ok {
+			var held bool
+			if until, held = c.eng.until(shardOf(it.Host), now); !held {
+				// The lease is near its end (renewals failing) or gone:
+				// the host waits, and goes if the shard does.
+				c.front.Requeue(it, now)
+				c.front.Hold(it.Host, now.Add(250*time.Millisecond))
+				ok, wait = false, 10*time.Millisecond
+				c.stats.LeaseWaits++
+			}
+		}
+		if ok {
 			c.inFlight++
+			c.busy[it.Host]++
 		}
 		c.mu.Unlock()
 		if ok {
-			return it, true
+			return it, until, true
 		}
 		if wait <= 0 || wait > 250*time.Millisecond {
 			wait = 250 * time.Millisecond
@@ -328,7 +357,7 @@ func (c *crawl) next(ctx context.Context) (frontier.Item, bool) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return frontier.Item{}, false
+			return frontier.Item{}, time.Time{}, false
 		case <-c.wake:
 			t.Stop()
 			c.signal() // pass it on: several fetchers may be waiting
@@ -337,26 +366,50 @@ func (c *crawl) next(ctx context.Context) (frontier.Item, bool) {
 	}
 }
 
-// finished reports whether nothing is queued or in flight (or the page
-// budget is spent with nothing in flight).
-func (c *crawl) finished() bool {
+// finished reports whether the crawl is over: nothing queued here or in
+// flight here, and nothing queued in the store for any instance (or the
+// page budget spent).
+func (c *crawl) finished(ctx context.Context) (bool, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inFlight > 0 {
-		return false
+	idle := c.inFlight == 0 && c.front.Len() == 0
+	spent := c.inFlight == 0 && c.cfg.MaxPages > 0 && c.pagesElsewhere+c.stats.Fetched >= c.cfg.MaxPages
+	c.mu.Unlock()
+	if spent {
+		return true, nil
 	}
-	return c.front.Len() == 0 || (c.cfg.MaxPages > 0 && c.stats.Fetched >= c.cfg.MaxPages)
+	if !idle {
+		return false, nil
+	}
+	queued, err := c.eng.store.anyQueued(ctx, c.id)
+	return err == nil && !queued, err
+}
+
+// countPages refreshes what other instances have stored (for MaxPages).
+func (c *crawl) countPages(ctx context.Context) error {
+	n, err := c.eng.store.pageCount(ctx, c.id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.pagesElsewhere = max(0, n-c.stats.Fetched)
+	c.mu.Unlock()
+	return nil
 }
 
 // fetchOne handles one URL the frontier handed out.
-func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
+func (c *crawl) fetchOne(ctx context.Context, it frontier.Item, until time.Time) {
 	defer func() {
 		c.mu.Lock()
 		c.inFlight--
+		if c.busy[it.Host]--; c.busy[it.Host] <= 0 {
+			delete(c.busy, it.Host)
+		}
 		c.mu.Unlock()
 		c.signal()
 	}()
 	eng := c.eng
+	fetchCtx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
 	u, err := url.Parse(it.URL)
 	if err != nil { // recorded normalised: cannot happen; drop it rather than wedge the host
 		c.mu.Lock()
@@ -371,12 +424,29 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 		c.front.SetDelay(it.Host, rules.Delay)
 		c.mu.Unlock()
 	}
+	if wait := c.takeoverWait(it.Host, rules.Delay, eng.now()); wait > 0 {
+		now := eng.now()
+		c.mu.Lock()
+		c.front.Requeue(it, now)
+		c.front.Hold(it.Host, now.Add(wait))
+		c.stats.TakeoverWaits++
+		c.mu.Unlock()
+		return
+	}
 	if !ok {
-		resp, err := eng.fetcher.Get(ctx, u.Scheme+"://"+u.Host+"/robots.txt")
+		resp, err := eng.fetcher.Get(fetchCtx, u.Scheme+"://"+u.Host+"/robots.txt")
 		status := 0
 		var body []byte
 		if resp != nil {
 			status, body = resp.Status, resp.Body
+		}
+		if fetchCtx.Err() != nil {
+			// Stopped, or the lease's end came first: the host was
+			// contacted, its delay runs, nothing is learnt.
+			c.mu.Lock()
+			c.front.Retry(it, eng.now().Add(abortGrace))
+			c.mu.Unlock()
+			return
 		}
 		rules = ParseRobots(status, body, err)
 		eng.robots.Put(it.Host, rules)
@@ -402,11 +472,13 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 		return
 	}
 	started := eng.now()
-	resp, ferr := eng.fetcher.Get(ctx, it.URL)
+	resp, ferr := eng.fetcher.Get(fetchCtx, it.URL)
 	ended := eng.now()
 	c.mu.Lock()
-	if ctx.Err() != nil { // stopped or paused mid-fetch: give it back, recorded nowhere
-		c.front.Requeue(it, ended)
+	if fetchCtx.Err() != nil {
+		// Stopped, or the lease's end came first: the URL goes back,
+		// recorded nowhere; the host was contacted, so its delay runs.
+		c.front.Retry(it, ended.Add(abortGrace))
 		c.mu.Unlock()
 		return
 	}
@@ -463,10 +535,7 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 	}
 	rows, err := c.candidates(ctx, links, linkDepth, redirects)
 	if err == nil {
-		var inserted map[int64]bool
-		if inserted, err = eng.store.recordFetch(ctx, p, rows, eng.now()); err == nil {
-			c.enqueue(ctx, rows, inserted)
-		}
+		err = c.record(ctx, p, rows)
 	}
 	c.mu.Lock()
 	c.stats.Fetched++
@@ -479,6 +548,28 @@ func (c *crawl) fetchOne(ctx context.Context, it frontier.Item) {
 		// The fetch stays queued in the store: a restart fetches it again.
 		eng.logger.Warn("crawler: record fetch", "url", it.URL, "err", err)
 	}
+}
+
+// record stores a fetch and the URLs it found, and queues here those of
+// shards this instance holds. It read-holds the lease table from deciding
+// who holds each URL to queueing it, so a shard is never given back
+// between the two (its new owner would not see the URL as its own).
+func (c *crawl) record(ctx context.Context, p *Page, rows []URLRow) error {
+	eng := c.eng
+	eng.own.mu.RLock()
+	defer eng.own.mu.RUnlock()
+	now := eng.now()
+	for i := range rows {
+		if _, ok := eng.until(shardOf(rows[i].Host), now); ok {
+			rows[i].LoadedBy = eng.instance
+		}
+	}
+	inserted, err := eng.store.recordFetch(ctx, p, rows, now)
+	if err != nil {
+		return err
+	}
+	c.enqueue(ctx, rows, inserted)
+	return nil
 }
 
 // fingerprint marks a page as an exact duplicate (the same bytes as a page

@@ -39,7 +39,7 @@ func testWeb(t *testing.T, cfg testweb.Config, base string) (*testweb.Server, *t
 
 var ids atomic.Int64
 
-func testEngine(t *testing.T, db *sqldb.DB, dir string, dns *testweb.DNS, base string) *Engine {
+func testEngine(t *testing.T, db *sqldb.DB, dir string, dns *testweb.DNS, base string, opts ...func(*EngineConfig)) *Engine {
 	t.Helper()
 	blobs, err := blob.NewLocal(filepath.Join(dir, "blobs"))
 	if err != nil {
@@ -49,6 +49,9 @@ func testEngine(t *testing.T, db *sqldb.DB, dir string, dns *testweb.DNS, base s
 	cfg.DNSServer = dns.Addr()
 	cfg.AllowNets = []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(base), 16)}
 	cfg.Fetch = FetchConfig{Timeout: time.Second, MaxBody: 256 << 10}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ids.CompareAndSwap(0, time.Now().UnixNano())
 	eng, err := NewEngine(context.Background(), db, blobs, cfg, slog.New(slog.DiscardHandler), func() (int64, error) { return ids.Add(1), nil })
 	if err != nil {

@@ -25,12 +25,18 @@ type EngineConfig struct {
 	AllowNets []netip.Prefix // addresses the SSRF guard lets through although private or loopback
 	Fetch     FetchConfig
 	RobotsTTL time.Duration
+	// Instance names this process among the crawlers sharing the store
+	// ("" a fresh name each start: host, pid and random bytes). Lease is
+	// how long a shard's lease runs unrenewed: how long an instance that
+	// died keeps its hosts from the others.
+	Instance string
+	Lease    time.Duration
 }
 
 // DefaultEngineConfig is a crawler of the open web: no private address
 // allowed, 10 s fetches, 2 MiB bodies, robots.txt kept a day.
 func DefaultEngineConfig() EngineConfig {
-	return EngineConfig{DNSTTL: 5 * time.Minute, Fetch: FetchConfig{Timeout: 10 * time.Second, MaxBody: 2 << 20}, RobotsTTL: 24 * time.Hour}
+	return EngineConfig{DNSTTL: 5 * time.Minute, Fetch: FetchConfig{Timeout: 10 * time.Second, MaxBody: 2 << 20}, RobotsTTL: 24 * time.Hour, Lease: 25 * time.Second}
 }
 
 // Engine runs the crawls of one process.
@@ -44,6 +50,15 @@ type Engine struct {
 	now     func() time.Time
 	newID   func() (int64, error)
 
+	instance     string
+	started      time.Time
+	lease        time.Duration
+	fetchTimeout time.Duration
+	own          owned
+	coordMu      sync.Mutex // one coordinator pass, or one crawl starting, at a time
+	lastForget   time.Time
+	stopCoord    context.CancelFunc
+
 	mu     sync.Mutex
 	crawls map[int64]*crawl
 	wg     sync.WaitGroup
@@ -55,10 +70,39 @@ func NewEngine(ctx context.Context, db *sqldb.DB, blobs blob.Store, cfg EngineCo
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultEngineConfig().Lease
+	}
+	if cfg.Lease < 2*cfg.Fetch.Timeout {
+		// Renewed every fifth of its length, a lease must keep a fetch's
+		// timeout (and a guard) ahead of now between renewals, or fetches
+		// stop being handed out.
+		return nil, fmt.Errorf("crawler: the lease (%v) must be at least twice a fetch's timeout (%v)", cfg.Lease, cfg.Fetch.Timeout)
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = newInstanceName()
+	}
 	dns := NewDNSCache(NewLookup(cfg.DNSServer), cfg.DNSTTL, nil)
-	return &Engine{store: st, blobs: blobs, dns: dns, logger: logger, now: time.Now, newID: newID,
+	e := &Engine{store: st, blobs: blobs, dns: dns, logger: logger, now: time.Now, newID: newID,
 		fetcher: NewFetcher(cfg.Fetch, &Dialer{DNS: dns, Guard: Guard{Allow: cfg.AllowNets}}),
-		robots:  NewRobotsCache(cfg.RobotsTTL, nil), crawls: map[int64]*crawl{}}, nil
+		robots:  NewRobotsCache(cfg.RobotsTTL, nil), crawls: map[int64]*crawl{},
+		instance: cfg.Instance, lease: cfg.Lease, fetchTimeout: cfg.Fetch.Timeout, own: owned{to: map[int]time.Time{}, since: map[int]time.Time{}, taken: map[int]uint64{}}}
+	e.started = e.now()
+	e.coordMu.Lock()
+	err = e.renew(ctx)
+	if err == nil {
+		err = e.tick(ctx)
+	}
+	e.coordMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("crawler: join the cluster: %w", err)
+	}
+	coordCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopCoord = cancel
+	e.wg.Add(2)
+	go e.coordinate(coordCtx)
+	go e.renewLeases(coordCtx)
+	return e, nil
 }
 
 // Create starts a crawl from its seeds.
@@ -82,41 +126,26 @@ func (e *Engine) Create(ctx context.Context, cfg CrawlConfig) (int64, error) {
 	if _, err := e.store.addSeeds(ctx, id, seeds, now); err != nil {
 		return 0, fmt.Errorf("crawler: seeds: %w", err)
 	}
-	return id, e.run(ctx, id, cfg, false, false)
+	e.coordMu.Lock()
+	defer e.coordMu.Unlock()
+	return id, e.run(ctx, id, cfg, false)
 }
 
-// ResumeAll starts again the crawls the store shows running or paused
-// (after a restart or a crash): each from its queued URLs.
+// ResumeAll starts the crawls the store shows running or paused (after a
+// restart or a crash, or started by another instance): each from its
+// queued URLs of the shards this instance holds.
 func (e *Engine) ResumeAll(ctx context.Context) error {
-	rows, err := e.store.crawls(ctx, "WHERE state IN ('running', 'paused')")
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		var cfg CrawlConfig
-		if err := json.Unmarshal([]byte(r.Config), &cfg); err != nil {
-			e.logger.Warn("crawler: a crawl's settings do not parse; left alone", "crawl", r.ID, "err", err)
-			continue
-		}
-		if err := cfg.validate(); err != nil {
-			continue
-		}
-		if err := e.run(ctx, r.ID, cfg, r.State == "paused", true); err != nil {
-			return err
-		}
-	}
-	return nil
+	e.coordMu.Lock()
+	defer e.coordMu.Unlock()
+	return e.syncCrawls(ctx)
 }
 
-// run loads a crawl's frontier and URL-seen filter from the store and
-// starts its fetchers.
-func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, resumed bool) error {
-	e.mu.Lock()
-	if _, ok := e.crawls[id]; ok {
-		e.mu.Unlock()
+// run loads a crawl's URL-seen filter and its queued URLs of the shards
+// this instance holds, and starts its fetchers. Called with coordMu held.
+func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused bool) error {
+	if c, _ := e.get(id); c != nil {
 		return nil
 	}
-	e.mu.Unlock()
 	front, err := frontier.New(frontier.Config{Levels: levels, BackQueues: 3 * cfg.Fetchers, Delay: time.Duration(cfg.DelayMS) * time.Millisecond, PerHost: cfg.MaxPerHost})
 	if err != nil {
 		return err
@@ -125,7 +154,7 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, res
 	// more false "maybe"s, each settled by the store: slower, never wrong.
 	expect := uint(min(max(10*cfg.MaxPages, 1_000_000), 50_000_000))
 	c := &crawl{id: id, cfg: cfg, eng: e, front: front, seen: bloom.NewWithEstimates(expect, 0.01), done: make(chan struct{}),
-		hostSeen: map[string]int{}, patterns: map[string]int{}, wake: make(chan struct{}, 1), paused: paused,
+		hostSeen: map[string]int{}, patterns: map[string]int{}, busy: map[string]int{}, wake: make(chan struct{}, 1), paused: paused,
 		stats: Stats{Errors: map[string]int{}, Started: e.now(), State: "running"}}
 	if paused {
 		c.stats.State = "paused"
@@ -133,33 +162,13 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, res
 	if err := e.store.allHashes(ctx, id, func(h int64) { c.seen.Add(hashKey(h)) }); err != nil {
 		return err
 	}
-	queued, err := e.store.queued(ctx, id, nil)
-	if err != nil {
+	if err := c.loadShards(ctx, e.heldShards(), loadAll); err != nil {
 		return err
 	}
-	now := e.now()
-	hosts := map[string]bool{}
-	for _, u := range queued {
-		c.admit(u)
-		if err := front.Add(frontier.Item{URL: u.URL, Host: u.Host, Priority: u.Priority, Depth: u.Depth, Redirects: u.Redirects}, now); err != nil {
-			_ = e.store.skip(ctx, id, u.Hash, err.Error())
+	if cfg.MaxPages > 0 {
+		if err := c.countPages(ctx); err != nil {
+			return err
 		}
-		hosts[u.Host] = true
-	}
-	if resumed {
-		// This process does not know when the one before it last fetched
-		// each host (a fetch may even have been in flight when it died):
-		// no host is fetched before its delay has passed since now.
-		base := time.Duration(cfg.DelayMS)*time.Millisecond + abortGrace
-		for h := range hosts {
-			d := base
-			if r, ok := e.rulesFor(ctx, h); ok && r.Delay > 0 {
-				front.SetDelay(h, r.Delay)
-				d = max(d, r.Delay+abortGrace)
-			}
-			front.Hold(h, now.Add(d))
-		}
-		c.notBefore = now.Add(base)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
@@ -172,11 +181,11 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, res
 		go func() {
 			defer fetchers.Done()
 			for {
-				it, ok := c.next(runCtx)
+				it, until, ok := c.next(runCtx)
 				if !ok {
 					return
 				}
-				c.fetchOne(runCtx, it)
+				c.fetchOne(runCtx, it, until)
 			}
 		}()
 	}
@@ -186,6 +195,7 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, res
 		defer close(c.done)
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
+		var counted time.Time
 		for {
 			select {
 			case <-runCtx.Done():
@@ -193,7 +203,17 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused, res
 				return
 			case <-t.C:
 			}
-			if c.finished() {
+			if cfg.MaxPages > 0 && e.now().Sub(counted) >= time.Second {
+				counted = e.now()
+				if err := c.countPages(runCtx); err != nil && runCtx.Err() == nil {
+					e.logger.Warn("crawler: count pages", "crawl", id, "err", err)
+				}
+			}
+			done, err := c.finished(runCtx)
+			if err != nil && runCtx.Err() == nil {
+				e.logger.Warn("crawler: is the crawl over", "crawl", id, "err", err)
+			}
+			if done {
 				c.mu.Lock()
 				c.stats.State = "done"
 				c.mu.Unlock()
@@ -298,16 +318,18 @@ func (e *Engine) Wait(ctx context.Context, id int64) error {
 
 // CrawlView is a crawl's settings, state and statistics.
 type CrawlView struct {
-	ID      int64       `json:"id,string"`
-	Config  CrawlConfig `json:"config"`
-	State   string      `json:"state"`
-	Stats   *Stats      `json:"stats,omitempty"` // while it runs in this process
-	Queued  int         `json:"urls_queued"`
-	Done    int         `json:"urls_done"`
-	Skipped int         `json:"urls_skipped"`
-	Pages   int         `json:"pages"`
-	Exact   int         `json:"exact_duplicates"`
-	Near    int         `json:"near_duplicates"`
+	ID int64 `json:"id,string"`
+	// Instance is the crawler that answered; Stats are its own.
+	Instance string      `json:"instance"`
+	Config   CrawlConfig `json:"config"`
+	State    string      `json:"state"`
+	Stats    *Stats      `json:"stats,omitempty"` // while it runs in this process
+	Queued   int         `json:"urls_queued"`
+	Done     int         `json:"urls_done"`
+	Skipped  int         `json:"urls_skipped"`
+	Pages    int         `json:"pages"`
+	Exact    int         `json:"exact_duplicates"`
+	Near     int         `json:"near_duplicates"`
 }
 
 // View is a crawl's state from the store, with this process's live
@@ -317,7 +339,7 @@ func (e *Engine) View(ctx context.Context, id int64, perHost bool) (*CrawlView, 
 	if err != nil {
 		return nil, err
 	}
-	v := &CrawlView{ID: id, State: row.State}
+	v := &CrawlView{ID: id, State: row.State, Instance: e.instance}
 	_ = json.Unmarshal([]byte(row.Config), &v.Config)
 	cs, err := e.store.counts(ctx, id)
 	if err != nil {
@@ -345,9 +367,17 @@ func (e *Engine) Close() {
 		cs = append(cs, c)
 	}
 	e.mu.Unlock()
+	e.stopCoord()
 	for _, c := range cs {
 		c.cancel()
 	}
 	e.wg.Wait()
+	// Every fetch has ended: the leases go back now rather than at their
+	// end, so the other instances take the hosts at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.store.leave(ctx, e.instance); err != nil {
+		e.logger.Warn("crawler: leave the cluster", "err", err)
+	}
 	e.fetcher.CloseIdle()
 }

@@ -84,9 +84,9 @@ func TestHostKey(t *testing.T) {
 
 func TestPattern(t *testing.T) {
 	for in, want := range map[string]string{
-		"http://host12.test:8080/calendar/2026/01/": "host12.test:8080/calendar/#/#/",
-		"http://host3.test/p/17.html?page=2":        "host3.test/p/#.html?page=#",
-		"http://a.test/":                            "a.test/",
+		"http://host12.test:8080/calendar/2026/01/": "host12.test:8080 /calendar/#/#/",
+		"http://host3.test/p/17.html?page=2":        "host3.test /p/#.html?page=#",
+		"http://a.test/":                            "a.test /",
 	} {
 		if got := pattern(in); got != want {
 			t.Errorf("pattern(%q) = %q, want %q", in, got, want)

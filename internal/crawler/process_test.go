@@ -29,7 +29,7 @@ func TestCrawlerKilledAndResumed(t *testing.T) {
 	const token = "crawler-test-token-0123456789abcdef"
 	dir := t.TempDir()
 	p := proctest.Start(t, proctest.FreeAddr(t), "crawler", "serve", "--data", dir, "--admin-token", token,
-		"--dns-server", dns.Addr(), "--allow-net", "127.25.0.0/16", "--fetch-timeout", "1s")
+		"--dns-server", dns.Addr(), "--allow-net", "127.25.0.0/16", "--fetch-timeout", "1s", "--lease", "4s")
 	body, _ := json.Marshal(CrawlConfig{Seeds: []string{srv.Web().HomeURL(0)}, DelayMS: 20, Fetchers: 16, MaxPerPattern: 30})
 	req, _ := http.NewRequest("POST", p.URL()+"/api/v1/crawls", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)

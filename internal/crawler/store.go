@@ -24,7 +24,11 @@ func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
 	if err := db.Migrate(ctx, migrations, "crawler"); err != nil {
 		return nil, err
 	}
-	return &store{db: db}, nil
+	s := &store{db: db}
+	if err := s.initShards(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *store) q(query string) string { return s.db.Rebind(query) }
@@ -45,6 +49,10 @@ type URLRow struct {
 	Depth     int
 	Priority  int
 	Redirects int
+	// LoadedBy is the instance whose frontier takes the URL when it is
+	// recorded: the recorder when it holds the host's shard, else "" (the
+	// shard's owner takes it from the store).
+	LoadedBy string
 }
 
 func (s *store) createCrawl(ctx context.Context, id int64, config string, now time.Time) error {
@@ -137,14 +145,14 @@ func (s *store) addURLs(ctx context.Context, tx *sql.Tx, crawlID int64, urls []U
 	} else {
 		b.WriteString("INSERT")
 	}
-	b.WriteString(" INTO crawler_urls (crawl_id, url_hash, url, host, depth, priority, redirects, state, discovered_at) VALUES ")
-	args := make([]any, 0, 8*len(urls))
+	b.WriteString(" INTO crawler_urls (crawl_id, url_hash, url, host, depth, priority, redirects, state, discovered_at, shard, loaded_by) VALUES ")
+	args := make([]any, 0, 10*len(urls))
 	for i, u := range urls {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, 'queued', ?)")
-		args = append(args, crawlID, u.Hash, u.URL, u.Host, u.Depth, u.Priority, u.Redirects, now.UnixMilli())
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)")
+		args = append(args, crawlID, u.Hash, u.URL, u.Host, u.Depth, u.Priority, u.Redirects, now.UnixMilli(), shardOf(u.Host), u.LoadedBy)
 	}
 	if s.db.Dialect != sqldb.MySQL {
 		b.WriteString(" ON CONFLICT (crawl_id, url_hash) DO NOTHING")
@@ -163,27 +171,6 @@ func (s *store) addURLs(ctx context.Context, tx *sql.Tx, crawlID int64, urls []U
 		inserted[h] = true
 	}
 	return inserted, rows.Err()
-}
-
-// queued is the crawl's URLs waiting for a fetch, for the hosts owns
-// accepts (every host when owns is nil).
-func (s *store) queued(ctx context.Context, crawlID int64, owns func(host string) bool) ([]URLRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT url_hash, url, host, depth, priority, redirects FROM crawler_urls WHERE crawl_id = ? AND state = 'queued' ORDER BY discovered_at, url_hash"), crawlID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []URLRow
-	for rows.Next() {
-		var u URLRow
-		if err := rows.Scan(&u.Hash, &u.URL, &u.Host, &u.Depth, &u.Priority, &u.Redirects); err != nil {
-			return nil, err
-		}
-		if owns == nil || owns(u.Host) {
-			out = append(out, u)
-		}
-	}
-	return out, rows.Err()
 }
 
 // allHashes streams every URL hash of a crawl (to fill the Bloom filter).

@@ -55,9 +55,22 @@ func TestStoreOnEveryEngine(t *testing.T) {
 			if err != nil || len(known) != 2 {
 				t.Fatalf("known %v %v", known, err)
 			}
-			q, err := st.queued(ctx, crawl, nil)
+			all := make([]int, numShards)
+			for i := range all {
+				all[i] = i
+			}
+			q, err := st.loadShards(ctx, crawl, all, "me", loadUnloaded)
 			if err != nil || len(q) != 1 || q[0].URL != "http://b.test/y" {
-				t.Fatalf("queued %+v %v", q, err)
+				t.Fatalf("queued and held by no instance: %+v %v", q, err)
+			}
+			if q, err := st.loadShards(ctx, crawl, all, "me", loadUnloaded); err != nil || len(q) != 0 {
+				t.Fatalf("a URL loaded twice: %+v %v", q, err)
+			}
+			if q, err := st.loadShards(ctx, crawl, all, "other", loadStray); err != nil || len(q) != 1 {
+				t.Fatalf("another instance does not take back a URL held elsewhere: %+v %v", q, err)
+			}
+			if q, err := st.loadShards(ctx, crawl, []int{shardOf("a.test")}, "me", loadAll); err != nil || len(q) != 2 || q[0].State != "done" {
+				t.Fatalf("a.test's shard holds its two fetched URLs: %+v %v", q, err)
 			}
 			if err := st.skip(ctx, crawl, found[2].Hash, "robots.txt (rules)"); err != nil {
 				t.Fatal(err)
@@ -83,6 +96,85 @@ func TestStoreOnEveryEngine(t *testing.T) {
 			if err != nil || !ok || f.Status != 200 || !f.FetchedAt.Equal(now.Add(time.Second)) {
 				t.Fatalf("robots %+v %v %v", f, ok, err)
 			}
+		})
+	}
+}
+
+// Shard leases on every engine: one owner at a time; a lease is taken
+// only when free, expired or already held; renewal keeps it; leaving
+// frees it at once.
+func TestShardLeasesOnEveryEngine(t *testing.T) {
+	for _, eng := range testsvc.SQLEngines {
+		t.Run(eng.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sqldb.Open(ctx, eng.URL(t), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			st, err := openStore(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := openStore(ctx, db); err != nil { // a second instance on the same tables
+				t.Fatal(err)
+			}
+			t0 := time.UnixMilli(time.Now().UnixMilli())
+			a, b := fmt.Sprintf("a-%d", t0.UnixNano()), fmt.Sprintf("b-%d", t0.UnixNano())
+			const shard = 7
+			_ = st.release(ctx, "whoever", []int{shard})
+			if _, err := db.ExecContext(ctx, st.q("UPDATE crawler_shards SET owner = '', lease_until = 0 WHERE shard = ?"), shard); err != nil {
+				t.Fatal(err)
+			}
+			acquire := func(who string, until, now time.Time) bool {
+				t.Helper()
+				got, err := st.acquire(ctx, who, []int{shard}, until, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(got) == 1 && got[0] == shard
+			}
+			if !acquire(a, t0.Add(10*time.Second), t0) {
+				t.Fatal("a free shard not taken")
+			}
+			if acquire(b, t0.Add(20*time.Second), t0.Add(5*time.Second)) {
+				t.Fatal("b took a's unexpired lease")
+			}
+			if held, err := st.renew(ctx, a, t0.Add(30*time.Second)); err != nil || !held[shard] {
+				t.Fatalf("renew: %v %v", held, err)
+			}
+			if acquire(b, t0.Add(40*time.Second), t0.Add(20*time.Second)) {
+				t.Fatal("b took a's renewed lease")
+			}
+			if !acquire(b, t0.Add(50*time.Second), t0.Add(31*time.Second)) {
+				t.Fatal("b could not take a's expired lease")
+			}
+			if held, _ := st.renew(ctx, a, t0.Add(60*time.Second)); held[shard] {
+				t.Fatal("a still holds a lease b took")
+			}
+			if err := st.heartbeat(ctx, b, t0, t0.Add(31*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			ms, err := st.members(ctx, t0.Add(30*time.Second), t0.Add(32*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, m := range ms {
+				if m.Instance == b {
+					found = m.Shards >= 1
+				}
+			}
+			if !found {
+				t.Fatalf("b is not a member holding its shard: %+v", ms)
+			}
+			if err := st.leave(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if !acquire(a, t0.Add(70*time.Second), t0.Add(32*time.Second)) {
+				t.Fatal("a shard given back by leaving is not free")
+			}
+			_ = st.release(ctx, a, []int{shard})
 		})
 	}
 }
