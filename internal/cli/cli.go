@@ -37,11 +37,11 @@ import (
 
 // systems lists every system `up` starts, in dashboard order, each with the
 // configuration it gets on embedded defaults.
-func systems() []host.Factory { return systemsWith(nil) }
+func systems() []host.Factory { return systemsWith(nil, crawler.DefaultConfig()) }
 
 // systemsWith are the systems of `up`; origins are the cross-origin pages
 // the chat admits (its own page, at /chat/page, is same-origin).
-func systemsWith(origins []string) []host.Factory {
+func systemsWith(origins []string, crawlerCfg crawler.Config) []host.Factory {
 	chatCfg := chat.DefaultConfig()
 	chatCfg.Server.OriginPatterns = origins
 	return []host.Factory{
@@ -54,6 +54,7 @@ func systemsWith(origins []string) []host.Factory {
 		shop.Factory(shop.DefaultConfig()),
 		flashsale.Factory(flashsale.DefaultConfig()),
 		mapreduce.Factory(mapreduce.DefaultConfig()),
+		crawler.Factory(crawlerCfg),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/scalelab/scalelab/internal/crawler"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -221,7 +222,7 @@ func TestVersion(t *testing.T) {
 // A browser can chat under `up`: the chat's own page is same-origin, and
 // --allowed-origins admits other pages; any other origin is refused.
 func TestUpChatPageAndOrigins(t *testing.T) {
-	base, stop := startUp(t, systemsWith([]string{"pages.example"}))
+	base, stop := startUp(t, systemsWith([]string{"pages.example"}, crawler.DefaultConfig()))
 	ctx := context.Background()
 	resp, err := http.Get(base + "/chat/page")
 	if err != nil {

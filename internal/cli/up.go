@@ -11,13 +11,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scalelab/scalelab/internal/console"
+	"github.com/scalelab/scalelab/internal/crawler"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
 )
 
 func upCommand() *cobra.Command {
 	var e host.Engines
-	var origins string
+	var origins, crawlerDNS string
+	var crawlerNets []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start every system in one process on embedded defaults, with the console at /",
@@ -27,11 +30,17 @@ func upCommand() *cobra.Command {
 			if origins != "" {
 				patterns = strings.Split(origins, ",")
 			}
-			return Up(cmd.Context(), e, systemsWith(patterns), host.Logger(cmd.ErrOrStderr(), e.Debug), nil)
+			crawlerCfg, err := crawler.UpConfig(crawlerDNS, crawlerNets)
+			if err != nil {
+				return apperr.Usage(err)
+			}
+			return Up(cmd.Context(), e, systemsWith(patterns, crawlerCfg), host.Logger(cmd.ErrOrStderr(), e.Debug), nil)
 		},
 	}
 	e.BindFlags(cmd.Flags(), "127.0.0.1:8080")
 	cmd.Flags().StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of cross-origin pages allowed to open the chat's WebSockets (its own page, /chat/page, is same-origin)")
+	cmd.Flags().StringVar(&crawlerDNS, "crawler-dns-server", "", "the crawler asks this DNS server (host:port) instead of the system's resolver (the synthetic web's, `scalelab crawler testweb`: 127.0.0.1:8353)")
+	cmd.Flags().StringSliceVar(&crawlerNets, "crawler-allow-net", nil, "the crawler's SSRF guard lets this private or loopback prefix through (the synthetic web's: 127.20.0.0/16)")
 	return cmd
 }
 

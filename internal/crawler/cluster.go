@@ -35,14 +35,17 @@ import (
 // always has the room to hand fetches out.
 func (e *Engine) leaseGuard() time.Duration { return e.lease / 10 }
 
-// owned is the shards this instance holds, with each lease's end. Only
-// the coordinator changes it, under mu; it publishes a copy after each
-// change for the fetchers to read without a lock (they read it holding a
-// crawl's mutex, and record holds mu before a crawl's: one order).
+// owned is the shards this instance holds, with each lease's end. The
+// coordinator and the renewer change it under maps, and publish a copy
+// after each change for the fetchers to read without a lock. handoff is
+// write-held only while shards are given back, and read-held across
+// recording a fetch (see record): renewals, every few seconds, must not
+// stall every fetch behind the ones being committed.
 type owned struct {
-	mu    sync.RWMutex // read-held across recording a fetch (see record)
-	to    map[int]time.Time
-	since map[int]time.Time // when this instance took each shard
+	handoff sync.RWMutex
+	maps    sync.Mutex
+	to      map[int]time.Time
+	since   map[int]time.Time // when this instance took each shard
 	// taken numbers each shard's taking, so that a renewal that read the
 	// store before a shard was taken does not count it lost.
 	taken map[int]uint64
@@ -52,8 +55,8 @@ type owned struct {
 
 type leaseView struct{ to, since map[int]time.Time }
 
-// publish makes the current leases what readers see. Called with mu
-// write-held.
+// publish makes the current leases what readers see. Called with maps
+// held.
 func (o *owned) publish() {
 	v := &leaseView{to: make(map[int]time.Time, len(o.to)), since: make(map[int]time.Time, len(o.since))}
 	for s, t := range o.to {
@@ -184,9 +187,9 @@ func (e *Engine) renewLeases(ctx context.Context) {
 // holds; a lease found taken (it ran out while renewals failed) is
 // dropped here.
 func (e *Engine) renew(ctx context.Context) error {
-	e.own.mu.RLock()
+	e.own.maps.Lock()
 	gen := e.own.gen
-	e.own.mu.RUnlock()
+	e.own.maps.Unlock()
 	start := e.now()
 	if err := e.store.heartbeat(ctx, e.instance, e.started, start); err != nil {
 		return err
@@ -196,7 +199,7 @@ func (e *Engine) renew(ctx context.Context) error {
 		return err // leases run on; fetching stops as they near their end
 	}
 	var lost []int
-	e.own.mu.Lock()
+	e.own.maps.Lock()
 	for s := range e.own.to {
 		switch {
 		case held[s]:
@@ -208,7 +211,7 @@ func (e *Engine) renew(ctx context.Context) error {
 		}
 	}
 	e.own.publish()
-	e.own.mu.Unlock()
+	e.own.maps.Unlock()
 	if len(lost) > 0 {
 		e.logger.Warn("crawler: leases lost", "shards", len(lost))
 		e.dropShards(ctx, lost)
@@ -232,17 +235,21 @@ func (e *Engine) tick(ctx context.Context) error {
 	}
 	r := newRing(names)
 	var give []int
-	e.own.mu.Lock()
-	for s := range e.own.to {
+	for _, s := range e.heldShards() {
 		if r.owner(s) != e.instance {
 			give = append(give, s)
+		}
+	}
+	if len(give) > 0 {
+		e.own.handoff.Lock()
+		e.own.maps.Lock()
+		for _, s := range give {
 			delete(e.own.to, s)
 			delete(e.own.since, s)
 		}
-	}
-	e.own.publish()
-	e.own.mu.Unlock()
-	if len(give) > 0 {
+		e.own.publish()
+		e.own.maps.Unlock()
+		e.own.handoff.Unlock()
 		e.dropShards(ctx, give)
 		if err := e.store.release(ctx, e.instance, give); err != nil {
 			return err
@@ -250,8 +257,12 @@ func (e *Engine) tick(ctx context.Context) error {
 		e.logger.Info("crawler: shards given back", "shards", len(give), "members", len(names))
 	}
 	var want []int
+	held := map[int]bool{}
+	for _, s := range e.heldShards() {
+		held[s] = true
+	}
 	for _, s := range r.shardsOf(e.instance) {
-		if _, ok := e.own.to[s]; !ok {
+		if !held[s] {
 			want = append(want, s)
 		}
 	}
@@ -268,13 +279,13 @@ func (e *Engine) tick(ctx context.Context) error {
 				return err
 			}
 		}
-		e.own.mu.Lock()
+		e.own.maps.Lock()
 		e.own.gen++
 		for _, s := range took {
 			e.own.to[s], e.own.since[s], e.own.taken[s] = now.Add(e.lease), now, e.own.gen
 		}
 		e.own.publish()
-		e.own.mu.Unlock()
+		e.own.maps.Unlock()
 	}
 	if len(took) > 0 {
 		e.logger.Info("crawler: shards taken", "shards", len(took), "members", len(names))

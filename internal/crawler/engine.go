@@ -153,13 +153,16 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused bool
 	// The filter's size bounds its memory; a crawl that outgrows it gets
 	// more false "maybe"s, each settled by the store: slower, never wrong.
 	expect := uint(min(max(10*cfg.MaxPages, 1_000_000), 50_000_000))
-	c := &crawl{id: id, cfg: cfg, eng: e, front: front, seen: bloom.NewWithEstimates(expect, 0.01), done: make(chan struct{}),
+	c := &crawl{id: id, cfg: cfg, eng: e, front: front, seen: bloom.NewWithEstimates(expect, 0.01), exact: bloom.NewWithEstimates(expect, 0.01), done: make(chan struct{}),
 		hostSeen: map[string]int{}, patterns: map[string]int{}, busy: map[string]int{}, wake: make(chan struct{}, 1), paused: paused,
 		stats: Stats{Errors: map[string]int{}, Started: e.now(), State: "running"}}
 	if paused {
 		c.stats.State = "paused"
 	}
 	if err := e.store.allHashes(ctx, id, func(h int64) { c.seen.Add(hashKey(h)) }); err != nil {
+		return err
+	}
+	if err := e.store.allExactHashes(ctx, id, func(h string) { c.exact.AddString(h) }); err != nil {
 		return err
 	}
 	if err := c.loadShards(ctx, e.heldShards(), loadAll); err != nil {
@@ -176,16 +179,18 @@ func (e *Engine) run(ctx context.Context, id int64, cfg CrawlConfig, paused bool
 	e.crawls[id] = c
 	e.mu.Unlock()
 	var fetchers sync.WaitGroup
+	handouts := make(chan handout)
+	fetchers.Add(1)
+	go func() {
+		defer fetchers.Done()
+		c.dispatch(runCtx, handouts)
+	}()
 	for range cfg.Fetchers {
 		fetchers.Add(1)
 		go func() {
 			defer fetchers.Done()
-			for {
-				it, until, ok := c.next(runCtx)
-				if !ok {
-					return
-				}
-				c.fetchOne(runCtx, it, until)
+			for h := range handouts {
+				c.fetchOne(runCtx, h.it, h.until)
 			}
 		}()
 	}
@@ -269,11 +274,11 @@ func (e *Engine) Pause(ctx context.Context, id int64) error { return e.setPaused
 func (e *Engine) Resume(ctx context.Context, id int64) error { return e.setPaused(ctx, id, false) }
 
 func (e *Engine) setPaused(ctx context.Context, id int64, paused bool) error {
+	state := map[bool]string{true: "paused", false: "running"}[paused]
 	c, err := e.get(id)
 	if err != nil {
-		return err
+		return e.setRemote(ctx, id, state)
 	}
-	state := map[bool]string{true: "paused", false: "running"}[paused]
 	c.mu.Lock()
 	if c.stats.State == "done" || c.stats.State == "stopped" {
 		c.mu.Unlock()
@@ -285,11 +290,24 @@ func (e *Engine) setPaused(ctx context.Context, id int64, paused bool) error {
 	return e.store.setState(ctx, id, state, e.now())
 }
 
+// setRemote changes the state of a crawl this instance does not run; the
+// instances that run it follow within a second.
+func (e *Engine) setRemote(ctx context.Context, id int64, state string) error {
+	row, err := e.store.crawl(ctx, id)
+	if err != nil {
+		return err
+	}
+	if row.State == "done" || row.State == "stopped" {
+		return apperr.E(apperr.Conflict, "crawl %d is %s", id, row.State)
+	}
+	return e.store.setState(ctx, id, state, e.now())
+}
+
 // Stop ends a crawl for good; what it queued stays in the store.
 func (e *Engine) Stop(ctx context.Context, id int64) error {
 	c, err := e.get(id)
 	if err != nil {
-		return err
+		return e.setRemote(ctx, id, "stopped")
 	}
 	c.mu.Lock()
 	if c.stats.State != "done" {

@@ -3,7 +3,6 @@ package crawler
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hash/fnv"
 	"math/bits"
 	"strings"
 )
@@ -20,26 +19,36 @@ func ExactHash(body []byte) string {
 // (Manku, Jain and Das Sarma, WWW 2007: 64 bits, distance ≤ 3 for
 // billions of pages). Each shingle's 64-bit hash votes +1 or -1 on every
 // bit; the sign of each bit's total is the fingerprint's bit.
+//
+// A profile of a crawl put the textbook loop (a hash.Hash and two byte
+// slices per shingle, then 64 votes) at 40 % of the crawler's CPU, so the
+// FNV-1a of a shingle ("w1 w2 w3 ") is computed inline, and the votes are
+// counted bit-sliced: planes[p] holds bit p of every position's count of
+// ones, and adding a hash is a ripple-carry add across the planes (about
+// two word operations a shingle instead of 64). A bit is set when more
+// than half the shingles have it: the sign of its votes, as before.
 func SimHash(text string) uint64 {
 	words := strings.Fields(strings.ToLower(text))
 	if len(words) == 0 {
 		return 0
 	}
-	var votes [64]int
+	var planes [33]uint64
+	n := 0
 	shingle := func(ws []string) {
-		h := fnv.New64a()
+		const offset, prime = 14695981039346656037, 1099511628211
+		h := uint64(offset)
 		for _, w := range ws {
-			h.Write([]byte(w))
-			h.Write([]byte{' '})
-		}
-		x := h.Sum64()
-		for b := 0; b < 64; b++ {
-			if x&(1<<b) != 0 {
-				votes[b]++
-			} else {
-				votes[b]--
+			for i := 0; i < len(w); i++ {
+				h = (h ^ uint64(w[i])) * prime
 			}
+			h = (h ^ ' ') * prime
 		}
+		for p := 0; h != 0; p++ {
+			carry := planes[p] & h
+			planes[p] ^= h
+			h = carry
+		}
+		n++
 	}
 	if len(words) < 3 {
 		shingle(words)
@@ -48,8 +57,12 @@ func SimHash(text string) uint64 {
 		shingle(words[i : i+3])
 	}
 	var fp uint64
-	for b := 0; b < 64; b++ {
-		if votes[b] > 0 {
+	for b := range 64 {
+		count := 0
+		for p := range planes {
+			count |= int(planes[p]>>b&1) << p
+		}
+		if 2*count > n {
 			fp |= 1 << b
 		}
 	}

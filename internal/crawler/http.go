@@ -16,6 +16,7 @@ func (s *System) Handler() http.Handler {
 	rt.Handle("POST /api/v1/crawls", `{"seeds","allow_domains","deny_domains","max_depth","max_pages","max_per_host","max_per_pattern","delay_ms","fetchers"} (admin)`, s.admin.RequireFunc(s.handleCreate))
 	rt.HandleFunc("GET /api/v1/crawls", "the newest crawls", s.handleList)
 	rt.HandleFunc("GET /api/v1/crawls/{id}", "a crawl's state, counts and live stats (?hosts=1: queue per host)", s.handleView)
+	rt.HandleFunc("GET /api/v1/instances", "the crawler instances sharing the store, with the shards each holds", s.handleInstances)
 	rt.HandleFunc("GET /api/v1/crawls/{id}/pages", "stored pages whose URL or title contains ?q= (limit ≤ 500)", s.handlePages)
 	for _, op := range []string{"pause", "resume", "stop"} {
 		rt.Handle("POST /api/v1/crawls/{id}/"+op, op+" the crawl (admin)", s.admin.RequireFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,6 +88,18 @@ func (s *System) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *System) handleInstances(w http.ResponseWriter, r *http.Request) {
+	ms, err := s.eng.Members(r.Context())
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if ms == nil {
+		ms = []Member{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"instance": s.eng.Instance(), "shards": numShards, "members": ms})
 }
 
 func (s *System) handlePages(w http.ResponseWriter, r *http.Request) {

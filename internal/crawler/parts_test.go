@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -267,5 +268,57 @@ func TestFetcher(t *testing.T) {
 	}
 	if _, err := f.Get(ctx, "http://127.0.0.1:1/"); !errors.Is(err, ErrForbiddenAddress) {
 		t.Fatalf("a literal loopback address: %v", err)
+	}
+}
+
+// The bit-sliced SimHash is the textbook one: 64 votes a shingle, the
+// sign of each bit's total.
+func TestSimHashMatchesTheTextbookLoop(t *testing.T) {
+	textbook := func(text string) uint64 {
+		words := strings.Fields(strings.ToLower(text))
+		if len(words) == 0 {
+			return 0
+		}
+		var votes [64]int
+		shingle := func(ws []string) {
+			h := fnv.New64a()
+			for _, w := range ws {
+				h.Write([]byte(w + " "))
+			}
+			x := h.Sum64()
+			for b := range 64 {
+				if x&(1<<b) != 0 {
+					votes[b]++
+				} else {
+					votes[b]--
+				}
+			}
+		}
+		if len(words) < 3 {
+			shingle(words)
+		}
+		for i := 0; i+3 <= len(words); i++ {
+			shingle(words[i : i+3])
+		}
+		var fp uint64
+		for b := range 64 {
+			if votes[b] > 0 {
+				fp |= 1 << b
+			}
+		}
+		return fp
+	}
+	rng := rand.New(rand.NewPCG(20, 22))
+	vocab := strings.Fields("the crawler fetched a page of host Über naïve résumé and its links went to the frontier queue")
+	for trial := range 500 {
+		n := rng.IntN(400)
+		var b strings.Builder
+		for range n {
+			b.WriteString(vocab[rng.IntN(len(vocab))])
+			b.WriteString([]string{" ", "\n", "\t ", "  "}[rng.IntN(4)])
+		}
+		if got, want := SimHash(b.String()), textbook(b.String()); got != want {
+			t.Fatalf("trial %d (%d words): %016x, the textbook loop says %016x", trial, n, got, want)
+		}
 	}
 }

@@ -18,7 +18,10 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-type store struct{ db *sqldb.DB }
+type store struct {
+	db    *sqldb.DB
+	group groupCommit
+}
 
 func openStore(ctx context.Context, db *sqldb.DB) (*store, error) {
 	if err := db.Migrate(ctx, migrations, "crawler"); err != nil {
@@ -190,6 +193,23 @@ func (s *store) allHashes(ctx context.Context, crawlID int64, fn func(int64)) er
 	return rows.Err()
 }
 
+// allExactHashes streams the body hashes of a crawl's pages.
+func (s *store) allExactHashes(ctx context.Context, crawlID int64, fn func(string)) error {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT exact_hash FROM crawler_pages WHERE crawl_id = ? AND exact_hash <> ''"), crawlID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return err
+		}
+		fn(h)
+	}
+	return rows.Err()
+}
+
 // Page is a fetch's record.
 type Page struct {
 	CrawlID     int64     `json:"crawl_id,string"`
@@ -226,18 +246,14 @@ func (s *store) addSeeds(ctx context.Context, crawlID int64, urls []URLRow, now 
 	return inserted, err
 }
 
-// recordFetch stores a page, marks its URL done and queues what it
+// recordOne stores a page, marks its URL done and queues what it
 // discovered, in one transaction: a crash leaves the URL queued and
 // nothing of its fetch, so it is fetched again, once. It returns the
 // hashes of the discovered URLs that were new.
-func (s *store) recordFetch(ctx context.Context, p *Page, found []URLRow, now time.Time) (inserted map[int64]bool, err error) {
+func (s *store) recordOne(ctx context.Context, p *Page, found []URLRow, now time.Time) (inserted map[int64]bool, err error) {
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if inserted, err = s.addURLs(ctx, tx, p.CrawlID, found, now); err != nil {
 			return err
-		}
-		trunc := 0
-		if p.Truncated {
-			trunc = 1
 		}
 		ins := "INSERT"
 		if s.db.Dialect == sqldb.MySQL {
@@ -247,9 +263,7 @@ func (s *store) recordFetch(ctx context.Context, p *Page, found []URLRow, now ti
 		if s.db.Dialect != sqldb.MySQL {
 			q += " ON CONFLICT (crawl_id, url_hash) DO NOTHING"
 		}
-		if _, err := tx.ExecContext(ctx, s.q(q), p.CrawlID, p.Hash, p.URL, p.Host, p.Status, clip(p.ContentType, 200), clip(p.Title, 500),
-			clip(p.Description, 1000), p.Canonical, clip(p.Lang, 35), p.Bytes, trunc, p.Links, p.ExactHash, int64(p.SimHash), p.DupKind, p.DupOf,
-			p.BlobKey, clip(p.Error, 300), p.FetchedAt.UnixMilli(), p.FetchMS); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(q), pageArgs(p)...); err != nil {
 			return fmt.Errorf("crawler: record page: %w", err)
 		}
 		_, err := tx.ExecContext(ctx, s.q("UPDATE crawler_urls SET state = 'done' WHERE crawl_id = ? AND url_hash = ?"), p.CrawlID, p.Hash)

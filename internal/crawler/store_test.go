@@ -3,6 +3,7 @@ package crawler
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,6 +176,78 @@ func TestShardLeasesOnEveryEngine(t *testing.T) {
 				t.Fatal("a shard given back by leaving is not free")
 			}
 			_ = st.release(ctx, a, []int{shard})
+		})
+	}
+}
+
+// Group commit on every engine: 64 fetches recorded at once, each finding
+// links that overlap the others'; every page is stored and marked done,
+// and each discovered URL is reported new to exactly one fetch.
+func TestGroupCommitOnEveryEngine(t *testing.T) {
+	for _, eng := range testsvc.SQLEngines {
+		t.Run(eng.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sqldb.Open(ctx, eng.URL(t), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			st, err := openStore(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.UnixMilli(time.Now().UnixMilli())
+			crawl := now.UnixNano() + 1
+			if err := st.createCrawl(ctx, crawl, `{"seeds":["http://a.test/"]}`, now); err != nil {
+				t.Fatal(err)
+			}
+			row := func(u string) URLRow {
+				h, _ := HostKey(u)
+				return URLRow{Hash: URLHash(u), URL: u, Host: h, Depth: 1, Priority: 1}
+			}
+			var seeds []URLRow
+			for i := range 64 {
+				seeds = append(seeds, row(fmt.Sprintf("http://h%d.test/", i)))
+			}
+			if _, err := st.addSeeds(ctx, crawl, seeds, now); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			newFor := map[int64]int{}
+			var wg sync.WaitGroup
+			for i, s := range seeds {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var found []URLRow
+					for j := range 10 {
+						found = append(found, row(fmt.Sprintf("http://x.test/%d", (i+j)%40)))
+					}
+					ins, err := st.recordFetch(ctx, &Page{CrawlID: crawl, Hash: s.Hash, URL: s.URL, Host: s.Host, Status: 200, FetchedAt: now}, found, now)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for h := range ins {
+						newFor[h]++
+					}
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			if len(newFor) != 40 {
+				t.Fatalf("%d URLs reported new, want the 40 distinct ones", len(newFor))
+			}
+			for h, n := range newFor {
+				if n != 1 {
+					t.Fatalf("URL %d reported new to %d fetches", h, n)
+				}
+			}
+			c, err := st.counts(ctx, crawl)
+			if err != nil || c.Pages != 64 || c.Done != 64 || c.Queued != 40 {
+				t.Fatalf("counts %+v %v", c, err)
+			}
 		})
 	}
 }

@@ -87,6 +87,18 @@ func (s *System) Close(ctx context.Context) error {
 	return s.ids.Close(ctx)
 }
 
+// UpConfig is the crawler as `scalelab up` runs it: the open web, unless
+// told a DNS server and private prefixes to allow (the synthetic web's).
+func UpConfig(dnsServer string, allowNets []string) (Config, error) {
+	cfg := DefaultConfig()
+	nets, err := parsePrefixes(allowNets)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Engine.DNSServer, cfg.Engine.AllowNets = dnsServer, nets
+	return cfg, nil
+}
+
 // parsePrefixes reads --allow-net values.
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix

@@ -553,6 +553,7 @@ function drawPanels(st) {
   drawLB(st);
   drawFlashsale(st);
   drawMapreduce(st);
+  drawCrawler(st);
   drawAutoscale(st);
   drawChat(st);
   drawShortener(st);
