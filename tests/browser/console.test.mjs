@@ -284,6 +284,28 @@ await step("a word count submitted from the mapreduce page runs on its two worke
   if (shots) await page.locator("#mapreduce").screenshot({ path: `${shots}/mapreduce.png` });
 });
 
+if (process.env.CRAWL_SEED) await step("a crawl started from the crawler page fetches the synthetic web politely, and its pages are searchable", async () => {
+  await page.fill("#cr-seeds", process.env.CRAWL_SEED);
+  await page.fill("#cr-delay", "50");
+  await page.fill("#cr-max", "0");
+  await page.click("#cr-start");
+  await page.waitForFunction(() => document.querySelector("#cr-msg").textContent.includes("started"), null, deadline(10000));
+  const id = await page.evaluate(() => document.querySelector("#cr-msg").textContent.split(" ")[1]);
+  await page.waitForFunction(() => Number(document.querySelector("#cr-instances tr")?.dataset.shards) === 256, null, deadline(10000));
+  await page.waitForFunction((id) => document.querySelector(`#cr-crawls tr[data-crawl="${id}"]`)?.dataset.state === "done", id, deadline(120000));
+  const pages = await page.evaluate((id) => Number(document.querySelector(`#cr-crawls tr[data-crawl="${id}"]`).dataset.pages), id);
+  assert.ok(pages >= 150, `the crawl stored ${pages} pages`);
+  const check = await (await fetch(process.env.CRAWL_CHECK)).json();
+  assert.equal(check.robots_violations, 0, JSON.stringify(check));
+  assert.equal(check.politeness_violations, 0, JSON.stringify(check));
+  assert.equal(check.duplicate_fetches, 0, JSON.stringify(check));
+  await page.fill("#cr-q", "host3.test page");
+  await page.click("#cr-search");
+  await page.waitForFunction(() => Number(document.querySelector("#cr-pages").dataset.count) >= 5, null, deadline(10000));
+  assert.ok(await page.$("#cr-chart canvas"), "no chart of pages stored");
+  if (shots) await page.locator("#crawler").screenshot({ path: `${shots}/crawler.png` });
+});
+
 if (process.env.AUTOSCALE_UI) await step("the autoscaler's console shows its copies and its rounds", async () => {
   const as = await openPage(process.env.AUTOSCALE_UI + "/ui/");
   await as.waitForFunction(() => document.querySelectorAll('#autoscale-copies tr[data-state="serving"]').length >= 2, null, deadline(20000));

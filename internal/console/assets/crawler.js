@@ -83,7 +83,7 @@ function drawCrawler(st) {
     document.getElementById("cr-search-crawl").value = newest.id;
     if (cr.chartOf !== newest.id) { cr.chartOf = newest.id; cr.series = new Series(1); }
     cr.series.push(Date.now() / 1000, newest.pages);
-    if (!cr.chart) cr.chart = lineChart(document.getElementById("cr-chart"), ["pages stored"], ["#457b9d"]);
+    if (!cr.chart) cr.chart = lineChart("cr-chart", ["pages stored"], ["#457b9d"]);
     cr.chart.setData(cr.series.data);
     const [vok, v] = await answerOf(await fetch(base + `/api/v1/crawls/${newest.id}?hosts=1`));
     if (!vok || !v.stats) return;
