@@ -19,15 +19,7 @@ func TestStoreOnEveryEngine(t *testing.T) {
 	for _, eng := range testsvc.SQLEngines {
 		t.Run(eng.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, eng.URL(t), t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			st, err := openStore(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := openTestStore(t, eng.URL(t))
 			now := time.UnixMilli(time.Now().UnixMilli())
 			crawl := now.UnixNano()
 			if err := st.createCrawl(ctx, crawl, `{"seeds":["http://a.test/"]}`, now); err != nil {
@@ -108,15 +100,8 @@ func TestShardLeasesOnEveryEngine(t *testing.T) {
 	for _, eng := range testsvc.SQLEngines {
 		t.Run(eng.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, eng.URL(t), t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			st, err := openStore(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := openTestStore(t, eng.URL(t))
+			db := st.db
 			if _, err := openStore(ctx, db); err != nil { // a second instance on the same tables
 				t.Fatal(err)
 			}
@@ -187,15 +172,7 @@ func TestGroupCommitOnEveryEngine(t *testing.T) {
 	for _, eng := range testsvc.SQLEngines {
 		t.Run(eng.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := sqldb.Open(ctx, eng.URL(t), t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			st, err := openStore(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := openTestStore(t, eng.URL(t))
 			now := time.UnixMilli(time.Now().UnixMilli())
 			crawl := now.UnixNano() + 1
 			if err := st.createCrawl(ctx, crawl, `{"seeds":["http://a.test/"]}`, now); err != nil {
@@ -250,4 +227,19 @@ func TestGroupCommitOnEveryEngine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openTestStore opens the crawler's store on a test's database.
+func openTestStore(t *testing.T, url string) *store {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), url, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st, err := openStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
