@@ -101,9 +101,10 @@ func newInstanceName() string {
 
 // coordinate runs until ctx ends: it takes URLs others recorded for this
 // instance's shards (every 50 ms), follows crawls started, paused or
-// stopped elsewhere (every second), renews its leases and follows the
-// ring (every fifth of a lease), and takes back URLs a stalled former
-// owner recorded as its own (every 10 s).
+// stopped elsewhere (every second), follows the ring (every fifth of a
+// lease; renewLeases renews them), and takes back URLs a stalled former
+// owner recorded as its own (every 10 s). A finished crawl costs it
+// nothing.
 func (e *Engine) coordinate(ctx context.Context) {
 	defer e.wg.Done()
 	t := time.NewTicker(50 * time.Millisecond)
@@ -135,6 +136,9 @@ func (e *Engine) coordinate(ctx context.Context) {
 			lastSweep, mode = now, loadStray
 		}
 		for _, c := range e.running() {
+			if c.over() {
+				continue
+			}
 			if err := c.loadShards(ctx, e.heldShards(), mode); err != nil && ctx.Err() == nil {
 				e.logger.Warn("crawler: take queued URLs", "crawl", c.id, "err", err)
 			}
@@ -275,6 +279,9 @@ func (e *Engine) tick(ctx context.Context) error {
 		// Loaded before they count as held: a URL recorded meanwhile goes
 		// in with no holder, and the next pass takes it.
 		for _, c := range e.running() {
+			if c.over() {
+				continue
+			}
 			if err := c.loadShards(ctx, took, loadAll); err != nil {
 				return err
 			}
@@ -305,7 +312,9 @@ func (e *Engine) dropShards(ctx context.Context, shards []int) {
 		set[s] = true
 	}
 	for _, c := range e.running() {
-		c.release(ctx, set)
+		if !c.over() {
+			c.release(ctx, set)
+		}
 	}
 }
 
@@ -338,7 +347,7 @@ func (e *Engine) syncCrawls(ctx context.Context) error {
 		}
 	}
 	for _, c := range e.running() {
-		if live[c.id] {
+		if live[c.id] || c.over() {
 			continue
 		}
 		r, err := e.store.crawl(ctx, c.id)

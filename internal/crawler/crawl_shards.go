@@ -108,6 +108,13 @@ func (c *crawl) release(ctx context.Context, shards map[int]bool) {
 	c.mu.Unlock()
 }
 
+// over reports whether the crawl is done or stopped here.
+func (c *crawl) over() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats.State == "done" || c.stats.State == "stopped"
+}
+
 // follow applies a state another instance gave the crawl.
 func (c *crawl) follow(state string) {
 	c.mu.Lock()
