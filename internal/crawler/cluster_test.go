@@ -1,11 +1,8 @@
 package crawler
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -97,27 +94,8 @@ func TestTwoCrawlerProcessesOneKilled(t *testing.T) {
 			"--dns-server", dns.Addr(), "--allow-net", "127.27.0.0/16", "--fetch-timeout", "1s", "--lease", "4s", "--instance", name)
 	}
 	p1, p2 := start("p1"), start("p2")
-	body, _ := json.Marshal(CrawlConfig{Seeds: []string{srv.Web().HomeURL(0)}, DelayMS: 20, Fetchers: 16, MaxPerPattern: 30})
-	req, _ := http.NewRequest("POST", p1.URL()+"/api/v1/crawls", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v CrawlView
-	_ = json.NewDecoder(resp.Body).Decode(&v)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || v.ID == 0 {
-		t.Fatalf("create: %d %+v", resp.StatusCode, v)
-	}
-	view := func(p *proctest.Process) CrawlView {
-		var out CrawlView
-		if r, err := http.Get(fmt.Sprintf("%s/api/v1/crawls/%d", p.URL(), v.ID)); err == nil {
-			_ = json.NewDecoder(r.Body).Decode(&out)
-			r.Body.Close()
-		}
-		return out
-	}
+	id := createOverHTTP(t, p1.URL(), token, CrawlConfig{Seeds: []string{srv.Web().HomeURL(0)}, DelayMS: 20, Fetchers: 16, MaxPerPattern: 30})
+	view := func(p *proctest.Process) CrawlView { return viewOverHTTP(p.URL(), id) }
 	testsvc.WaitUntil(t, "both processes fetching, 300 pages stored", 60*time.Second, func() bool {
 		v2 := view(p2)
 		return v2.Stats != nil && v2.Stats.Fetched > 20 && v2.Pages >= 300

@@ -30,28 +30,8 @@ func TestCrawlerKilledAndResumed(t *testing.T) {
 	dir := t.TempDir()
 	p := proctest.Start(t, proctest.FreeAddr(t), "crawler", "serve", "--data", dir, "--admin-token", token,
 		"--dns-server", dns.Addr(), "--allow-net", "127.25.0.0/16", "--fetch-timeout", "1s", "--lease", "4s")
-	body, _ := json.Marshal(CrawlConfig{Seeds: []string{srv.Web().HomeURL(0)}, DelayMS: 20, Fetchers: 16, MaxPerPattern: 30})
-	req, _ := http.NewRequest("POST", p.URL()+"/api/v1/crawls", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v CrawlView
-	_ = json.NewDecoder(resp.Body).Decode(&v)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || v.ID == 0 {
-		t.Fatalf("create: %d %+v", resp.StatusCode, v)
-	}
-	id := v.ID
-	view := func() CrawlView {
-		var out CrawlView
-		if r, err := http.Get(fmt.Sprintf("%s/api/v1/crawls/%d", p.URL(), id)); err == nil {
-			_ = json.NewDecoder(r.Body).Decode(&out)
-			r.Body.Close()
-		}
-		return out
-	}
+	id := createOverHTTP(t, p.URL(), token, CrawlConfig{Seeds: []string{srv.Web().HomeURL(0)}, DelayMS: 20, Fetchers: 16, MaxPerPattern: 30})
+	view := func() CrawlView { return viewOverHTTP(p.URL(), id) }
 	testsvc.WaitUntil(t, "300 pages stored", 60*time.Second, func() bool { return view().Pages >= 300 })
 	killedAt := time.Now()
 	p.Kill()
@@ -89,4 +69,34 @@ func TestCrawlerKilledAndResumed(t *testing.T) {
 	if v := view(); v.Queued != 0 || v.Pages != v.Done {
 		t.Fatalf("after the crawl: %+v", v)
 	}
+}
+
+// createOverHTTP starts a crawl through a crawler process's API.
+func createOverHTTP(t *testing.T, base, token string, cfg CrawlConfig) int64 {
+	t.Helper()
+	body, _ := json.Marshal(cfg)
+	req, _ := http.NewRequest("POST", base+"/api/v1/crawls", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v CrawlView
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	if resp.StatusCode != http.StatusCreated || v.ID == 0 {
+		t.Fatalf("create: %d %+v", resp.StatusCode, v)
+	}
+	return v.ID
+}
+
+// viewOverHTTP reads a crawl from a crawler process's API (zero when it
+// does not answer).
+func viewOverHTTP(base string, id int64) CrawlView {
+	var out CrawlView
+	if r, err := http.Get(fmt.Sprintf("%s/api/v1/crawls/%d", base, id)); err == nil {
+		_ = json.NewDecoder(r.Body).Decode(&out)
+		r.Body.Close()
+	}
+	return out
 }
