@@ -15,6 +15,26 @@
 // is visible on every instance within the local TTL, and usually within a
 // millisecond.
 //
+// # ID sets
+//
+// IDSets (idsets.go) is the second shape a cache takes: a capped set of
+// int64 IDs kept highest first, for a home timeline, an author's recent
+// posts or the posts a user liked. Each set is a cache of a truth kept
+// elsewhere and says how much of it it covers: a set may be missing (never
+// built, idle past its TTL, evicted), and below its floor it may be
+// incomplete (trimming to the cap dropped the lowest IDs, and raised the
+// floor to the highest one dropped). Its owner reads the truth for the rest.
+// Add writes only to sets that exist, so writing a post into a million
+// followers' timelines costs nothing for the followers nobody has read
+// lately. A rebuild is Begin (create the set empty and trusting nothing:
+// its floor is the largest int64), read the truth, Fill (add the truth's
+// highest IDs, lower the floor): an Add that races the rebuild lands in
+// the set and is kept. In-process, a set is a slice under its own lock in
+// an otter cache with an idle TTL; in Redis it is a sorted set whose
+// members are the IDs as 16 hex digits with equal scores, ordered by their
+// bytes (a float64 score is exact only to 53 bits, and a Snowflake ID has
+// 63), with a small hash for its floor, changed together by Lua scripts.
+//
 // Values are returned as stored; callers must not modify them. Keys are
 // prefixed with the namespace given to Open, so systems (and tests) sharing
 // one Redis never collide.
