@@ -22,6 +22,7 @@ import (
 
 	"github.com/scalelab/scalelab/internal/chat"
 	"github.com/scalelab/scalelab/internal/crawler"
+	"github.com/scalelab/scalelab/internal/feed"
 	"github.com/scalelab/scalelab/internal/dynamo"
 	"github.com/scalelab/scalelab/internal/flashsale"
 	"github.com/scalelab/scalelab/internal/idgen"
@@ -55,6 +56,7 @@ func systemsWith(origins []string, crawlerCfg crawler.Config) []host.Factory {
 		flashsale.Factory(flashsale.DefaultConfig()),
 		mapreduce.Factory(mapreduce.DefaultConfig()),
 		crawler.Factory(crawlerCfg),
+		feed.Factory(feed.DefaultConfig()),
 	}
 }
 
@@ -76,7 +78,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dynamoCmd, raftkvCmd := dynamo.Command(), raftkv.Command()
 	dynamoCmd.AddCommand(lab.Shortcut("cap", "cap"))
 	raftkvCmd.AddCommand(lab.Shortcut("check", "linearizability"))
-	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), flashsale.Command(), mapreduce.Command(), crawler.Command(), lab.Command(), lb.Command(), autoscale.Command(), load, clusterKeyCommand(), versionCommand())
+	root.AddCommand(upCommand(), idgen.Command(), shortener.Command(), dynamoCmd, raftkvCmd, chat.Command(), albums.Command(), shop.Command(), flashsale.Command(), mapreduce.Command(), crawler.Command(), feed.Command(), lab.Command(), lb.Command(), autoscale.Command(), load, clusterKeyCommand(), versionCommand())
 	installConsole()
 	root.SetArgs(args[1:])
 	err := root.ExecuteContext(ctx)

@@ -51,9 +51,10 @@ type User struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (s *store) createUser(ctx context.Context, u User) error {
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO feed_users (user_id, handle, name, mode, created_at) VALUES (?, ?, ?, ?, ?)"),
-		u.ID, u.Handle, u.Name, u.Mode, u.CreatedAt.UnixMilli())
+// createUser stores a user with the SHA-256 of its token.
+func (s *store) createUser(ctx context.Context, u User, tokenHash string) error {
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO feed_users (user_id, handle, name, mode, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
+		u.ID, u.Handle, u.Name, u.Mode, tokenHash, u.CreatedAt.UnixMilli())
 	if err != nil && sqldb.IsUniqueViolation(err) {
 		return apperr.E(apperr.Conflict, "the handle %q is taken", u.Handle)
 	}
@@ -70,6 +71,74 @@ func (s *store) user(ctx context.Context, id int64) (User, error) {
 	}
 	u.CreatedAt = time.UnixMilli(at)
 	return u, err
+}
+
+// users reads users by ID, in no order; unknown IDs are left out.
+func (s *store) users(ctx context.Context, ids []int64) (map[int64]User, error) {
+	out := map[int64]User{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id, handle, name, mode, followers, following, posts, created_at FROM feed_users WHERE user_id IN (?"+
+		strings.Repeat(", ?", len(ids)-1)+")"), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u User
+		var at int64
+		if err := rows.Scan(&u.ID, &u.Handle, &u.Name, &u.Mode, &u.Followers, &u.Following, &u.Posts, &at); err != nil {
+			return nil, err
+		}
+		u.CreatedAt = time.UnixMilli(at)
+		out[u.ID] = u
+	}
+	return out, rows.Err()
+}
+
+// newestUsers is the newest accounts, for finding people to follow.
+func (s *store) newestUsers(ctx context.Context, limit int) ([]int64, error) {
+	return s.ids(ctx, "SELECT user_id FROM feed_users ORDER BY user_id DESC LIMIT ?", limit)
+}
+
+// setMode changes a user's own timeline mode ("" for the deployment's).
+func (s *store) setMode(ctx context.Context, id int64, mode string) error {
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE feed_users SET mode = ? WHERE user_id = ?"), mode, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var one int
+		if err := s.db.QueryRowContext(ctx, s.q("SELECT 1 FROM feed_users WHERE user_id = ?"), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return apperr.E(apperr.NotFound, "no user %d", id)
+		}
+	}
+	return nil
+}
+
+// userByToken is the user whose token hashes to tokenHash.
+func (s *store) userByToken(ctx context.Context, tokenHash string) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.q("SELECT user_id FROM feed_users WHERE token_hash = ?"), tokenHash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, apperr.E(apperr.Unauthorized, "unknown user token")
+	}
+	return id, err
+}
+
+// userByHandle is the user with that handle.
+func (s *store) userByHandle(ctx context.Context, handle string) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.q("SELECT user_id FROM feed_users WHERE handle = ?"), handle).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, apperr.E(apperr.NotFound, "no user @%s", handle)
+	}
+	return id, err
 }
 
 // follow makes follower follow followee; changed is false when it already
@@ -129,6 +198,38 @@ func (s *store) bump(ctx context.Context, tx *sql.Tx, follower, followee int64, 
 func (s *store) followers(ctx context.Context, author, after int64, limit int) ([]timeline.Follower, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT f.follower_id, u.mode FROM feed_follows f JOIN feed_users u ON u.user_id = f.follower_id
 		WHERE f.followee_id = ? AND f.follower_id > ? ORDER BY f.follower_id LIMIT ?`), author, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []timeline.Follower
+	for rows.Next() {
+		var f timeline.Follower
+		var mode string
+		if err := rows.Scan(&f.ID, &mode); err != nil {
+			return nil, err
+		}
+		f.Mode, _ = timeline.ParseMode(mode)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// followersIn is a page of an author's followers whose own mode is one of
+// modes: a celebrity's post fans out only to the few readers who chose
+// push for themselves, found through the mode index, not by reading every
+// follower.
+func (s *store) followersIn(ctx context.Context, author int64, modes []string, after int64, limit int) ([]timeline.Follower, error) {
+	if len(modes) == 0 {
+		return nil, nil
+	}
+	args := []any{author, after}
+	for _, m := range modes {
+		args = append(args, m)
+	}
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT f.follower_id, u.mode FROM feed_users u JOIN feed_follows f ON f.follower_id = u.user_id
+		WHERE f.followee_id = ? AND f.follower_id > ? AND u.mode IN (?`+strings.Repeat(", ?", len(modes)-1)+`) ORDER BY f.follower_id LIMIT ?`), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -222,10 +323,49 @@ func (s *store) deletePost(ctx context.Context, author, id int64) error {
 // recentPosts is an author's live post IDs below cursor (0: the newest),
 // newest first, at most limit.
 func (s *store) recentPosts(ctx context.Context, author, cursor int64, limit int) ([]int64, error) {
+	return s.postsOf(ctx, []int64{author}, cursor, limit)
+}
+
+// postsOf is the live post IDs of any of authors below cursor (0: the
+// newest), newest first, at most limit: a timeline's truth.
+func (s *store) postsOf(ctx context.Context, authors []int64, cursor int64, limit int) ([]int64, error) {
+	if len(authors) == 0 {
+		return nil, nil
+	}
 	if cursor == 0 {
 		cursor = 1<<63 - 1
 	}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT post_id FROM feed_posts WHERE author_id = ? AND post_id < ? AND deleted = 0 ORDER BY post_id DESC LIMIT ?"), author, cursor, limit)
+	args := make([]any, 0, len(authors)+2)
+	for _, a := range authors {
+		args = append(args, a)
+	}
+	args = append(args, cursor, limit)
+	return s.ids(ctx, "SELECT post_id FROM feed_posts WHERE author_id IN (?"+strings.Repeat(", ?", len(authors)-1)+
+		") AND post_id < ? AND deleted = 0 ORDER BY post_id DESC LIMIT ?", args...)
+}
+
+// likedPosts is the posts a user liked below cursor, highest ID first.
+func (s *store) likedPosts(ctx context.Context, user, cursor int64, limit int) ([]int64, error) {
+	if cursor == 0 {
+		cursor = 1<<63 - 1
+	}
+	return s.ids(ctx, "SELECT post_id FROM feed_likes WHERE user_id = ? AND post_id < ? ORDER BY post_id DESC LIMIT ?", user, cursor, limit)
+}
+
+// likedAmong is which of posts a user liked.
+func (s *store) likedAmong(ctx context.Context, user int64, posts []int64) ([]int64, error) {
+	if len(posts) == 0 {
+		return nil, nil
+	}
+	args := []any{user}
+	for _, p := range posts {
+		args = append(args, p)
+	}
+	return s.ids(ctx, "SELECT post_id FROM feed_likes WHERE user_id = ? AND post_id IN (?"+strings.Repeat(", ?", len(posts)-1)+")", args...)
+}
+
+func (s *store) ids(ctx context.Context, query string, args ...any) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -37,12 +38,12 @@ func TestStoreOnEveryEngine(t *testing.T) {
 				if i == 2 {
 					mode = "pull"
 				}
-				if err := st.createUser(ctx, User{ID: id, Handle: []string{"ann", "bob", "cat"}[i] + string(rune('a'+base%26)), Name: "x", Mode: mode, CreatedAt: now}); err != nil {
+				if err := st.createUser(ctx, User{ID: id, Handle: []string{"ann", "bob", "cat"}[i] + string(rune('a'+base%26)), Name: "x", Mode: mode, CreatedAt: now}, fmt.Sprint("h", id)); err != nil {
 					t.Fatal(err)
 				}
 			}
 			u, _ := st.user(ctx, ann)
-			if err := st.createUser(ctx, User{ID: base + 9, Handle: u.Handle, Name: "dup", CreatedAt: now}); apperr.CodeOf(err) != apperr.Conflict {
+			if err := st.createUser(ctx, User{ID: base + 9, Handle: u.Handle, Name: "dup", CreatedAt: now}, ""); apperr.CodeOf(err) != apperr.Conflict {
 				t.Fatalf("a taken handle: %v", err)
 			}
 			for range 2 {

@@ -6,11 +6,17 @@ CREATE TABLE feed_users (
     handle     VARCHAR(32) NOT NULL UNIQUE,
     name       VARCHAR(100) NOT NULL,
     mode       VARCHAR(8) NOT NULL DEFAULT '',
+    token_hash VARCHAR(64) NOT NULL,
     followers  INTEGER NOT NULL DEFAULT 0,
     following  INTEGER NOT NULL DEFAULT 0,
     posts      INTEGER NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL
 );
+
+-- A user's token is kept only as its SHA-256; the few users with a mode of
+-- their own are found by it when a celebrity's post fans out to them.
+CREATE INDEX feed_users_token ON feed_users (token_hash);
+CREATE INDEX feed_users_mode ON feed_users (mode);
 
 -- The social graph, both ways: by follower (whom a reader follows) and by
 -- followee (whom a post fans out to).

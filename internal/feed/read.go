@@ -1,0 +1,333 @@
+package feed
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/scalelab/scalelab/internal/feed/timeline"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+)
+
+// Item is one timeline entry as a reader sees it.
+type Item struct {
+	Post
+	Author UserBrief `json:"author"`
+	Liked  bool      `json:"liked"`
+	// Shared is the post a share shares (nil when it was deleted).
+	Shared *SharedPost `json:"shared,omitempty"`
+}
+
+// SharedPost is a shared post with its author.
+type SharedPost struct {
+	Post
+	Author UserBrief `json:"author"`
+}
+
+// UserBrief is how an author is shown beside a post.
+type UserBrief struct {
+	ID     int64  `json:"id,string"`
+	Handle string `json:"handle"`
+	Name   string `json:"name"`
+}
+
+func brief(u User) UserBrief { return UserBrief{ID: u.ID, Handle: u.Handle, Name: u.Name} }
+
+// Page is a page of a timeline; Next is the cursor of the next page, ""
+// at the end.
+type Page struct {
+	Items []Item `json:"items"`
+	Next  string `json:"next"`
+	// Mode is how this reader's timeline was built.
+	Mode string `json:"mode"`
+	// Pulled is the authors this read merged in itself.
+	Pulled int `json:"pulled"`
+}
+
+// MaxPage is the most items one timeline read returns.
+const MaxPage = 100
+
+// Timeline is a page of reader's home timeline: the posts of everyone it
+// follows and its own, newest first, below cursor (0: from the newest).
+// Pushed entries come from the reader's cached timeline, the posts of
+// pulled authors from their cached recent posts, merged here; posts since
+// deleted, and authors since unfollowed, are dropped on the way.
+func (s *Service) Timeline(ctx context.Context, reader, cursor int64, limit int) (Page, error) {
+	start := time.Now()
+	if limit < 1 || limit > MaxPage {
+		return Page{}, apperr.E(apperr.Invalid, "limit: a number from 1 to %d", MaxPage)
+	}
+	followees, err := s.followeesOf(ctx, reader)
+	if err != nil {
+		return Page{}, err
+	}
+	us, err := s.users(ctx, append(slices.Clone(followees), reader))
+	if err != nil {
+		return Page{}, err
+	}
+	me, ok := us[reader]
+	if !ok {
+		return Page{}, apperr.E(apperr.NotFound, "no user %d", reader)
+	}
+	mode, _ := timeline.ParseMode(me.Mode)
+	withCounts := make([]timeline.Followee, 0, len(followees))
+	for _, f := range followees {
+		withCounts = append(withCounts, timeline.Followee{ID: f, Followers: us[f].Followers})
+	}
+	pulled := append(s.policy.PullFrom(mode, withCounts), reader) // one's own posts are always read, never pushed
+	var pushed []int64
+	for _, f := range followees {
+		if !slices.Contains(pulled, f) {
+			pushed = append(pushed, f)
+		}
+	}
+	page := Page{Mode: s.policy.Effective(mode).String(), Pulled: len(pulled)}
+	follows := make(map[int64]bool, len(followees)+1)
+	for _, f := range followees {
+		follows[f] = true
+	}
+	follows[reader] = true
+	var ids []int64
+	// A page can lose entries to deletes and unfollows the caches have not
+	// caught up with; a few more rounds fill it from below.
+	for round := 0; round < 4 && len(page.Items) < limit; round++ {
+		want := limit - len(page.Items)
+		lists := make([][]int64, 0, len(pulled)+1)
+		if len(pushed) > 0 {
+			l, rebuilt, err := coveredRange(ctx, s.caches.timelines, idKey(reader), s.cfg.TimelineCap, cursor, want, s.postsOfTruth(pushed))
+			if err != nil {
+				return Page{}, err
+			}
+			if rebuilt {
+				s.metrics.rebuilds.Inc()
+			}
+			lists = append(lists, l)
+		}
+		for _, a := range pulled {
+			l, _, err := coveredRange(ctx, s.caches.authors, idKey(a), s.cfg.AuthorCap, cursor, want, s.postsOfTruth([]int64{a}))
+			if err != nil {
+				return Page{}, err
+			}
+			lists = append(lists, l)
+		}
+		ids = timeline.Merge(lists, 0, want)
+		items, err := s.items(ctx, reader, ids, follows)
+		if err != nil {
+			return Page{}, err
+		}
+		page.Items = append(page.Items, items...)
+		if len(ids) < want {
+			ids = nil // the end of the timeline
+			break
+		}
+		cursor = ids[len(ids)-1]
+	}
+	if len(ids) > 0 {
+		page.Next = strconv.FormatInt(cursor, 10)
+	}
+	if page.Items == nil {
+		page.Items = []Item{}
+	}
+	s.metrics.reads.WithLabelValues(page.Mode).Observe(time.Since(start).Seconds())
+	return page, nil
+}
+
+func (s *Service) postsOfTruth(authors []int64) truthFunc {
+	return func(ctx context.Context, cursor int64, limit int) ([]int64, error) {
+		return s.store.postsOf(ctx, authors, cursor, limit)
+	}
+}
+
+// items hydrates post IDs in their order, dropping deleted posts and
+// posts by authors the reader no longer follows.
+func (s *Service) items(ctx context.Context, reader int64, ids []int64, follows map[int64]bool) ([]Item, error) {
+	posts, err := s.posts(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var shared, authors []int64
+	for _, id := range ids {
+		if p, ok := posts[id]; ok {
+			authors = append(authors, p.AuthorID)
+			if p.ShareOf != 0 {
+				shared = append(shared, p.ShareOf)
+			}
+		}
+	}
+	sharedPosts, err := s.posts(ctx, shared)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range sharedPosts {
+		authors = append(authors, p.AuthorID)
+	}
+	us, err := s.users(ctx, authors)
+	if err != nil {
+		return nil, err
+	}
+	liked, err := s.likedAmong(ctx, reader, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Item, 0, len(ids))
+	for i, id := range ids {
+		p, ok := posts[id]
+		if !ok || p.Deleted || !follows[p.AuthorID] {
+			continue
+		}
+		it := Item{Post: p, Author: brief(us[p.AuthorID]), Liked: liked[i]}
+		if sp, ok := sharedPosts[p.ShareOf]; ok && !sp.Deleted {
+			it.Shared = &SharedPost{Post: sp, Author: brief(us[sp.AuthorID])}
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// followeesOf is everyone reader follows, from the cache or the store.
+func (s *Service) followeesOf(ctx context.Context, reader int64) ([]int64, error) {
+	var ids []int64
+	if getJSON(ctx, s.caches.kv, followeesKey(reader), &ids) {
+		return ids, nil
+	}
+	fs, err := s.store.followees(ctx, reader)
+	if err != nil {
+		return nil, err
+	}
+	ids = make([]int64, len(fs))
+	for i, f := range fs {
+		ids[i] = f.ID
+	}
+	s.caches.setJSON(ctx, followeesKey(reader), ids)
+	return ids, nil
+}
+
+// users reads users by ID through the cache.
+func (s *Service) users(ctx context.Context, ids []int64) (map[int64]User, error) {
+	out := make(map[int64]User, len(ids))
+	var miss []int64
+	for _, id := range ids {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		var u User
+		if getJSON(ctx, s.caches.kv, userKey(id), &u) {
+			out[id] = u
+		} else if !slices.Contains(miss, id) {
+			miss = append(miss, id)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	found, err := s.store.users(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	for id, u := range found {
+		out[id] = u
+		s.caches.setJSON(ctx, userKey(id), u)
+	}
+	return out, nil
+}
+
+// User is one user with its counters.
+func (s *Service) User(ctx context.Context, id int64) (User, error) {
+	us, err := s.users(ctx, []int64{id})
+	if err != nil {
+		return User{}, err
+	}
+	u, ok := us[id]
+	if !ok {
+		return User{}, apperr.E(apperr.NotFound, "no user %d", id)
+	}
+	return u, nil
+}
+
+// posts reads posts by ID through the cache.
+func (s *Service) posts(ctx context.Context, ids []int64) (map[int64]Post, error) {
+	out := make(map[int64]Post, len(ids))
+	var miss []int64
+	for _, id := range ids {
+		var p Post
+		if getJSON(ctx, s.caches.kv, postKey(id), &p) {
+			out[id] = p
+		} else if !slices.Contains(miss, id) {
+			miss = append(miss, id)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	found, err := s.store.posts(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	for id, p := range found {
+		out[id] = p
+		s.caches.setJSON(ctx, postKey(id), p)
+	}
+	return out, nil
+}
+
+// GetPost is one live post.
+func (s *Service) GetPost(ctx context.Context, id int64) (Post, error) {
+	ps, err := s.posts(ctx, []int64{id})
+	if err != nil {
+		return Post{}, err
+	}
+	p, ok := ps[id]
+	if !ok || p.Deleted {
+		return Post{}, apperr.E(apperr.NotFound, "no post %d", id)
+	}
+	return p, nil
+}
+
+// likedAmong reports which of posts the user liked: from the user's cached
+// likes above the set's floor, from the store for the rest.
+func (s *Service) likedAmong(ctx context.Context, user int64, posts []int64) ([]bool, error) {
+	if len(posts) == 0 {
+		return nil, nil
+	}
+	key := idKey(user)
+	in, floor, ok, err := s.caches.likes.Contains(ctx, key, posts)
+	if err == nil && !ok {
+		if _, err := s.caches.likes.Begin(ctx, key); err == nil {
+			all, err := s.store.likedPosts(ctx, user, 0, s.caches.likeCap)
+			if err != nil {
+				_ = s.caches.likes.Drop(ctx, key)
+				return nil, err
+			}
+			fillFloor := int64(0)
+			if len(all) == s.caches.likeCap {
+				fillFloor = all[len(all)-1] - 1
+			}
+			if s.caches.likes.Fill(ctx, key, all, fillFloor) != nil {
+				_ = s.caches.likes.Drop(ctx, key)
+			}
+			in, floor, ok, err = s.caches.likes.Contains(ctx, key, posts)
+		}
+	}
+	out := make([]bool, len(posts))
+	var ask []int64
+	for i, p := range posts {
+		if err == nil && ok && p > floor {
+			out[i] = in[i]
+		} else {
+			ask = append(ask, p)
+		}
+	}
+	if len(ask) > 0 {
+		liked, err := s.store.likedAmong(ctx, user, ask)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range posts {
+			if slices.Contains(liked, p) {
+				out[i] = true
+			}
+		}
+	}
+	return out, nil
+}
