@@ -22,8 +22,8 @@ import (
 
 	"github.com/scalelab/scalelab/internal/chat"
 	"github.com/scalelab/scalelab/internal/crawler"
-	"github.com/scalelab/scalelab/internal/feed"
 	"github.com/scalelab/scalelab/internal/dynamo"
+	"github.com/scalelab/scalelab/internal/feed"
 	"github.com/scalelab/scalelab/internal/flashsale"
 	"github.com/scalelab/scalelab/internal/idgen"
 	"github.com/scalelab/scalelab/internal/mapreduce"

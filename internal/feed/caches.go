@@ -49,8 +49,8 @@ func idKeys(ids []int64) []string {
 	return out
 }
 
-func postKey(id int64) string     { return "feed:p:" + idKey(id) }
-func userKey(id int64) string     { return "feed:u:" + idKey(id) }
+func postKey(id int64) string      { return "feed:p:" + idKey(id) }
+func userKey(id int64) string      { return "feed:u:" + idKey(id) }
 func followeesKey(id int64) string { return "feed:g:" + idKey(id) }
 
 // getJSON reads a cached value; a miss, or a value that no longer
