@@ -457,10 +457,24 @@ func (s *Service) handleComments(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	if cs == nil {
-		cs = []Comment{}
+	type withAuthor struct {
+		Comment
+		Author UserBrief `json:"author"`
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"comments": cs})
+	authors := make([]int64, len(cs))
+	for i, c := range cs {
+		authors[i] = c.AuthorID
+	}
+	us, err := s.users(r.Context(), authors)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := make([]withAuthor, len(cs))
+	for i, c := range cs {
+		out[i] = withAuthor{c, brief(us[c.AuthorID])}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"comments": out})
 }
 
 // Stats is the feed's figures for the console and the lesson.

@@ -329,6 +329,51 @@ if (process.env.LB_UI) await step("the balancer's console shows the autoscaler's
   await lbp.close();
 });
 
+await step("the feed app: two people sign up, follow, and a post arrives live, is liked, commented and deleted", async () => {
+  const tag = Date.now().toString(36);
+  const signUp = async (handle) => {
+    const p = await openPage("/feed/app/");
+    await p.fill("#handle", handle);
+    await p.click("#signup");
+    await p.click("#continue", deadline(10000));
+    await p.waitForSelector("#draft", deadline(10000));
+    return p;
+  };
+  const ann = await signUp("ann_" + tag), bob = await signUp("bob_" + tag);
+  await bob.waitForFunction(() => document.querySelector("#live")?.textContent === "live", null, deadline(10000));
+  // Bob finds Ann and follows her (optimistic: the button turns at once).
+  await bob.fill('input[placeholder="@handle"]', "ann_" + tag);
+  await bob.click('text=Find');
+  const follow = `li[data-handle="ann_${tag}"] button.follow`;
+  await bob.click(follow, deadline(10000));
+  await bob.waitForSelector(`${follow}.on`, deadline(5000));
+  // Ann posts; Bob's page gets it live, without a reload.
+  const text = "hello from ann " + tag;
+  await ann.fill("#draft", text);
+  await ann.click("#post");
+  await ann.waitForSelector(`#timeline article:not(.pending) >> text=${text}`, deadline(10000));
+  const post = bob.locator("#timeline article", { hasText: text });
+  await post.waitFor(deadline(15000));
+  // Like: the count moves at once and the server's answer agrees.
+  await post.locator("button.like").click();
+  await bob.waitForFunction((t) => [...document.querySelectorAll("#timeline article")].some((a) =>
+    a.textContent.includes(t) && a.querySelector("button.like.on .likes")?.textContent === "1"), text, deadline(5000));
+  await post.locator("button.comment-toggle").click();
+  await post.locator("input.comment-input").fill("nice one");
+  await post.locator("form button").click();
+  await post.locator(".comment", { hasText: "nice one" }).waitFor(deadline(5000));
+  const id = await post.getAttribute("data-id");
+  const got = await (await fetch(`${base}/feed/api/v1/posts/${id}`)).json();
+  assert.equal(got.likes, 1, JSON.stringify(got));
+  assert.equal(got.comments, 1, JSON.stringify(got));
+  if (shots) await bob.screenshot({ path: `${shots}/feed.png`, fullPage: true });
+  // Ann deletes it; it leaves Bob's page live too.
+  await ann.locator("#timeline article", { hasText: text }).locator("button.delete").click();
+  await bob.waitForFunction((t) => ![...document.querySelectorAll("#timeline article")].some((a) => a.textContent.includes(t)), text, deadline(10000));
+  await ann.close();
+  await bob.close();
+});
+
 await step("the server is still up after all of it", async () => {
   const resp = await fetch(base + "/readyz");
   assert.equal(resp.status, 200, `readyz ${resp.status}`);

@@ -117,22 +117,30 @@ func Open(ctx context.Context, e Engines, logger *slog.Logger) (*Deps, error) {
 	// go_sql_open_connections, _in_use_connections, _wait_count_total …:
 	// a pool's pressure, which the flash sale's lesson reads.
 	d.Registry.MustRegister(collectors.NewDBStatsCollector(d.DB.DB, string(d.DB.Dialect)))
-	if d.Cache, err = cache.Open(ctx, e.Cache, cache.Options{Namespace: e.Namespace}); err != nil {
+	// Each engine is kept only once open: an engine's Open may return a
+	// typed nil with its error, which Close must not see.
+	c, err := cache.Open(ctx, e.Cache, cache.Options{Namespace: e.Namespace})
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
+	d.Cache = c
 	if r, ok := d.Cache.(*cache.Redis); ok {
 		d.Redis = r.Client()
 	}
-	if d.Broker, err = broker.Open(ctx, e.Broker, broker.Options{
-		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry, Prefetch: e.BrokerPrefetch, AckWait: e.BrokerAckWait}); err != nil {
+	br, err := broker.Open(ctx, e.Broker, broker.Options{
+		DataDir: e.Data, Namespace: e.Namespace, GroupExpiry: e.GroupExpiry, Prefetch: e.BrokerPrefetch, AckWait: e.BrokerAckWait})
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	if d.Blob, err = blob.Open(ctx, e.Blob, e.Data); err != nil {
+	d.Broker = br
+	bs, err := blob.Open(ctx, e.Blob, e.Data)
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
+	d.Blob = bs
 	logger.Info("engines open", "db", d.DB.Where, "cache", describe(e.Cache, "in-process"),
 		"broker", describe(e.Broker, "embedded NATS JetStream"), "blob", describe(e.Blob, "local directory"))
 	return d, nil
