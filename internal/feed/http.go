@@ -36,6 +36,7 @@ func (s *Service) Handler() http.Handler {
 	rt.HandleFunc("POST /api/v1/posts/{id}/comments", "JSON {body}", s.as(s.limited(s.handleComment)))
 	rt.HandleFunc("GET /api/v1/posts/{id}/comments", "?after=&limit=", s.handleComments)
 	rt.HandleFunc("GET /api/v1/stats", "fan-out and cache figures", s.handleStats)
+	rt.Handle("POST /api/v1/celebrities", "the admin token; JSON {followers ≤ 200000}: make an account with that many new followers, whose every timeline is cached, and post from it", s.admin.RequireFunc(s.handleCelebrity))
 	rt.Handle("GET /app/", "the web app", webApp())
 	rt.Index("feed", description, map[string]any{"app": "/app/", "mode": s.cfg.Mode.String(), "celebrity": s.cfg.Celebrity,
 		"auth": "Authorization: Bearer <user token>; or the admin token with X-Feed-User: <user id>"})
@@ -501,6 +502,26 @@ func (s *Service) Stats() Stats {
 		st.Amplification = st.Entries / st.Posts
 	}
 	return st
+}
+
+func (s *Service) handleCelebrity(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Followers int `json:"followers"`
+	}
+	if err := httpx.DecodeJSON(r, &req); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if req.Followers < 1 || req.Followers > 200_000 {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "followers: 1 to 200000"))
+		return
+	}
+	c, err := s.MakeCelebrity(r.Context(), req.Followers)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, c)
 }
 
 func (s *Service) handleStats(w http.ResponseWriter, r *http.Request) {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scalelab/scalelab/internal/feed/timeline"
 )
 
 // SeedUser is a user of a generated social graph.
@@ -64,4 +67,53 @@ func rows(n, width int) string {
 // caches learn of it as they are read.
 func (s *Service) Seed(ctx context.Context, users []SeedUser, follows [][2]int64) error {
 	return s.store.seed(ctx, users, follows, s.cfg.Now())
+}
+
+// Celebrity is a demonstration account made by MakeCelebrity.
+type Celebrity struct {
+	User      User  `json:"user"`
+	Followers int   `json:"followers"`
+	Post      int64 `json:"post,string"`
+	Pushed    bool  `json:"pushed"`
+}
+
+// MakeCelebrity makes an account with n new followers, caches every
+// follower's timeline (as if all had read it lately), and posts from it:
+// the console's way to watch one post fan out, or not, in this mode.
+func (s *Service) MakeCelebrity(ctx context.Context, n int) (Celebrity, error) {
+	tag := strconv.FormatInt(s.cfg.Now().UnixMilli()%1e9, 36)
+	id, err := s.nextID()
+	if err != nil {
+		return Celebrity{}, err
+	}
+	users := []SeedUser{{ID: id, Handle: "celeb_" + tag}}
+	follows := make([][2]int64, 0, n)
+	for i := 0; i < n; i++ {
+		f, err := s.nextID()
+		if err != nil {
+			return Celebrity{}, err
+		}
+		users = append(users, SeedUser{ID: f, Handle: fmt.Sprintf("fan_%s_%d", tag, i)})
+		follows = append(follows, [2]int64{f, id})
+	}
+	if err := s.Seed(ctx, users, follows); err != nil {
+		return Celebrity{}, err
+	}
+	for _, u := range users[1:] {
+		if _, err := s.caches.timelines.Begin(ctx, idKey(u.ID)); err != nil {
+			return Celebrity{}, err
+		}
+		if err := s.caches.timelines.Fill(ctx, idKey(u.ID), nil, 0); err != nil {
+			return Celebrity{}, err
+		}
+	}
+	p, err := s.CreatePost(ctx, id, NewPost{Body: fmt.Sprintf("Hello to my %d followers", n)})
+	if err != nil {
+		return Celebrity{}, err
+	}
+	u, err := s.User(ctx, id)
+	if err != nil {
+		return Celebrity{}, err
+	}
+	return Celebrity{User: u, Followers: n, Post: p.ID, Pushed: s.policy.Pushed(timeline.Inherit, n)}, nil
 }

@@ -374,6 +374,17 @@ await step("the feed app: two people sign up, follow, and a post arrives live, i
   await bob.close();
 });
 
+await step("the feed's console panel makes a celebrity, shows its fan-out and the write amplification", async () => {
+  await page.waitForSelector("#feed:not([hidden])", deadline(10000));
+  await page.fill("#fd-followers", "3000");
+  await page.click("#fd-celeb");
+  await page.waitForFunction(() => document.querySelector("#fd-msg").textContent.includes("posted to 3000 followers"), null, deadline(60000));
+  // Under the celebrity threshold (10,000) hybrid pushes it: 3,000 entries, every follower reached.
+  await page.waitForFunction(() => document.querySelector('#fd-recent tr[data-targets="3000"]'), null, deadline(20000));
+  await page.waitForFunction(() => Number(document.querySelector("#fd-amp")?.textContent) > 1, null, deadline(10000));
+  if (shots) await page.locator("#feed").screenshot({ path: `${shots}/feed-console.png` });
+});
+
 await step("the server is still up after all of it", async () => {
   const resp = await fetch(base + "/readyz");
   assert.equal(resp.status, 200, `readyz ${resp.status}`);

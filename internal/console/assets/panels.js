@@ -554,6 +554,7 @@ function drawPanels(st) {
   drawFlashsale(st);
   drawMapreduce(st);
   drawCrawler(st);
+  drawFeed(st);
   drawAutoscale(st);
   drawChat(st);
   drawShortener(st);
