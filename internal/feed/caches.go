@@ -30,7 +30,7 @@ type caches struct {
 func newCaches(kv cache.Cache, cfg Config) *caches {
 	return &caches{
 		kv:        kv,
-		timelines: cache.NewIDSets(kv, "feed-tl", cache.IDSetOptions{Cap: cfg.TimelineCap, IdleTTL: cfg.TimelineTTL}),
+		timelines: cache.NewIDSets(kv, "feed-tl", cache.IDSetOptions{Cap: cfg.TimelineCap, IdleTTL: cfg.TimelineTTL, Sets: cfg.TimelineSets}),
 		authors:   cache.NewIDSets(kv, "feed-au", cache.IDSetOptions{Cap: cfg.AuthorCap, IdleTTL: cfg.EntityTTL}),
 		likes:     cache.NewIDSets(kv, "feed-lk", cache.IDSetOptions{Cap: cfg.AuthorCap, IdleTTL: cfg.EntityTTL}),
 		ttl:       cfg.EntityTTL,

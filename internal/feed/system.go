@@ -23,6 +23,9 @@ type Config struct {
 	Mode timeline.Mode
 	// Celebrity is the follower count from which hybrid pulls an author.
 	Celebrity int
+	// TimelineSets is how many home timelines the in-process cache keeps
+	// (Redis keeps as many as its memory allows).
+	TimelineSets int
 	// TimelineCap is the entries a cached home timeline keeps (older
 	// pages are read from the store).
 	TimelineCap int
@@ -55,18 +58,19 @@ type Config struct {
 // DefaultConfig is what `up` runs with.
 func DefaultConfig() Config {
 	return Config{
-		Mode:        timeline.Hybrid,
-		Celebrity:   10_000,
-		TimelineCap: 800,
-		AuthorCap:   200,
-		BatchSize:   1000,
-		Workers:     4,
-		AckWait:     10 * time.Second,
-		WriteLimit:  "120/m:30",
-		SignupLimit: "30/h:10",
-		TimelineTTL: 72 * time.Hour,
-		EntityTTL:   time.Hour,
-		Worker:      host.DefaultWorkerConfig(),
+		Mode:         timeline.Hybrid,
+		Celebrity:    10_000,
+		TimelineCap:  800,
+		TimelineSets: 100_000,
+		AuthorCap:    200,
+		BatchSize:    1000,
+		Workers:      4,
+		AckWait:      10 * time.Second,
+		WriteLimit:   "120/m:30",
+		SignupLimit:  "30/h:10",
+		TimelineTTL:  72 * time.Hour,
+		EntityTTL:    time.Hour,
+		Worker:       host.DefaultWorkerConfig(),
 	}
 }
 
