@@ -49,6 +49,10 @@ func idKeys(ids []int64) []string {
 	return out
 }
 
+func splitKey(id int64) string { return "feed:s:" + idKey(id) }
+
+const epochKey = "feed:epoch"
+
 func postKey(id int64) string      { return "feed:p:" + idKey(id) }
 func userKey(id int64) string      { return "feed:u:" + idKey(id) }
 func followeesKey(id int64) string { return "feed:g:" + idKey(id) }
@@ -62,6 +66,81 @@ func getJSON[T any](ctx context.Context, c cache.Cache, key string, v *T) bool {
 		return false
 	}
 	return json.Unmarshal(b, v) == nil
+}
+
+func (c *caches) set(ctx context.Context, key string, b []byte) { _ = c.kv.Set(ctx, key, b, c.ttl) }
+
+func (c *caches) user(ctx context.Context, id int64) (User, bool) {
+	b, ok, err := c.kv.Get(ctx, userKey(id))
+	if err != nil || !ok {
+		return User{}, false
+	}
+	u, err := decodeUser(b)
+	return u, err == nil
+}
+
+func (c *caches) post(ctx context.Context, id int64) (Post, bool) {
+	b, ok, err := c.kv.Get(ctx, postKey(id))
+	if err != nil || !ok {
+		return Post{}, false
+	}
+	p, err := decodePost(b)
+	return p, err == nil
+}
+
+// epoch is the celebrity epoch (0 before any crossing).
+func (c *caches) epoch(ctx context.Context) int64 {
+	b, ok, err := c.kv.Get(ctx, epochKey)
+	if err != nil || !ok {
+		return 0
+	}
+	ids, err := decodeIDs(b)
+	if err != nil || len(ids) != 1 {
+		return 0
+	}
+	return ids[0]
+}
+
+// bumpEpoch marks every cached hybrid split stale. Should the write be
+// lost, the splits live at most the entity TTL.
+func (c *caches) bumpEpoch(ctx context.Context) {
+	next := max(time.Now().UnixNano(), c.epoch(ctx)+1)
+	_ = c.kv.Set(ctx, epochKey, encodeIDs([]int64{next}), 0)
+}
+
+// split is a hybrid reader's pulled followees, as of an epoch and a mode.
+type split struct {
+	epoch  int64
+	mode   string
+	pulled []int64
+}
+
+func (c *caches) split(ctx context.Context, reader int64) (split, bool) {
+	b, ok, err := c.kv.Get(ctx, splitKey(reader))
+	if err != nil || !ok {
+		return split{}, false
+	}
+	d := newDecoder(b)
+	sp := split{epoch: d.int(), mode: d.str()}
+	n := d.int()
+	if n < 0 || n > int64(len(b)) {
+		return split{}, false
+	}
+	for i := int64(0); i < n; i++ {
+		sp.pulled = append(sp.pulled, d.int())
+	}
+	return sp, d.done() == nil
+}
+
+func (c *caches) setSplit(ctx context.Context, reader int64, sp split) {
+	e := encoder{b: []byte{codecVersion}}
+	e.int(sp.epoch)
+	e.str(sp.mode)
+	e.int(int64(len(sp.pulled)))
+	for _, id := range sp.pulled {
+		e.int(id)
+	}
+	c.set(ctx, splitKey(reader), e.b)
 }
 
 func (c *caches) setJSON(ctx context.Context, key string, v any) {

@@ -16,7 +16,7 @@ func Command() *cobra.Command {
 		Use:   "feed",
 		Short: description,
 	}
-	root.AddCommand(serveCommand())
+	root.AddCommand(serveCommand(), loadCommand())
 	return root
 }
 
@@ -41,6 +41,7 @@ func (c *Config) BindFlags(f *pflag.FlagSet, prefix string) {
 	f.IntVar(&c.BatchSize, prefix+"batch", c.BatchSize, "followers one fan-out job writes to")
 	f.IntVar(&c.Workers, prefix+"workers", c.Workers, "fan-out workers in this process")
 	f.IntVar(&c.TimelineCap, prefix+"timeline-cap", c.TimelineCap, "entries a cached home timeline keeps")
+	f.IntVar(&c.TimelineSets, prefix+"timeline-sets", c.TimelineSets, "home timelines the in-process cache keeps (least recently used go first)")
 	f.StringVar(&c.WriteLimit, prefix+"write-limit", c.WriteLimit, "each user's limit on writes, COUNT/UNIT[:BURST] or off")
 	f.StringVar(&c.SignupLimit, prefix+"signup-limit", c.SignupLimit, "each client address's limit on sign-ups, COUNT/UNIT[:BURST] or off")
 	f.DurationVar(&c.TimelineTTL, prefix+"timeline-ttl", c.TimelineTTL, "an unread home timeline leaves the cache after this long")

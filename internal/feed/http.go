@@ -36,6 +36,8 @@ func (s *Service) Handler() http.Handler {
 	rt.HandleFunc("POST /api/v1/posts/{id}/comments", "JSON {body}", s.as(s.limited(s.handleComment)))
 	rt.HandleFunc("GET /api/v1/posts/{id}/comments", "?after=&limit=", s.handleComments)
 	rt.HandleFunc("GET /api/v1/stats", "fan-out and cache figures", s.handleStats)
+	rt.Handle("POST /api/v1/graph", "the admin token; JSON {users, celebrity_followers, follows, zipf, seed}: generate a social graph into an empty feed (benchmarks, the lesson); answers the users' IDs", s.admin.RequireFunc(s.handleGraph))
+	rt.Handle("POST /api/v1/warm", "the admin token: cache every user's (empty) timeline in a feed without posts, as if everyone had read lately", s.admin.RequireFunc(s.handleWarm))
 	rt.Handle("POST /api/v1/celebrities", "the admin token; JSON {followers ≤ 200000}: make an account with that many new followers, whose every timeline is cached, and post from it", s.admin.RequireFunc(s.handleCelebrity))
 	rt.Handle("GET /app/", "the web app", webApp())
 	rt.Index("feed", description, map[string]any{"app": "/app/", "mode": s.cfg.Mode.String(), "celebrity": s.cfg.Celebrity,
@@ -489,6 +491,7 @@ type Stats struct {
 	FanoutInFlight int                 `json:"fanout_in_flight"`
 	Listeners      int                 `json:"live_listeners"`
 	Recent         []Visibility        `json:"recent_fanouts"`
+	Largest        []Visibility        `json:"largest_fanouts"`
 	Footprint      map[string][2]int64 `json:"cache_sets,omitempty"`
 }
 
@@ -496,12 +499,55 @@ type Stats struct {
 func (s *Service) Stats() Stats {
 	st := Stats{Mode: s.cfg.Mode.String(), Celebrity: s.cfg.Celebrity,
 		Posts: counterValue(s.metrics.posts), Entries: counterValue(s.metrics.entries), Rebuilds: counterValue(s.metrics.rebuilds),
-		FanoutInFlight: s.fanout.inFlight(), Listeners: s.live.listeners(), Recent: s.metrics.recentVisibility(),
+		FanoutInFlight: s.fanout.inFlight(), Listeners: s.live.listeners(), Recent: s.metrics.recentVisibility(), Largest: s.metrics.largestFanouts(),
 		Footprint: s.caches.footprint()}
 	if st.Posts > 0 {
 		st.Amplification = st.Entries / st.Posts
 	}
 	return st
+}
+
+func (s *Service) handleGraph(w http.ResponseWriter, r *http.Request) {
+	var g GraphSpec
+	var req struct {
+		Users              int     `json:"users"`
+		CelebrityFollowers int     `json:"celebrity_followers"`
+		Follows            int     `json:"follows"`
+		Zipf               float64 `json:"zipf"`
+		Seed               uint64  `json:"seed"`
+	}
+	if err := httpx.DecodeJSON(r, &req); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	g = GraphSpec{Users: req.Users, CelebrityFollowers: req.CelebrityFollowers, MeanFollows: req.Follows, Zipf: req.Zipf, Seed: req.Seed}
+	if g.Users > 1_000_000 || g.validate() != nil {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "want 2 ≤ users ≤ 1000000, 0 ≤ celebrity_followers < users, 0 ≤ follows < users, zipf > 1"))
+		return
+	}
+	ids, err := s.GenerateGraph(r.Context(), g)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"ids": idStrings(ids)})
+}
+
+func idStrings(ids []int64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatInt(id, 10)
+	}
+	return out
+}
+
+func (s *Service) handleWarm(w http.ResponseWriter, r *http.Request) {
+	n, err := s.WarmEmpty(r.Context())
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"timelines": n})
 }
 
 func (s *Service) handleCelebrity(w http.ResponseWriter, r *http.Request) {

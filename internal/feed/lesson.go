@@ -120,19 +120,7 @@ func runMode(ctx context.Context, log io.Writer, o LessonOptions, m timeline.Mod
 	defer s.Close(context.Background())
 	if ids == nil {
 		fmt.Fprintf(log, "seeding %d users and %d follows…\n", o.Graph.Users, len(pairs))
-		users := make([]SeedUser, o.Graph.Users)
-		ids = make([]int64, o.Graph.Users)
-		for i := range users {
-			if ids[i], err = s.nextID(); err != nil {
-				return r, nil, err
-			}
-			users[i] = SeedUser{ID: ids[i], Handle: fmt.Sprintf("user%d", i)}
-		}
-		follows := make([][2]int64, len(pairs))
-		for i, p := range pairs {
-			follows[i] = [2]int64{ids[p[0]], ids[p[1]]}
-		}
-		if err := s.Seed(ctx, users, follows); err != nil {
+		if ids, err = s.GenerateGraph(ctx, o.Graph); err != nil {
 			return r, nil, err
 		}
 	}
@@ -175,7 +163,7 @@ func runMode(ctx context.Context, log io.Writer, o LessonOptions, m timeline.Mod
 		r.ReadP50MS = float64(lat[len(lat)/2]) / 1e6
 		r.ReadP99MS = float64(lat[len(lat)*99/100]) / 1e6
 	}
-	for _, v := range s.metrics.recentVisibility() {
+	for _, v := range append(s.metrics.recentVisibility(), s.metrics.largestFanouts()...) {
 		if slices.Contains(celebPosts, v.Post) {
 			r.CelebTargets = max(r.CelebTargets, v.Targets)
 			r.CelebVisibleS = max(r.CelebVisibleS, v.Seconds)

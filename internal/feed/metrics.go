@@ -1,6 +1,8 @@
 package feed
 
 import (
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -20,8 +22,9 @@ type metrics struct {
 	reads    *prometheus.HistogramVec
 	jobs     *prometheus.CounterVec
 
-	mu     sync.Mutex
-	recent []Visibility // the latest fan-outs, newest last
+	mu      sync.Mutex
+	recent  []Visibility // the latest fan-outs, newest last
+	largest []Visibility // the fan-outs to the most followers, largest first
 }
 
 // Visibility is how long one post took to reach every pushed follower.
@@ -58,10 +61,23 @@ func (s *Service) recordVisible(post int64, targets int, d time.Duration) {
 	m := s.metrics
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.recent = append(m.recent, Visibility{Post: post, Targets: targets, Seconds: d.Seconds()})
+	v := Visibility{Post: post, Targets: targets, Seconds: d.Seconds()}
+	m.recent = append(m.recent, v)
 	if len(m.recent) > 20 {
 		m.recent = m.recent[len(m.recent)-20:]
 	}
+	// The largest fan-outs stay in view however many small ones follow.
+	i := sort.Search(len(m.largest), func(i int) bool { return m.largest[i].Targets <= targets })
+	m.largest = slices.Insert(m.largest, i, v)
+	if len(m.largest) > 10 {
+		m.largest = m.largest[:10]
+	}
+}
+
+func (m *metrics) largestFanouts() []Visibility {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Visibility{}, m.largest...)
 }
 
 func (m *metrics) recentVisibility() []Visibility {

@@ -62,20 +62,16 @@ func (s *Service) Timeline(ctx context.Context, reader, cursor int64, limit int)
 	if err != nil {
 		return Page{}, err
 	}
-	us, err := s.users(ctx, append(slices.Clone(followees), reader))
+	me, err := s.User(ctx, reader)
 	if err != nil {
 		return Page{}, err
 	}
-	me, ok := us[reader]
-	if !ok {
-		return Page{}, apperr.E(apperr.NotFound, "no user %d", reader)
-	}
 	mode, _ := timeline.ParseMode(me.Mode)
-	withCounts := make([]timeline.Followee, 0, len(followees))
-	for _, f := range followees {
-		withCounts = append(withCounts, timeline.Followee{ID: f, Followers: us[f].Followers})
+	pulled, err := s.pulledFrom(ctx, reader, mode, followees)
+	if err != nil {
+		return Page{}, err
 	}
-	pulled := append(s.policy.PullFrom(mode, withCounts), reader) // one's own posts are always read, never pushed
+	pulled = append(slices.Clone(pulled), reader) // one's own posts are always read, never pushed
 	var pushed []int64
 	for _, f := range followees {
 		if !slices.Contains(pulled, f) {
@@ -133,6 +129,38 @@ func (s *Service) Timeline(ctx context.Context, reader, cursor int64, limit int)
 	return page, nil
 }
 
+// pulledFrom is the followees whose posts a reader's read merges in
+// itself. Push and pull need no follower counts; hybrid does, one per
+// followee, so its answer is cached per reader, tagged with the reader's
+// mode and the celebrity epoch, which moves whenever any account crosses
+// the threshold: a crossing makes every cached answer stale at once, and
+// between crossings, which are rare, a read costs two lookups, not one per
+// followee. (A follow or unfollow drops the reader's cached answer with
+// its follow list.)
+func (s *Service) pulledFrom(ctx context.Context, reader int64, mode timeline.Mode, followees []int64) ([]int64, error) {
+	switch s.policy.Effective(mode) {
+	case timeline.Push:
+		return nil, nil
+	case timeline.Pull:
+		return followees, nil
+	}
+	epoch := s.caches.epoch(ctx)
+	if sp, ok := s.caches.split(ctx, reader); ok && sp.epoch == epoch && sp.mode == mode.String() {
+		return sp.pulled, nil
+	}
+	us, err := s.users(ctx, followees)
+	if err != nil {
+		return nil, err
+	}
+	withCounts := make([]timeline.Followee, 0, len(followees))
+	for _, f := range followees {
+		withCounts = append(withCounts, timeline.Followee{ID: f, Followers: us[f].Followers})
+	}
+	pulled := s.policy.PullFrom(mode, withCounts)
+	s.caches.setSplit(ctx, reader, split{epoch: epoch, mode: mode.String(), pulled: pulled})
+	return pulled, nil
+}
+
 func (s *Service) postsOfTruth(authors []int64) truthFunc {
 	return func(ctx context.Context, cursor int64, limit int) ([]int64, error) {
 		return s.store.postsOf(ctx, authors, cursor, limit)
@@ -187,19 +215,16 @@ func (s *Service) items(ctx context.Context, reader int64, ids []int64, follows 
 
 // followeesOf is everyone reader follows, from the cache or the store.
 func (s *Service) followeesOf(ctx context.Context, reader int64) ([]int64, error) {
-	var ids []int64
-	if getJSON(ctx, s.caches.kv, followeesKey(reader), &ids) {
-		return ids, nil
+	if b, ok, err := s.caches.kv.Get(ctx, followeesKey(reader)); err == nil && ok {
+		if ids, err := decodeIDs(b); err == nil {
+			return ids, nil
+		}
 	}
-	fs, err := s.store.followees(ctx, reader)
+	ids, err := s.store.followeeIDs(ctx, reader)
 	if err != nil {
 		return nil, err
 	}
-	ids = make([]int64, len(fs))
-	for i, f := range fs {
-		ids[i] = f.ID
-	}
-	s.caches.setJSON(ctx, followeesKey(reader), ids)
+	s.caches.set(ctx, followeesKey(reader), encodeIDs(ids))
 	return ids, nil
 }
 
@@ -211,8 +236,7 @@ func (s *Service) users(ctx context.Context, ids []int64) (map[int64]User, error
 		if _, ok := out[id]; ok {
 			continue
 		}
-		var u User
-		if getJSON(ctx, s.caches.kv, userKey(id), &u) {
+		if u, ok := s.caches.user(ctx, id); ok {
 			out[id] = u
 		} else if !slices.Contains(miss, id) {
 			miss = append(miss, id)
@@ -227,7 +251,7 @@ func (s *Service) users(ctx context.Context, ids []int64) (map[int64]User, error
 	}
 	for id, u := range found {
 		out[id] = u
-		s.caches.setJSON(ctx, userKey(id), u)
+		s.caches.set(ctx, userKey(id), encodeUser(u))
 	}
 	return out, nil
 }
@@ -250,8 +274,7 @@ func (s *Service) posts(ctx context.Context, ids []int64) (map[int64]Post, error
 	out := make(map[int64]Post, len(ids))
 	var miss []int64
 	for _, id := range ids {
-		var p Post
-		if getJSON(ctx, s.caches.kv, postKey(id), &p) {
+		if p, ok := s.caches.post(ctx, id); ok {
 			out[id] = p
 		} else if !slices.Contains(miss, id) {
 			miss = append(miss, id)
@@ -266,7 +289,7 @@ func (s *Service) posts(ctx context.Context, ids []int64) (map[int64]Post, error
 	}
 	for id, p := range found {
 		out[id] = p
-		s.caches.setJSON(ctx, postKey(id), p)
+		s.caches.set(ctx, postKey(id), encodePost(p))
 	}
 	return out, nil
 }

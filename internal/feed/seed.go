@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/scalelab/scalelab/internal/feed/timeline"
+	"github.com/scalelab/scalelab/internal/platform/apperr"
 )
 
 // SeedUser is a user of a generated social graph.
@@ -129,4 +130,61 @@ func (s *Service) MakeCelebrity(ctx context.Context, n int) (Celebrity, error) {
 		return Celebrity{}, err
 	}
 	return Celebrity{User: u, Followers: n, Post: p.ID, Pushed: s.policy.Pushed(timeline.Inherit, n)}, nil
+}
+
+// GenerateGraph seeds a generated graph into a feed without users; the
+// celebrity is the first ID.
+func (s *Service) GenerateGraph(ctx context.Context, g GraphSpec) ([]int64, error) {
+	if n, err := s.store.count(ctx, "feed_users"); err != nil {
+		return nil, err
+	} else if n > 0 {
+		return nil, apperr.E(apperr.Conflict, "the feed has %d users; a graph is generated into an empty one", n)
+	}
+	pairs, err := g.Follows()
+	if err != nil {
+		return nil, apperr.E(apperr.Invalid, "%v", err)
+	}
+	ids := make([]int64, g.Users)
+	users := make([]SeedUser, g.Users)
+	for i := range ids {
+		if ids[i], err = s.nextID(); err != nil {
+			return nil, err
+		}
+		users[i] = SeedUser{ID: ids[i], Handle: fmt.Sprintf("user%d", i)}
+	}
+	follows := make([][2]int64, len(pairs))
+	for i, p := range pairs {
+		follows[i] = [2]int64{ids[p[0]], ids[p[1]]}
+	}
+	return ids, s.Seed(ctx, users, follows)
+}
+
+// WarmEmpty caches every user's timeline in a feed without posts, where
+// the empty timeline is exactly the truth; with posts it refuses (a
+// timeline is then rebuilt from the store on its first read).
+func (s *Service) WarmEmpty(ctx context.Context) (int, error) {
+	if n, err := s.store.count(ctx, "feed_posts"); err != nil {
+		return 0, err
+	} else if n > 0 {
+		return 0, apperr.E(apperr.Conflict, "the feed has %d posts; only an empty one is warmed this way", n)
+	}
+	ids, err := s.store.ids(ctx, "SELECT user_id FROM feed_users")
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if _, err := s.caches.timelines.Begin(ctx, idKey(id)); err != nil {
+			return 0, err
+		}
+		if err := s.caches.timelines.Fill(ctx, idKey(id), nil, 0); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+func (s *store) count(ctx context.Context, table string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
+	return n, err
 }

@@ -247,6 +247,11 @@ func (s *store) followersIn(ctx context.Context, author int64, modes []string, a
 	return out, rows.Err()
 }
 
+// followeeIDs is everyone a reader follows.
+func (s *store) followeeIDs(ctx context.Context, reader int64) ([]int64, error) {
+	return s.ids(ctx, "SELECT followee_id FROM feed_follows WHERE follower_id = ? ORDER BY followee_id", reader)
+}
+
 // followees is everyone a reader follows, with their follower counts.
 func (s *store) followees(ctx context.Context, reader int64) ([]timeline.Followee, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT f.followee_id, u.followers FROM feed_follows f JOIN feed_users u ON u.user_id = f.followee_id

@@ -86,7 +86,7 @@ func (s *Service) SetMode(ctx context.Context, user int64, mode string) error {
 	if err := s.store.setMode(ctx, user, mode); err != nil {
 		return err
 	}
-	s.forget(ctx, userKey(user))
+	s.forget(ctx, userKey(user), splitKey(user))
 	return s.caches.timelines.Drop(ctx, idKey(user))
 }
 
@@ -105,11 +105,12 @@ func (s *Service) Follow(ctx context.Context, follower, followee int64) error {
 	if err != nil || !changed {
 		return err
 	}
-	s.forget(ctx, followeesKey(follower), userKey(follower), userKey(followee))
+	s.forget(ctx, followeesKey(follower), splitKey(follower), userKey(follower), userKey(followee))
 	us, err := s.store.users(ctx, []int64{follower, followee})
 	if err != nil {
 		return err
 	}
+	s.crossed(ctx, us[followee].Followers-1, us[followee].Followers)
 	mode, _ := timeline.ParseMode(us[follower].Mode)
 	if s.policy.Backfill(mode, us[followee].Followers) {
 		recent, err := s.store.recentPosts(ctx, followee, 0, s.cfg.AuthorCap)
@@ -130,7 +131,7 @@ func (s *Service) Unfollow(ctx context.Context, follower, followee int64) error 
 	if err != nil || !changed {
 		return err
 	}
-	s.forget(ctx, followeesKey(follower), userKey(follower), userKey(followee))
+	s.forget(ctx, followeesKey(follower), splitKey(follower), userKey(follower), userKey(followee))
 	recent, err := s.store.recentPosts(ctx, followee, 0, s.cfg.AuthorCap)
 	if err != nil {
 		return err
@@ -143,10 +144,23 @@ func (s *Service) Unfollow(ctx context.Context, follower, followee int64) error 
 		return err
 	}
 	after := us[followee].Followers
+	s.crossed(ctx, after+1, after)
 	if after+1 >= s.cfg.Celebrity && after < s.cfg.Celebrity {
 		return s.fanout.publish(ctx, job{Kind: jobRebalance, Author: followee, Before: after + 1, After: after})
 	}
 	return nil
+}
+
+// crossed moves the celebrity epoch when an account's follower count went
+// over or under the threshold, now and again a second later (a hybrid
+// read that computed its split from the old count and cached it after the
+// first move is then stale too).
+func (s *Service) crossed(ctx context.Context, before, after int) {
+	if (before < s.cfg.Celebrity) == (after < s.cfg.Celebrity) {
+		return
+	}
+	s.caches.bumpEpoch(ctx)
+	time.AfterFunc(time.Second, func() { s.caches.bumpEpoch(context.Background()) })
 }
 
 // NewPost is a post (or a share, with ShareOf).
