@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
@@ -525,6 +526,8 @@ func (s *Service) handleGraph(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "want 2 ≤ users ≤ 1000000, 0 ≤ celebrity_followers < users, 0 ≤ follows < users, zipf > 1"))
 		return
 	}
+	// A large graph takes minutes to store: past the server's write timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
 	ids, err := s.GenerateGraph(r.Context(), g)
 	if err != nil {
 		httpx.WriteError(w, r, err)
@@ -542,6 +545,7 @@ func idStrings(ids []int64) []string {
 }
 
 func (s *Service) handleWarm(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	n, err := s.WarmEmpty(r.Context())
 	if err != nil {
 		httpx.WriteError(w, r, err)
@@ -562,6 +566,7 @@ func (s *Service) handleCelebrity(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "followers: 1 to 200000"))
 		return
 	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	c, err := s.MakeCelebrity(r.Context(), req.Followers)
 	if err != nil {
 		httpx.WriteError(w, r, err)

@@ -23,27 +23,41 @@ type SeedUser struct {
 // the lesson's 100,000 users and their follows in seconds, where one
 // Follow each would take minutes. Users get an unusable token hash.
 func (s *store) seed(ctx context.Context, users []SeedUser, follows [][2]int64, now time.Time) error {
-	const chunk = 400
-	for i := 0; i < len(users); i += chunk {
-		part := users[i:min(i+chunk, len(users))]
-		args := make([]any, 0, 5*len(part))
-		for _, u := range part {
-			args = append(args, u.ID, u.Handle, u.Handle, "seed:"+u.Handle, now.UnixMilli())
+	const chunk = 2000 // rows a statement: 10,000 parameters at most, under every engine's limit
+	const perTx = 50   // statements a transaction
+	at := now.UnixMilli()
+	inChunks := func(n, width int, table, cols string, arg func(i int, args []any) []any) error {
+		for start := 0; start < n; start += chunk * perTx {
+			err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+				for i := start; i < min(start+chunk*perTx, n); i += chunk {
+					end := min(i+chunk, n)
+					args := make([]any, 0, width*(end-i))
+					for j := i; j < end; j++ {
+						args = arg(j, args)
+					}
+					q := "INSERT INTO " + table + " (" + cols + ") VALUES " + rows(end-i, width)
+					if _, err := tx.ExecContext(ctx, s.q(q), args...); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("feed: seed %s: %w", table, err)
+			}
 		}
-		q := "INSERT INTO feed_users (user_id, handle, name, token_hash, created_at) VALUES " + rows(len(part), 5)
-		if err := s.exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("feed: seed users: %w", err)
-		}
+		return nil
 	}
-	for i := 0; i < len(follows); i += chunk {
-		part := follows[i:min(i+chunk, len(follows))]
-		args := make([]any, 0, 3*len(part))
-		for _, f := range part {
-			args = append(args, f[0], f[1], now.UnixMilli())
-		}
-		if err := s.exec(ctx, "INSERT INTO feed_follows (follower_id, followee_id, created_at) VALUES "+rows(len(part), 3), args...); err != nil {
-			return fmt.Errorf("feed: seed follows: %w", err)
-		}
+	if err := inChunks(len(users), 5, "feed_users", "user_id, handle, name, token_hash, created_at", func(i int, args []any) []any {
+		u := users[i]
+		return append(args, u.ID, u.Handle, u.Handle, "seed:"+u.Handle, at)
+	}); err != nil {
+		return err
+	}
+	if err := inChunks(len(follows), 3, "feed_follows", "follower_id, followee_id, created_at", func(i int, args []any) []any {
+		return append(args, follows[i][0], follows[i][1], at)
+	}); err != nil {
+		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE feed_users SET
