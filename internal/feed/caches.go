@@ -49,6 +49,7 @@ func idKeys(ids []int64) []string {
 	return out
 }
 
+func briefKey(id int64) string      { return "feed:b:" + idKey(id) }
 func splitKey(id int64) string { return "feed:s:" + idKey(id) }
 
 const epochKey = "feed:epoch"
@@ -76,6 +77,18 @@ func (c *caches) user(ctx context.Context, id int64) (User, bool) {
 		return User{}, false
 	}
 	u, err := decodeUser(b)
+	return u, err == nil
+}
+
+// brief is how an author is shown: its handle and name never change, so
+// it is cached apart from the user's counters, which every post, follow
+// and like moves.
+func (c *caches) brief(ctx context.Context, id int64) (UserBrief, bool) {
+	b, ok, err := c.kv.Get(ctx, briefKey(id))
+	if err != nil || !ok {
+		return UserBrief{}, false
+	}
+	u, err := decodeBrief(b)
 	return u, err == nil
 }
 

@@ -13,7 +13,7 @@ import (
 // (a version byte, then varints and length-prefixed strings) decodes in a
 // small fraction of that. A value that does not decode is a cache miss.
 
-const codecVersion = 1
+const codecVersion = 2
 
 var errCodec = errors.New("feed: cached value does not decode")
 
@@ -83,6 +83,7 @@ func encodeUser(u User) []byte {
 	e.int(int64(u.Followers))
 	e.int(int64(u.Following))
 	e.int(int64(u.Posts))
+	e.int(int64(u.Liked))
 	e.time(u.CreatedAt)
 	return e.b
 }
@@ -90,7 +91,7 @@ func encodeUser(u User) []byte {
 func decodeUser(b []byte) (User, error) {
 	d := newDecoder(b)
 	u := User{ID: d.int(), Handle: d.str(), Name: d.str(), Mode: d.str(),
-		Followers: int(d.int()), Following: int(d.int()), Posts: int(d.int()), CreatedAt: d.time()}
+		Followers: int(d.int()), Following: int(d.int()), Posts: int(d.int()), Liked: int(d.int()), CreatedAt: d.time()}
 	return u, d.done()
 }
 
@@ -140,4 +141,18 @@ func decodeIDs(b []byte) ([]int64, error) {
 		ids[i] = d.int()
 	}
 	return ids, d.done()
+}
+
+func encodeBrief(b UserBrief) []byte {
+	e := encoder{b: []byte{codecVersion}}
+	e.int(b.ID)
+	e.str(b.Handle)
+	e.str(b.Name)
+	return e.b
+}
+
+func decodeBrief(b []byte) (UserBrief, error) {
+	d := newDecoder(b)
+	u := UserBrief{ID: d.int(), Handle: d.str(), Name: d.str()}
+	return u, d.done()
 }

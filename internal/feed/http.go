@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -129,8 +130,8 @@ func (s *Service) limited(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func idParam(r *http.Request, name string) (int64, error) {
-	v := r.URL.Query().Get(name)
+func idParam(q url.Values, name string) (int64, error) {
+	v := q.Get(name)
 	if v == "" {
 		return 0, nil
 	}
@@ -141,8 +142,8 @@ func idParam(r *http.Request, name string) (int64, error) {
 	return id, nil
 }
 
-func limitParam(r *http.Request, def, most int) (int, error) {
-	v := r.URL.Query().Get("limit")
+func limitParam(q url.Values, def, most int) (int, error) {
+	v := q.Get("limit")
 	if v == "" {
 		return def, nil
 	}
@@ -168,7 +169,7 @@ func (s *Service) handleSignup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleNewest(w http.ResponseWriter, r *http.Request) {
-	limit, err := limitParam(r, 20, 100)
+	limit, err := limitParam(r.URL.Query(), 20, 100)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -307,12 +308,13 @@ func (s *Service) answer(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Service) handleTimeline(w http.ResponseWriter, r *http.Request) {
-	cursor, err := idParam(r, "cursor")
+	q := r.URL.Query() // once: parsing it is a tenth of a read's garbage
+	cursor, err := idParam(q, "cursor")
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	limit, err := limitParam(r, 20, MaxPage)
+	limit, err := limitParam(q, 20, MaxPage)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -330,12 +332,12 @@ func (s *Service) handleUserPosts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cursor, err := idParam(r, "cursor")
+	cursor, err := idParam(r.URL.Query(), "cursor")
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	limit, err := limitParam(r, 20, MaxPage)
+	limit, err := limitParam(r.URL.Query(), 20, MaxPage)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -350,7 +352,7 @@ func (s *Service) handleUserPosts(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	items, err := s.items(r.Context(), 0, ids, map[int64]bool{id: true})
+	items, err := s.items(r.Context(), User{}, ids, []int64{id})
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -446,12 +448,12 @@ func (s *Service) handleComments(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	after, err := idParam(r, "after")
+	after, err := idParam(r.URL.Query(), "after")
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	limit, err := limitParam(r, 50, 200)
+	limit, err := limitParam(r.URL.Query(), 50, 200)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return

@@ -48,6 +48,7 @@ type User struct {
 	Followers int       `json:"followers"`
 	Following int       `json:"following"`
 	Posts     int       `json:"posts"`
+	Liked     int       `json:"liked"` // likes it gave
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -64,8 +65,8 @@ func (s *store) createUser(ctx context.Context, u User, tokenHash string) error 
 func (s *store) user(ctx context.Context, id int64) (User, error) {
 	var u User
 	var at int64
-	err := s.db.QueryRowContext(ctx, s.q("SELECT user_id, handle, name, mode, followers, following, posts, created_at FROM feed_users WHERE user_id = ?"), id).
-		Scan(&u.ID, &u.Handle, &u.Name, &u.Mode, &u.Followers, &u.Following, &u.Posts, &at)
+	err := s.db.QueryRowContext(ctx, s.q("SELECT user_id, handle, name, mode, followers, following, posts, liked, created_at FROM feed_users WHERE user_id = ?"), id).
+		Scan(&u.ID, &u.Handle, &u.Name, &u.Mode, &u.Followers, &u.Following, &u.Posts, &u.Liked, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, apperr.E(apperr.NotFound, "no user %d", id)
 	}
@@ -83,7 +84,7 @@ func (s *store) users(ctx context.Context, ids []int64) (map[int64]User, error) 
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id, handle, name, mode, followers, following, posts, created_at FROM feed_users WHERE user_id IN (?"+
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT user_id, handle, name, mode, followers, following, posts, liked, created_at FROM feed_users WHERE user_id IN (?"+
 		strings.Repeat(", ?", len(ids)-1)+")"), args...)
 	if err != nil {
 		return nil, err
@@ -92,7 +93,7 @@ func (s *store) users(ctx context.Context, ids []int64) (map[int64]User, error) 
 	for rows.Next() {
 		var u User
 		var at int64
-		if err := rows.Scan(&u.ID, &u.Handle, &u.Name, &u.Mode, &u.Followers, &u.Following, &u.Posts, &at); err != nil {
+		if err := rows.Scan(&u.ID, &u.Handle, &u.Name, &u.Mode, &u.Followers, &u.Following, &u.Posts, &u.Liked, &at); err != nil {
 			return nil, err
 		}
 		u.CreatedAt = time.UnixMilli(at)
@@ -442,7 +443,10 @@ func (s *store) like(ctx context.Context, post, user int64, on bool, now time.Ti
 		if !on {
 			by = -1
 		}
-		_, err = tx.ExecContext(ctx, s.q("UPDATE feed_posts SET likes = likes + ? WHERE post_id = ?"), by, post)
+		if _, err = tx.ExecContext(ctx, s.q("UPDATE feed_posts SET likes = likes + ? WHERE post_id = ?"), by, post); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q("UPDATE feed_users SET liked = liked + ? WHERE user_id = ?"), by, user)
 		return err
 	})
 	return changed, err

@@ -238,7 +238,7 @@ func (s *Service) Like(ctx context.Context, user, post int64, on bool) error {
 	if err != nil || !changed {
 		return err
 	}
-	s.forget(ctx, postKey(post))
+	s.forget(ctx, postKey(post), userKey(user))
 	keys := []string{idKey(user)}
 	if on {
 		err = s.caches.likes.Add(ctx, keys, post)

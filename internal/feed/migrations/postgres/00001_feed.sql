@@ -10,6 +10,7 @@ CREATE TABLE feed_users (
     followers  INTEGER NOT NULL DEFAULT 0,
     following  INTEGER NOT NULL DEFAULT 0,
     posts      INTEGER NOT NULL DEFAULT 0,
+    liked      INTEGER NOT NULL DEFAULT 0, -- likes it gave: with none, marking a page's likes costs nothing
     created_at BIGINT NOT NULL
 );
 
