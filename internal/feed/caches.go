@@ -49,7 +49,7 @@ func idKeys(ids []int64) []string {
 	return out
 }
 
-func briefKey(id int64) string      { return "feed:b:" + idKey(id) }
+func briefKey(id int64) string { return "feed:b:" + idKey(id) }
 func splitKey(id int64) string { return "feed:s:" + idKey(id) }
 
 const epochKey = "feed:epoch"
