@@ -2,11 +2,15 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/scalelab/scalelab/internal/platform/apperr"
+	"github.com/scalelab/scalelab/internal/platform/broker"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
@@ -120,4 +124,49 @@ func (s *Service) mustID(t testing.TB) int64 {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// failingBroker refuses publishes to one topic.
+type failingBroker struct {
+	broker.Broker
+	topic string
+}
+
+func (b failingBroker) Publish(ctx context.Context, topic string, data []byte) error {
+	if topic == b.topic {
+		return errors.New("broker unreachable")
+	}
+	return b.Broker.Publish(ctx, topic, data)
+}
+
+// A post whose fan-out cannot be queued is not kept: the author is told to
+// try again, and no timeline is left lacking a post that exists.
+func TestAPostWhoseFanoutCannotBeQueuedIsNotKept(t *testing.T) {
+	ctx := context.Background()
+	s := openService(t, "", "", "", testConfig())
+	ann, _, _ := s.CreateUser(ctx, NewUser{Handle: "ann"})
+	bob, _, _ := s.CreateUser(ctx, NewUser{Handle: "bob"})
+	if err := s.Follow(ctx, bob.ID, ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, s, bob.ID, 10) // bob's timeline is cached
+	kept, err := s.CreatePost(ctx, ann.ID, NewPost{Body: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.broker = failingBroker{Broker: s.broker, topic: fanoutTopic}
+	_, err = s.CreatePost(ctx, ann.ID, NewPost{Body: "lost?"})
+	if apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("a post whose fan-out failed: %v", err)
+	}
+	settle(t, s)
+	if got := readAll(t, s, ann.ID, 10); !slices.Equal(got, []int64{kept.ID}) {
+		t.Fatalf("ann's own timeline: %v, want only %d", got, kept.ID)
+	}
+	if got := readAll(t, s, bob.ID, 10); !slices.Equal(got, []int64{kept.ID}) {
+		t.Fatalf("bob's timeline: %v, want only %d", got, kept.ID)
+	}
+	if u, _ := s.User(ctx, ann.ID); u.Posts != 1 {
+		t.Fatalf("ann's post count is %d, want 1", u.Posts)
+	}
 }

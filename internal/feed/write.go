@@ -146,7 +146,28 @@ func (s *Service) Unfollow(ctx context.Context, follower, followee int64) error 
 	after := us[followee].Followers
 	s.crossed(ctx, after+1, after)
 	if after+1 >= s.cfg.Celebrity && after < s.cfg.Celebrity {
-		return s.fanout.publish(ctx, job{Kind: jobRebalance, Author: followee, Before: after + 1, After: after})
+		pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.fanout.publish(pubCtx, job{Kind: jobRebalance, Author: followee, Before: after + 1, After: after}); err != nil {
+			// Its followers' cached timelines lack its posts made while it
+			// was pulled: drop them here instead (each is rebuilt from the
+			// store on its next read), a rare and bounded cost.
+			s.logger.Warn("feed: a rebalance could not be queued; dropping the followers' timelines instead", "author", followee, "err", err)
+			for after := int64(0); ; {
+				page, err := s.store.followers(pubCtx, followee, after, 1000)
+				if err != nil || len(page) == 0 {
+					return err
+				}
+				keys := make([]string, len(page))
+				for i, f := range page {
+					keys[i] = idKey(f.ID)
+				}
+				if err := s.caches.timelines.Drop(pubCtx, keys...); err != nil {
+					return err
+				}
+				after = page[len(page)-1].ID
+			}
+		}
 	}
 	return nil
 }
@@ -208,10 +229,20 @@ func (s *Service) CreatePost(ctx context.Context, author int64, n NewPost) (Post
 	if err := s.caches.authors.Add(ctx, []string{idKey(author)}, id); err != nil {
 		_ = s.caches.authors.Drop(ctx, idKey(author)) // rebuilt from the store when next read
 	}
-	if err := s.fanout.publish(ctx, job{Kind: jobPost, Post: id, Author: author, At: p.CreatedAt.UnixMilli()}); err != nil {
-		// The post is stored and pulled readers see it; pushed readers
-		// would not until their timelines are rebuilt. Say so.
-		return p, apperr.E(apperr.Unavailable, "post %d is stored but its fan-out could not be queued: %v", id, err)
+	// The job is queued even if the client has gone: the post is stored.
+	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.fanout.publish(pubCtx, job{Kind: jobPost, Post: id, Author: author, At: p.CreatedAt.UnixMilli()}); err != nil {
+		// A post that exists but never reaches its pushed followers would
+		// be missing from their timelines for good: it is taken back, and
+		// the author told to try again. (Should the job have been stored
+		// after all, it fans out a deleted post, which reads drop.)
+		if derr := s.store.deletePost(pubCtx, author, id); derr != nil {
+			s.logger.Error("feed: a post whose fan-out failed could not be taken back", "post", id, "err", derr)
+		}
+		s.forget(pubCtx, postKey(id), userKey(author))
+		_ = s.caches.authors.Remove(pubCtx, []string{idKey(author)}, id)
+		return Post{}, apperr.E(apperr.Unavailable, "the post could not be queued for its followers' timelines (%v), so it was not kept: try again", err)
 	}
 	s.live.announce(ctx, p)
 	return p, nil
@@ -229,7 +260,14 @@ func (s *Service) DeletePost(ctx context.Context, author, id int64) error {
 		_ = s.caches.authors.Drop(ctx, idKey(author))
 	}
 	s.live.publish(ctx, liveEvent{Kind: "delete", Item: Item{Post: Post{ID: id, AuthorID: author}}})
-	return s.fanout.publish(ctx, job{Kind: jobDelete, Post: id, Author: author})
+	// Reads drop a deleted post at once; the job only cleans the timelines
+	// (a lost one leaves entries that reads keep dropping).
+	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.fanout.publish(pubCtx, job{Kind: jobDelete, Post: id, Author: author}); err != nil {
+		s.logger.Warn("feed: the delete's fan-out could not be queued; reads drop the post anyway", "post", id, "err", err)
+	}
+	return nil
 }
 
 // Like likes (on) or unlikes a post; a repeat changes nothing.
