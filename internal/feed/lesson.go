@@ -35,6 +35,9 @@ type LessonOptions struct {
 	Dir   string // working files (the SQLite store)
 	// DB is the store's URL ("": SQLite in Dir).
 	DB string
+	// Cache is the cache engine's URL ("": in-process; redis://… puts every
+	// list a read touches one network round trip away).
+	Cache string
 }
 
 // ModeResult is one mode's figures.
@@ -100,7 +103,7 @@ func RunLesson(ctx context.Context, log io.Writer, o LessonOptions) (LessonResul
 // the first time), puts it under load, and measures.
 func runMode(ctx context.Context, log io.Writer, o LessonOptions, m timeline.Mode, pairs [][2]int, ids []int64) (ModeResult, []int64, error) {
 	r := ModeResult{Mode: m.String()}
-	e := host.Engines{Data: o.Dir, DB: o.DB, Namespace: "feedlesson"}
+	e := host.Engines{Data: o.Dir, DB: o.DB, Cache: o.Cache, Namespace: fmt.Sprintf("feedlesson-%s-%d", m, time.Now().UnixNano())}
 	if e.DB == "" {
 		e.DB = "sqlite://" + filepath.Join(o.Dir, "feed.db")
 	}
@@ -109,6 +112,21 @@ func runMode(ctx context.Context, log io.Writer, o LessonOptions, m timeline.Mod
 		return r, nil, err
 	}
 	defer d.Close()
+	if d.Redis != nil { // the run's keys leave a shared Redis with it
+		defer func() {
+			iter := d.Redis.Scan(context.Background(), 0, "scalelab:"+e.Namespace+":*", 1000).Iterator()
+			var keys []string
+			for iter.Next(context.Background()) {
+				if keys = append(keys, iter.Val()); len(keys) == 1000 {
+					d.Redis.Unlink(context.Background(), keys...)
+					keys = keys[:0]
+				}
+			}
+			if len(keys) > 0 {
+				d.Redis.Unlink(context.Background(), keys...)
+			}
+		}()
+	}
 	cfg := DefaultConfig()
 	cfg.Mode, cfg.Celebrity = m, o.Celebrity
 	cfg.TimelineSets = o.Graph.Users + 1

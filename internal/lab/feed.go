@@ -46,6 +46,7 @@ func feedExperiment() Experiment {
 			fs.IntVar(&o.Check, "check", o.Check, "readers whose whole timelines are checked against the truth")
 			fs.StringVar(&modes, "modes", "push,pull,hybrid", "the modes to run")
 			fs.StringVar(&o.DB, "db", "", "the SQL store (default: SQLite in the run's directory)")
+			fs.StringVar(&o.Cache, "cache", "", "the caches: in-process (default) or redis://…")
 			return func(ctx context.Context, env Env) (*Report, error) {
 				o.Modes = nil
 				for _, m := range strings.Split(modes, ",") {
@@ -128,8 +129,8 @@ func feedReport(o feed.LessonOptions, res feed.LessonResult) *Report {
 		"visible.svg": plot.Bars{Title: fmt.Sprintf("A celebrity's post (%d followers): time until every follower has it", res.Celebrity), YLabel: "s", Groups: groups, Series: []string{"visible to all"}, Values: [][]float64{visible}}.SVG(),
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# The news feed: push, pull and hybrid\n\nA generated graph of %d accounts and %d follows (popularity Zipf %.1f; the most followed account besides the celebrity has %d followers) and a celebrity with %d followers. Each mode ran %v of load: %d readers reading back to back, %d posts/s by random accounts, %d celebrity posts; SQL store %s, in-process caches.\n\n",
-		res.Users, res.Follows, o.Graph.Zipf, res.TopFollowers, res.Celebrity, o.Duration, o.Readers, o.PostRate, o.CelebrityPosts, map[bool]string{true: "SQLite", false: o.DB}[o.DB == ""])
+	fmt.Fprintf(&b, "# The news feed: push, pull and hybrid\n\nA generated graph of %d accounts and %d follows (popularity Zipf %.1f; the most followed account besides the celebrity has %d followers) and a celebrity with %d followers. Each mode ran %v of load: %d readers reading back to back, %d posts/s by random accounts, %d celebrity posts; SQL store %s, caches %s.\n\n",
+		res.Users, res.Follows, o.Graph.Zipf, res.TopFollowers, res.Celebrity, o.Duration, o.Readers, o.PostRate, o.CelebrityPosts, map[bool]string{true: "SQLite", false: o.DB}[o.DB == ""], map[bool]string{true: "in-process", false: "in Redis"}[o.Cache == ""])
 	b.WriteString("| mode | posts | entries per post | celebrity post pushed to | visible to all after (s) | reads/s | read p50 ms | read p99 ms | timeline sets | IDs cached | heap MB | checked | missing | duplicated | extra |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range res.Modes {
 		fmt.Fprintf(&b, "| %s | %d | %.1f | %d | %.3f | %.0f | %.2f | %.2f | %d | %d | %.0f | %d | %d | %d | %d |\n", m.Mode, m.Posts, m.PerPost, m.CelebTargets, m.CelebVisibleS,
