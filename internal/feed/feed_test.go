@@ -50,7 +50,7 @@ func TestEveryModeEqualsGroundTruth(t *testing.T) {
 					cfg := testConfig()
 					cfg.Mode, cfg.Celebrity = mode, 3
 					s := openService(t, eng.URL(t), cacheURL(t), "", cfg)
-					checkGroundTruth(t, s, uint64(mode)*7+uint64(len(eng.Name)), 120)
+					checkGroundTruth(t, s, uint64(mode)*7+uint64(len(eng.Name)), groundTruthSteps)
 				})
 			}
 		}
