@@ -171,3 +171,22 @@ func TestAPostWhoseFanoutCannotBeQueuedIsNotKept(t *testing.T) {
 		t.Fatalf("ann's post count is %d, want 1", u.Posts)
 	}
 }
+
+// A client that leaves while its post is being written does not leave the
+// author's cached recent posts without it: a write, once begun, ends.
+func TestAWriteWhoseClientLeavesEnds(t *testing.T) {
+	s := openService(t, "", testsvc.Redis(t), "", testConfig())
+	ctx := context.Background()
+	ann, _, _ := s.CreateUser(ctx, NewUser{Handle: "ann"})
+	readAll(t, s, ann.ID, 10) // ann's recent posts are cached (empty)
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	p, err := s.CreatePost(gone, ann.ID, NewPost{Body: "written as the client left"})
+	if err != nil {
+		t.Fatalf("a post whose client left: %v", err)
+	}
+	settle(t, s)
+	if got := readAll(t, s, ann.ID, 10); !slices.Equal(got, []int64{p.ID}) {
+		t.Fatalf("ann's timeline: %v, want %d", got, p.ID)
+	}
+}

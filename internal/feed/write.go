@@ -80,6 +80,8 @@ func hashToken(t string) string {
 // SetMode changes a user's own timeline mode. Its cached timeline was
 // built for the old one, so it is dropped and rebuilt on the next read.
 func (s *Service) SetMode(ctx context.Context, user int64, mode string) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	if err := checkMode(mode); err != nil {
 		return err
 	}
@@ -88,6 +90,15 @@ func (s *Service) SetMode(ctx context.Context, user int64, mode string) error {
 	}
 	s.forget(ctx, userKey(user), splitKey(user))
 	return s.caches.timelines.Drop(ctx, idKey(user))
+}
+
+// detach is the context of a write: once begun, a write runs to its end,
+// its caches and its fan-out included, even if the client leaves. A write
+// cut off between its commit and its cache updates would leave a cached
+// list claiming a completeness it lacks (an author's recent posts without
+// the post, found by the lesson with the caches in Redis).
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 }
 
 // forget deletes cached values now and once more a second later: a reader
@@ -101,6 +112,8 @@ func (s *Service) forget(ctx context.Context, keys ...string) {
 // Follow makes follower follow followee. A pushed pair gets the followee's
 // recent posts in the follower's cached timeline at once.
 func (s *Service) Follow(ctx context.Context, follower, followee int64) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	changed, err := s.store.follow(ctx, follower, followee, s.cfg.Now())
 	if err != nil || !changed {
 		return err
@@ -127,6 +140,8 @@ func (s *Service) Follow(ctx context.Context, follower, followee int64) error {
 // drops under the celebrity threshold is pushed from now on, so its
 // followers' cached timelines get its recent posts, by fan-out jobs.
 func (s *Service) Unfollow(ctx context.Context, follower, followee int64) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	changed, err := s.store.unfollow(ctx, follower, followee)
 	if err != nil || !changed {
 		return err
@@ -146,15 +161,13 @@ func (s *Service) Unfollow(ctx context.Context, follower, followee int64) error 
 	after := us[followee].Followers
 	s.crossed(ctx, after+1, after)
 	if after+1 >= s.cfg.Celebrity && after < s.cfg.Celebrity {
-		pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := s.fanout.publish(pubCtx, job{Kind: jobRebalance, Author: followee, Before: after + 1, After: after}); err != nil {
+		if err := s.fanout.publish(ctx, job{Kind: jobRebalance, Author: followee, Before: after + 1, After: after}); err != nil {
 			// Its followers' cached timelines lack its posts made while it
 			// was pulled: drop them here instead (each is rebuilt from the
 			// store on its next read), a rare and bounded cost.
 			s.logger.Warn("feed: a rebalance could not be queued; dropping the followers' timelines instead", "author", followee, "err", err)
 			for after := int64(0); ; {
-				page, err := s.store.followers(pubCtx, followee, after, 1000)
+				page, err := s.store.followers(ctx, followee, after, 1000)
 				if err != nil || len(page) == 0 {
 					return err
 				}
@@ -162,7 +175,7 @@ func (s *Service) Unfollow(ctx context.Context, follower, followee int64) error 
 				for i, f := range page {
 					keys[i] = idKey(f.ID)
 				}
-				if err := s.caches.timelines.Drop(pubCtx, keys...); err != nil {
+				if err := s.caches.timelines.Drop(ctx, keys...); err != nil {
 					return err
 				}
 				after = page[len(page)-1].ID
@@ -208,6 +221,8 @@ func checkText(what, body string, optional bool) (string, error) {
 // queues its fan-out; it is in the author's own timeline at once, and in
 // its pushed followers' when the fan-out jobs have run.
 func (s *Service) CreatePost(ctx context.Context, author int64, n NewPost) (Post, error) {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	body, err := checkText("body", n.Body, n.ShareOf != 0)
 	if err != nil {
 		return Post{}, err
@@ -229,19 +244,16 @@ func (s *Service) CreatePost(ctx context.Context, author int64, n NewPost) (Post
 	if err := s.caches.authors.Add(ctx, []string{idKey(author)}, id); err != nil {
 		_ = s.caches.authors.Drop(ctx, idKey(author)) // rebuilt from the store when next read
 	}
-	// The job is queued even if the client has gone: the post is stored.
-	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.fanout.publish(pubCtx, job{Kind: jobPost, Post: id, Author: author, At: p.CreatedAt.UnixMilli()}); err != nil {
+	if err := s.fanout.publish(ctx, job{Kind: jobPost, Post: id, Author: author, At: p.CreatedAt.UnixMilli()}); err != nil {
 		// A post that exists but never reaches its pushed followers would
 		// be missing from their timelines for good: it is taken back, and
 		// the author told to try again. (Should the job have been stored
 		// after all, it fans out a deleted post, which reads drop.)
-		if derr := s.store.deletePost(pubCtx, author, id); derr != nil {
+		if derr := s.store.deletePost(ctx, author, id); derr != nil {
 			s.logger.Error("feed: a post whose fan-out failed could not be taken back", "post", id, "err", derr)
 		}
-		s.forget(pubCtx, postKey(id), userKey(author))
-		_ = s.caches.authors.Remove(pubCtx, []string{idKey(author)}, id)
+		s.forget(ctx, postKey(id), userKey(author))
+		_ = s.caches.authors.Remove(ctx, []string{idKey(author)}, id)
 		return Post{}, apperr.E(apperr.Unavailable, "the post could not be queued for its followers' timelines (%v), so it was not kept: try again", err)
 	}
 	s.live.announce(ctx, p)
@@ -252,6 +264,8 @@ func (s *Service) CreatePost(ctx context.Context, author int64, n NewPost) (Post
 // at once (the post is marked deleted), and fan-out jobs take it out of
 // the cached timelines it was written to.
 func (s *Service) DeletePost(ctx context.Context, author, id int64) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	if err := s.store.deletePost(ctx, author, id); err != nil {
 		return err
 	}
@@ -262,9 +276,7 @@ func (s *Service) DeletePost(ctx context.Context, author, id int64) error {
 	s.live.publish(ctx, liveEvent{Kind: "delete", Item: Item{Post: Post{ID: id, AuthorID: author}}})
 	// Reads drop a deleted post at once; the job only cleans the timelines
 	// (a lost one leaves entries that reads keep dropping).
-	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.fanout.publish(pubCtx, job{Kind: jobDelete, Post: id, Author: author}); err != nil {
+	if err := s.fanout.publish(ctx, job{Kind: jobDelete, Post: id, Author: author}); err != nil {
 		s.logger.Warn("feed: the delete's fan-out could not be queued; reads drop the post anyway", "post", id, "err", err)
 	}
 	return nil
@@ -272,6 +284,8 @@ func (s *Service) DeletePost(ctx context.Context, author, id int64) error {
 
 // Like likes (on) or unlikes a post; a repeat changes nothing.
 func (s *Service) Like(ctx context.Context, user, post int64, on bool) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	changed, err := s.store.like(ctx, post, user, on, s.cfg.Now())
 	if err != nil || !changed {
 		return err
@@ -292,6 +306,8 @@ func (s *Service) Like(ctx context.Context, user, post int64, on bool) error {
 
 // CreateComment comments on a live post.
 func (s *Service) CreateComment(ctx context.Context, user, post int64, body string) (Comment, error) {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	body, err := checkText("body", body, false)
 	if err != nil {
 		return Comment{}, err
