@@ -29,9 +29,14 @@ func openService(t testing.TB, dbURL, cacheURL, brokerURL string, cfg Config) *S
 	return openOn(t, testEngines(t, dbURL, cacheURL, brokerURL), cfg)
 }
 
+// testEngines are the engines named, in a namespace of their own whose
+// streams an external NATS loses when the test ends (each reserves
+// storage there).
 func testEngines(t testing.TB, dbURL, cacheURL, brokerURL string) host.Engines {
+	ns := testsvc.Name("feed")
+	testsvc.CleanupBroker(t, brokerURL, ns)
 	return host.Engines{Data: t.TempDir(), DB: dbURL, Cache: cacheURL, Broker: brokerURL,
-		Namespace: testsvc.Name("feed"), AdminToken: "test-admin-token-0123456789abcdef", BrokerAckWait: 2 * time.Second}
+		Namespace: ns, AdminToken: "test-admin-token-0123456789abcdef", BrokerAckWait: 2 * time.Second}
 }
 
 // openOn builds a feed on e (instances given the same e share its
