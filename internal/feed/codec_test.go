@@ -43,3 +43,10 @@ func TestCodecRoundTripsAndRefusesDamage(t *testing.T) {
 		t.Fatal("a huge count decoded")
 	}
 }
+
+func TestCompareWithTruth(t *testing.T) {
+	m, d, x := compareWithTruth([]int64{5, 4, 4, 9, 9, 9}, []int64{5, 4, 3})
+	if m != 1 || d != 3 || x != 1 {
+		t.Fatalf("missing %d duplicated %d extra %d, want 1 3 1", m, d, x)
+	}
+}

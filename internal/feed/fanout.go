@@ -249,7 +249,7 @@ func (f *fanout) batch(ctx context.Context, j job) error {
 	if j.At > 0 {
 		f.s.metrics.lag.Observe(f.s.cfg.Now().Sub(time.UnixMilli(j.At)).Seconds())
 	}
-	f.done(j.Post, len(keys))
+	f.done(j.Post)
 	return nil
 }
 
@@ -264,7 +264,7 @@ func (f *fanout) track(post, at int64, batches, targets int) {
 	f.mu.Unlock()
 }
 
-func (f *fanout) done(post int64, _ int) {
+func (f *fanout) done(post int64) {
 	f.mu.Lock()
 	p, ok := f.pending[post]
 	if ok {

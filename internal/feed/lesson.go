@@ -344,26 +344,33 @@ func (s *Service) checkAgainstTruth(ctx context.Context, o LessonOptions, ids []
 				return err
 			}
 		}
-		seen := map[int64]int{}
-		for _, id := range got {
-			seen[id]++
-		}
-		want := map[int64]bool{}
-		for _, id := range truth {
-			want[id] = true
-			if seen[id] == 0 {
-				r.Missing++
-			}
-		}
-		for id, n := range seen {
-			if n > 1 {
-				r.Duplicated += n - 1
-			}
-			if !want[id] {
-				r.Extra++
-			}
-		}
+		m, d, x := compareWithTruth(got, truth)
+		r.Missing, r.Duplicated, r.Extra = r.Missing+m, r.Duplicated+d, r.Extra+x
 		r.Checked++
 	}
 	return nil
+}
+
+// compareWithTruth counts a timeline's posts the truth has and it lacks
+// (missing), shows more than once (duplicated, each repeat), and shows
+// though the truth lacks them (extra).
+func compareWithTruth(got, truth []int64) (missing, duplicated, extra int) {
+	seen := map[int64]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	want := make(map[int64]bool, len(truth))
+	for _, id := range truth {
+		want[id] = true
+		if seen[id] == 0 {
+			missing++
+		}
+	}
+	for id, n := range seen {
+		duplicated += n - 1
+		if !want[id] {
+			extra++
+		}
+	}
+	return missing, duplicated, extra
 }

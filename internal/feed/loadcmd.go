@@ -427,7 +427,7 @@ func (c *feedClient) check(ctx context.Context, ids []string, n int, res *BenchR
 		if err := c.do(ctx, "GET", "/api/v1/users/"+reader+"/following", "", nil, &fl); err != nil {
 			return err
 		}
-		want := map[int64]bool{}
+		var truth []int64
 		authors := []string{reader}
 		for _, u := range fl.Users {
 			authors = append(authors, strconv.FormatInt(u.ID, 10))
@@ -443,7 +443,7 @@ func (c *feedClient) check(ctx context.Context, ids []string, n int, res *BenchR
 					return err
 				}
 				for _, it := range pg.Items {
-					want[it.ID] = true
+					truth = append(truth, it.ID)
 				}
 				if pg.Next == "" {
 					break
@@ -451,7 +451,7 @@ func (c *feedClient) check(ctx context.Context, ids []string, n int, res *BenchR
 				cursor = pg.Next
 			}
 		}
-		seen := map[int64]int{}
+		var got []int64
 		cursor := ""
 		for {
 			var p Page
@@ -459,26 +459,15 @@ func (c *feedClient) check(ctx context.Context, ids []string, n int, res *BenchR
 				return err
 			}
 			for _, it := range p.Items {
-				seen[it.ID]++
+				got = append(got, it.ID)
 			}
 			if p.Next == "" {
 				break
 			}
 			cursor = p.Next
 		}
-		for id := range want {
-			if seen[id] == 0 {
-				res.Missing++
-			}
-		}
-		for id, k := range seen {
-			if k > 1 {
-				res.Duplicated += k - 1
-			}
-			if !want[id] {
-				res.Extra++
-			}
-		}
+		m, d, x := compareWithTruth(got, truth)
+		res.Missing, res.Duplicated, res.Extra = res.Missing+m, res.Duplicated+d, res.Extra+x
 		res.Checked++
 	}
 	return nil
