@@ -61,8 +61,8 @@ func nodeCommand() *cobra.Command {
 	var debug bool
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Run one node: client API on --addr, Raft traffic on --peer-addr",
-		Example: `  scalelab raftkv node --id 1 --addr 127.0.0.1:7301 --peer-addr 127.0.0.1:7401 \
+		Short: "Run one node: client API on --addr (and etcd's on --grpc-addr), Raft traffic on --peer-addr",
+		Example: `  scalelab raftkv node --id 1 --addr 127.0.0.1:7301 --peer-addr 127.0.0.1:7401 --grpc-addr 127.0.0.1:7501 \
       --peers 1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403 --data /tmp/r1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -110,6 +110,7 @@ func nodeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.Uint64Var(&cfg.ID, "id", 0, "node ID, ≥ 1 (required)")
 	f.StringVar(&opts.Addr, "addr", "127.0.0.1:7301", "client HTTP address")
+	f.StringVar(&opts.GRPCAddr, "grpc-addr", "", "serve etcd's v3 KV API (gRPC: Range, Put, DeleteRange, Txn) here, for etcdctl and clientv3 programs (empty: off)")
 	f.StringVar(&opts.PeerAddr, "peer-addr", "127.0.0.1:7401", "Raft peer address (mutual TLS with --cluster-key; loopback only without)")
 	f.StringVar(&keyFile, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same on every member ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
 	f.StringVar(&adminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "token of admin operations (membership) ($SCALELAB_ADMIN_TOKEN; default: DATA/admin-token, made at first start)")
@@ -134,6 +135,7 @@ func nodeCommand() *cobra.Command {
 // NodeOptions are a process's settings around its Node.
 type NodeOptions struct {
 	Addr, PeerAddr string
+	GRPCAddr       string            // etcd's KV API; empty: not served
 	Peers          map[uint64]string // bootstrap members, or the members a join answered
 	RequestTimeout time.Duration
 	MaxValue       int
@@ -209,9 +211,27 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 		tr.Close()
 		return err
 	}
-	logger.Info(peersA.StartLine())
-	logger.Info("raftkv node up", "id", cfg.ID, "addr", client.Addr(), "peer_addr", peer.Addr(), "peers", o.Peers, "fsync", cfg.Sync)
 	serveCtx, stopServing := context.WithCancel(context.Background())
+	grpcDone := make(chan error, 1)
+	grpcAddr := "off"
+	if o.GRPCAddr == "" {
+		grpcDone <- nil
+	} else {
+		limits := GRPCLimits{MaxConns: 4096, MaxStreams: 1024, MaxRequest: o.MaxValue + 1<<20, IdleConnection: 5 * time.Minute}
+		addr, done, err := ServeEtcdGRPC(serveCtx, o.GRPCAddr, NewEtcdKV(node, o.RequestTimeout, o.MaxValue), limits, reg, 10*time.Second)
+		if err != nil {
+			stopServing()
+			client.Close()
+			peer.Close()
+			_ = node.Stop()
+			tr.Close()
+			return apperr.Usage(err)
+		}
+		grpcAddr = addr.String()
+		go func() { grpcDone <- <-done }()
+	}
+	logger.Info(peersA.StartLine())
+	logger.Info("raftkv node up", "id", cfg.ID, "addr", client.Addr(), "peer_addr", peer.Addr(), "grpc_addr", grpcAddr, "peers", o.Peers, "fsync", cfg.Sync)
 	errs := make(chan error, 2)
 	go func() { errs <- client.Serve(serveCtx) }()
 	go func() { errs <- peer.Serve(serveCtx) }()
@@ -223,7 +243,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	transferLeadership(node, logger)
 	stopServing()
 	e1, e2 := <-errs, <-errs
-	err = errors.Join(e1, e2, node.Stop())
+	err = errors.Join(e1, e2, <-grpcDone, node.Stop())
 	tr.Close()
 	return err
 }

@@ -45,14 +45,26 @@
 //	members.go    the address book of peer addresses, the membership rule
 //	              (etcd's strict reconfiguration check) and membership changes
 //	http.go       the client HTTP API; membership behind the admin token
+//	etcdapi.go    etcd's v3 KV API over gRPC (--grpc-addr), with etcd's own
+//	              generated types, so etcdctl and clientv3 programs work
+//	              unchanged: Range, Put, DeleteRange, Txn (compare-and-swap
+//	              on value, version, create or mod revision), linearizable
+//	              by default and serializable on request; writes and
+//	              transactions are one log entry each, read-only
+//	              transactions a ReadIndex round; leases and watches answer
+//	              Unimplemented, and a read at an old revision answers
+//	              "compacted" (the store keeps no history)
 //	network.go    an in-process transport that blocks, delays, reorders,
 //	              loses: the fault schedules run on it
 //	check.go, checker.go  `scalelab experiment run linearizability` (real processes, faults,
 //	              a Porcupine verdict) and the Porcupine model
 //	cmd.go, system.go, client/  the CLI, the `up` cluster, the Go client
-//	kv/           the replicated state machine: revisions, compare-and-set,
-//	              deletes, exactly-once retries through a table of each client's last request,
-//	              deterministic snapshots (pure)
+//	kv/           the replicated state machine: keys in a B-tree (ordered
+//	              ranges; O(1) copy-on-write clones, so a snapshot never
+//	              copies the store on the apply path), etcd's revisions and
+//	              versions, compare-and-set, deletes, etcd transactions,
+//	              exactly-once retries through a table of each client's last
+//	              request, deterministic snapshots (pure)
 //	wal/          the durable log: segmented records with CRCs, torn tails
 //	              cut on recovery, snapshot files and compaction
 //

@@ -29,6 +29,7 @@ const testAdminToken = "raftkv-test-admin-token"
 type procCluster struct {
 	t                testing.TB
 	addrs, peerAddrs []string
+	grpcAddrs        []string // etcd's KV API
 	procs            []*proctest.Process
 	keyFile          string
 }
@@ -43,6 +44,7 @@ func startProcCluster(t *testing.T, withKey bool) *procCluster {
 	var peers []string
 	for i := 0; i < 3; i++ {
 		c.addrs, c.peerAddrs = append(c.addrs, proctest.FreeAddr(t)), append(c.peerAddrs, proctest.FreeAddr(t))
+		c.grpcAddrs = append(c.grpcAddrs, proctest.FreeAddr(t))
 		peers = append(peers, fmt.Sprintf("%d=%s", i+1, c.peerAddrs[i]))
 	}
 	var extra []string
@@ -56,7 +58,7 @@ func startProcCluster(t *testing.T, withKey bool) *procCluster {
 	for i := 0; i < 3; i++ {
 		args := append([]string{"raftkv", "node", "--id", fmt.Sprint(i + 1), "--peer-addr", c.peerAddrs[i],
 			"--peers", strings.Join(peers, ","), "--data", filepath.Join(dir, fmt.Sprint(i+1)), "--tick", "20ms",
-			"--request-timeout", "2s", "--admin-token", testAdminToken}, extra...)
+			"--request-timeout", "2s", "--admin-token", testAdminToken, "--grpc-addr", c.grpcAddrs[i]}, extra...)
 		c.procs = append(c.procs, proctest.Start(t, c.addrs[i], args...))
 	}
 	c.waitLeader()

@@ -73,3 +73,34 @@ func FreeAddr(t testing.TB) string {
 	t.Fatal("proctest: no unused loopback port after 100 tries")
 	return ""
 }
+
+var (
+	toolsMu sync.Mutex
+	tools   = map[string]string{}
+)
+
+// Tool builds the Go program pkg, which go.mod names as a tool (a `tool`
+// line, e.g. etcdctl), as name, once per test process, and returns its
+// path: tests run peers' own clients at the version the module pins.
+func Tool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	toolsMu.Lock()
+	defer toolsMu.Unlock()
+	if path, ok := tools[pkg]; ok {
+		return path
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	dir, err := os.MkdirTemp("", "scalelab-tool-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", path, pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	tools[pkg] = path
+	return path
+}

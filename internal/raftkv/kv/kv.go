@@ -5,8 +5,9 @@
 // state machine and what lets the tests replay it exhaustively.
 //
 // Revisions. The store has one revision counter, raised by every change
-// (as in etcd); each key remembers the revision of its last change
-// (ModRevision). A write may be conditional on it: IfRevision N applies
+// (as in etcd); each key remembers the revision of its creation
+// (CreateRevision), of its last change (ModRevision) and how often it was
+// written since it was created (Version). A write may be conditional on it: IfRevision N applies
 // only if the key's ModRevision is N, and IfRevision 0 only if the key is
 // absent — compare-and-set.
 //
@@ -21,6 +22,12 @@
 // the Raft dissertation (section 6.3). Sessions are kept for the most
 // recently active MaxSessions clients; a retry from a client evicted since
 // is refused as unknown rather than re-applied.
+//
+// etcd's API. txn.go applies etcd's Range and Txn requests (Put and
+// DeleteRange are transactions of one operation) with etcd's semantics, on
+// etcd's own generated types: the keys live in a B-tree so that ranges come
+// out in order. The store keeps the current revision only, not etcd's
+// history, so a read at an older revision is answered as compacted.
 package kv
 
 import (
@@ -29,6 +36,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/google/btree"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
 // Op is a write's kind.
@@ -38,6 +48,7 @@ type Op uint8
 const (
 	OpPut Op = iota + 1
 	OpDelete
+	OpTxn // an etcd TxnRequest, protobuf-encoded in Value (txn.go)
 )
 
 // Unconditional is the IfRevision of a write without a condition.
@@ -73,12 +84,31 @@ type Result struct {
 	Revision int64 // the store's revision after the write (Applied), or now
 	Current  int64 // the key's ModRevision when the condition failed (0: absent)
 	Existed  bool  // for a delete: whether the key was there
+	// Txn is an OpTxn's answer (nil for the other operations); TxnErr
+	// says why a transaction was refused whole, changing nothing.
+	Txn    *pb.TxnResponse
+	TxnErr error
 }
 
+// entry is one key's state, as etcd keeps it: the revisions of its
+// creation and of its last change, and how many times it was written
+// since it was created.
 type entry struct {
-	value  []byte
-	modRev int64
+	key       string
+	value     []byte
+	createRev int64
+	modRev    int64
+	version   int64
 }
+
+func byKey(a, b entry) bool { return a.key < b.key }
+
+// newTree makes the ordered map the keys live in. A B-tree rather than a
+// Go map, for two reasons: etcd's API reads and deletes ranges of keys in
+// order, and a B-tree clones in O(1) (copy-on-write), so a snapshot never
+// copies the store on the apply path — with a map, that copy stalled every
+// write for tens of milliseconds on large stores.
+func newTree() *btree.BTreeG[entry] { return btree.NewG(32, byKey) }
 
 type session struct {
 	seq     uint64
@@ -88,7 +118,7 @@ type session struct {
 
 // Store is the replicated state.
 type Store struct {
-	data     map[string]entry
+	data     *btree.BTreeG[entry]
 	rev      int64
 	sessions map[uint64]session
 	applied  uint64
@@ -96,7 +126,7 @@ type Store struct {
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{data: map[string]entry{}, sessions: map[uint64]session{}}
+	return &Store{data: newTree(), sessions: map[uint64]session{}}
 }
 
 // Applied is the log index of the last command applied.
@@ -106,11 +136,11 @@ func (s *Store) Applied() uint64 { return s.applied }
 func (s *Store) Revision() int64 { return s.rev }
 
 // Len is the number of keys.
-func (s *Store) Len() int { return len(s.data) }
+func (s *Store) Len() int { return s.data.Len() }
 
 // Get returns a key's value and ModRevision.
 func (s *Store) Get(key []byte) (value []byte, modRev int64, ok bool) {
-	e, ok := s.data[string(key)]
+	e, ok := s.data.Get(entry{key: string(key)})
 	return e.value, e.modRev, ok
 }
 
@@ -143,7 +173,12 @@ func (s *Store) Apply(index uint64, c Command) Result {
 			return Result{Status: UnknownSession, Revision: s.rev}
 		}
 	}
-	r := s.apply(c)
+	var r Result
+	if c.Op == OpTxn {
+		r = s.applyTxn(c.Value)
+	} else {
+		r = s.apply(c)
+	}
 	if c.Client != 0 {
 		s.sessions[c.Client] = session{seq: c.Seq, result: r, touched: index}
 		if len(s.sessions) > MaxSessions {
@@ -154,7 +189,7 @@ func (s *Store) Apply(index uint64, c Command) Result {
 }
 
 func (s *Store) apply(c Command) Result {
-	cur, exists := s.data[string(c.Key)]
+	cur, exists := s.data.Get(entry{key: string(c.Key)})
 	if c.IfRevision != Unconditional {
 		held := c.IfRevision == 0 && !exists || exists && cur.modRev == c.IfRevision
 		if !held {
@@ -164,16 +199,25 @@ func (s *Store) apply(c Command) Result {
 	switch c.Op {
 	case OpPut:
 		s.rev++
-		s.data[string(c.Key)] = entry{value: append([]byte(nil), c.Value...), modRev: s.rev}
+		s.put(cur, exists, string(c.Key), c.Value)
 		return Result{Status: Applied, Revision: s.rev, Existed: exists}
 	case OpDelete:
 		if exists {
 			s.rev++
-			delete(s.data, string(c.Key))
+			s.data.Delete(cur)
 		}
 		return Result{Status: Applied, Revision: s.rev, Existed: exists}
 	}
 	return Result{Status: Failed, Revision: s.rev}
+}
+
+// put writes key at the current revision; cur is its entry if it exists.
+func (s *Store) put(cur entry, exists bool, key string, value []byte) {
+	e := entry{key: key, value: append([]byte(nil), value...), createRev: s.rev, modRev: s.rev, version: 1}
+	if exists {
+		e.createRev, e.version = cur.createRev, cur.version+1
+	}
+	s.data.ReplaceOrInsert(e)
 }
 
 // evict drops the least recently active session.
@@ -188,14 +232,13 @@ func (s *Store) evict() {
 	delete(s.sessions, oldest)
 }
 
-// Clone returns a copy that Apply on s does not change: the maps are
-// copied, the values shared (they are never modified in place). It is what
-// lets a snapshot be serialised off the apply path.
+// Clone returns a copy that Apply on s does not change: the tree is
+// cloned copy-on-write (O(1); the two share nodes until either writes),
+// the values shared (they are never modified in place), the session table
+// copied (at most MaxSessions entries). It is what lets a snapshot be
+// serialised off the apply path.
 func (s *Store) Clone() *Store {
-	c := &Store{data: make(map[string]entry, len(s.data)), sessions: make(map[uint64]session, len(s.sessions)), rev: s.rev, applied: s.applied}
-	for k, e := range s.data {
-		c.data[k] = e
-	}
+	c := &Store{data: s.data.Clone(), sessions: make(map[uint64]session, len(s.sessions)), rev: s.rev, applied: s.applied}
 	for id, x := range s.sessions {
 		c.sessions[id] = x
 	}
@@ -223,7 +266,7 @@ func (c Command) Encode() []byte {
 func Decode(raw []byte) (Command, error) {
 	r := bytes.NewReader(raw)
 	op, err := r.ReadByte()
-	if err != nil || Op(op) != OpPut && Op(op) != OpDelete {
+	if err != nil || Op(op) < OpPut || Op(op) > OpTxn {
 		return Command{}, fmt.Errorf("%w command: op", ErrMalformed)
 	}
 	c := Command{Op: Op(op)}
@@ -239,6 +282,11 @@ func Decode(raw []byte) (Command, error) {
 	c.Seq, e3 = binary.ReadUvarint(r)
 	if e1 != nil || e2 != nil || e3 != nil || r.Len() != 0 || c.IfRevision < Unconditional {
 		return Command{}, fmt.Errorf("%w command: fields", ErrMalformed)
+	}
+	// A transaction's answer can be large, so it is not kept in the
+	// session table: etcd's API does not deduplicate retries either.
+	if c.Op == OpTxn && (c.Client != 0 || c.IfRevision != Unconditional) {
+		return Command{}, fmt.Errorf("%w command: a transaction has no session or condition", ErrMalformed)
 	}
 	return c, nil
 }
@@ -258,20 +306,17 @@ func readBytes(r *bytes.Reader) ([]byte, error) {
 func (s *Store) Snapshot() []byte {
 	b := binary.AppendUvarint(nil, s.applied)
 	b = binary.AppendVarint(b, s.rev)
-	keys := make([]string, 0, len(s.data))
-	for k := range s.data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		e := s.data[k]
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
+	b = binary.AppendUvarint(b, uint64(s.data.Len()))
+	s.data.Ascend(func(e entry) bool {
+		b = binary.AppendUvarint(b, uint64(len(e.key)))
+		b = append(b, e.key...)
 		b = binary.AppendUvarint(b, uint64(len(e.value)))
 		b = append(b, e.value...)
+		b = binary.AppendVarint(b, e.createRev)
 		b = binary.AppendVarint(b, e.modRev)
-	}
+		b = binary.AppendVarint(b, e.version)
+		return true
+	})
 	ids := make([]uint64, 0, len(s.sessions))
 	for id := range s.sessions {
 		ids = append(ids, id)
@@ -314,11 +359,13 @@ func Restore(raw []byte) (*Store, error) {
 	for i := uint64(0); i < n; i++ {
 		k, err1 := readBytes(r)
 		v, err2 := readBytes(r)
-		mod, err3 := binary.ReadVarint(r)
-		if err1 != nil || err2 != nil || err3 != nil {
+		create, err3 := binary.ReadVarint(r)
+		mod, err4 := binary.ReadVarint(r)
+		version, err5 := binary.ReadVarint(r)
+		if errors.Join(err1, err2, err3, err4, err5) != nil {
 			return nil, bad
 		}
-		s.data[string(k)] = entry{value: v, modRev: mod}
+		s.data.ReplaceOrInsert(entry{key: string(k), value: v, createRev: create, modRev: mod, version: version})
 	}
 	if n, err = binary.ReadUvarint(r); err != nil || n > uint64(r.Len()) {
 		return nil, bad
