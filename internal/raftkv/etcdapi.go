@@ -240,9 +240,9 @@ func etcdError(err error) error {
 
 // GRPCLimits bound the gRPC listener as httpx bounds the HTTP ones.
 type GRPCLimits struct {
-	MaxConns       int   // open connections
-	MaxStreams     int   // concurrent requests per connection
-	MaxRequest     int   // bytes of one request
+	MaxConns       int // open connections
+	MaxStreams     int // concurrent requests per connection
+	MaxRequest     int // bytes of one request
 	IdleConnection time.Duration
 }
 

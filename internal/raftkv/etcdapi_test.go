@@ -345,7 +345,7 @@ func TestEtcdctl(t *testing.T) {
 	}
 	var js struct {
 		Header struct {
-			Revision int64 `json:"revision"`
+			Revision int64  `json:"revision"`
 			MemberID uint64 `json:"member_id"`
 		} `json:"header"`
 		Kvs []struct {
