@@ -7,8 +7,9 @@
 # gRPC as its users drive it (bench/etcddriver, 3 connections, one per
 # member) — with 256-byte values:
 #
-#   puts  dynamo PUT /kv/r<round>-{{seq}}       etcd clientv3 Put (gRPC)
-#   gets  dynamo GET /kv/k{{rand}} (R=2)        etcd clientv3 Get (linearizable)
+#   put   dynamo PUT /kv/r<round>-{{seq}}       etcd clientv3 Put (gRPC)
+#   get   dynamo GET /kv/k{{rand}} (R=2)        etcd clientv3 Get (linearizable)
+#   sget  dynamo GET /kv/k{{rand}}?r=1          etcd clientv3 Get WithSerializable
 #
 # Puts go to fresh keys: a blind write (no causal context) to an existing
 # Dynamo key is, by design, a sibling of what is there, so a blind-overwrite
@@ -53,11 +54,13 @@ done
 [ "$alive" = 3 ] || { echo "dynamo cluster did not form"; tail -5 "$WORK"/dyn*.log; exit 1; }
 echo "   dynamo: 3 alive"
 start_etcd
+echo "   dynamo: driven by \`scalelab load\` over HTTP/1.1 keep-alive, $CONNS virtual users split over the 3 nodes, closed loop"
 
 sys_preload() {
 	"$SL" load http --quiet --vus 32 --requests "$KEYS" -X PUT --body-file "$WORK/value" "http://127.0.0.1:${BASE}1/kv/k{{seq}}" >/dev/null
 }
 sys_put() { load "$WORK/o" "http://127.0.0.1:$BASE{N}/kv/r$1-{N}-{{seq}}" -X PUT --body-file "$WORK/value"; }
 sys_get() { load "$WORK/o" "http://127.0.0.1:$BASE{N}/kv/k{{rand 0 $HI}}"; }
+sys_sget() { load "$WORK/o" "http://127.0.0.1:$BASE{N}/kv/k{{rand 0 $HI}}?r=1"; }
 
 run_rounds dynamo

@@ -1,8 +1,9 @@
 // Command etcddriver drives etcd the way its users do: through clientv3,
 // its Go client over gRPC (not the JSON gateway), in a closed loop, the way
-// etcd's own `benchmark put|range` tool does. bench/dynamo.sh and
-// bench/raftkv.sh run it as the anchor's load, side by side with `scalelab
-// load` against the system under test, and read the same one-line result.
+// etcd's own `benchmark put|range` tool does. bench/dynamo.sh runs it as
+// the anchor's load, side by side with `scalelab load` against dynamo;
+// bench/raftkv.sh runs it against both etcd and raftkv (which serves
+// etcd's API), so one driver measures both.
 //
 //	etcddriver -endpoints 127.0.0.1:23791,… -clients 64 -conns 3 -op put -duration 10s
 //
@@ -34,14 +35,15 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long to run (put, get)")
 	keys := flag.Int("keys", 100000, "preloaded keys key00000000…")
 	valueSize := flag.Int("value-size", 256, "bytes per value")
+	serializable := flag.Bool("serializable", false, "get: serializable reads (the member's own state, no quorum round)")
 	flag.Parse()
-	if err := run(*endpoints, *clients, *conns, *op, *duration, *keys, *valueSize); err != nil {
+	if err := run(*endpoints, *clients, *conns, *op, *duration, *keys, *valueSize, *serializable); err != nil {
 		fmt.Fprintln(os.Stderr, "etcddriver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(endpoints string, clients, conns int, op string, duration time.Duration, keys, valueSize int) error {
+func run(endpoints string, clients, conns int, op string, duration time.Duration, keys, valueSize int, serializable bool) error {
 	if clients < 1 || conns < 1 || keys < 1 || valueSize < 0 {
 		return errors.New("want -clients, -conns, -keys ≥ 1")
 	}
@@ -88,7 +90,11 @@ func run(endpoints string, clients, conns int, op string, duration time.Duration
 					goto done
 				}
 				var resp *clientv3.GetResponse
-				resp, err = c.Get(ctx, key(rng.IntN(keys)))
+				if serializable {
+					resp, err = c.Get(ctx, key(rng.IntN(keys)), clientv3.WithSerializable())
+				} else {
+					resp, err = c.Get(ctx, key(rng.IntN(keys)))
+				}
 				if err == nil && len(resp.Kvs) != 1 {
 					err = errors.New("preloaded key not found")
 				}

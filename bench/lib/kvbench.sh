@@ -78,7 +78,7 @@ start_etcd() {
 		PIDS+=($!)
 	done
 	for _ in $(seq 1 150); do
-		curl -fs "$ETCD/health" 2>/dev/null | grep -q '"health":"true"' && { echo "   etcd: $("$ETCD_BIN" --version | head -1), driven by clientv3 (gRPC): $CONNS requesters over 3 connections, closed loop"; return; }
+		curl -fs "$ETCD/health" 2>/dev/null | grep -q '"health":"true"' && { echo "   anchor: $("$ETCD_BIN" --version | head -1) (built from go.etcd.io/etcd/server/v3@$ETCD_VERSION), 3 members, default durability; driven by bench/etcddriver = clientv3 $(cd "$ROOT" && go list -m -f '{{.Version}}' go.etcd.io/etcd/client/v3) over gRPC: $CONNS requesters over 3 connections (one per member), closed loop, 256-byte values"; return; }
 		sleep 0.2
 	done
 	echo "etcd cluster did not become healthy"; tail -5 "$WORK"/etcd*.log; exit 1
@@ -108,13 +108,21 @@ if other or s["errors"]:
 PY
 }
 
-etcd_driver() { "$WORK/etcddriver" -endpoints "$ETCD_ENDPOINTS" -conns 3 -keys "$KEYS" -value-size 256 "$@"; }
-etcd_preload() { etcd_driver -op preload -clients 32 >/dev/null; }
-etcd_put() { etcd_driver -op put -clients "$CONNS" -duration "$DURATION"; }
-etcd_get() { etcd_driver -op get -clients "$CONNS" -duration "$DURATION"; }
+# driver ENDPOINTS ARGS…: bench/etcddriver (clientv3 over gRPC, CONNS
+# requesters over 3 connections, one per member) against any cluster that
+# speaks etcd's API; prints "ops/s p99_ms requests ok errors".
+driver() { local eps=$1; shift; "$WORK/etcddriver" -endpoints "$eps" -conns 3 -keys "$KEYS" -value-size 256 "$@"; }
+etcd_preload() { driver "$ETCD_ENDPOINTS" -op preload -clients 32 >/dev/null; }
+etcd_put() { driver "$ETCD_ENDPOINTS" -op put -clients "$CONNS" -duration "$DURATION"; }
+etcd_get() { driver "$ETCD_ENDPOINTS" -op get -clients "$CONNS" -duration "$DURATION"; }
+etcd_sget() { driver "$ETCD_ENDPOINTS" -op get -serializable -clients "$CONNS" -duration "$DURATION"; }
+
+# OPS: the operations compared, each a sys_OP and an etcd_OP: put (fresh
+# keys), get (linearizable on etcd), sget (serializable on etcd).
+OPS=${OPS:-put get sget}
 
 # run_rounds NAME: preload both, then ROUNDS rounds alternating NAME and
-# etcd, then the report.
+# etcd, operation by operation, then the report.
 run_rounds() {
 	local name=$1 res="$WORK/results"
 	echo "== preload: $KEYS keys each"
@@ -122,26 +130,27 @@ run_rounds() {
 	etcd_preload
 	: >"$res"
 	for r in $(seq 1 "$ROUNDS"); do
-		echo "round $r $name put $(sys_put "$r")" | tee -a "$res"
-		echo "round $r $name get $(sys_get)" | tee -a "$res"
-		echo "round $r etcd put $(etcd_put)" | tee -a "$res"
-		echo "round $r etcd get $(etcd_get)" | tee -a "$res"
+		for op in $OPS; do
+			echo "round $r $name $op $("sys_$op" "$r")" | tee -a "$res"
+			echo "round $r etcd $op $("etcd_$op")" | tee -a "$res"
+		done
 	done
-	python3 - "$res" "$name" <<'PY'
+	python3 - "$res" "$name" "$OPS" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-name = sys.argv[2]
+name, ops = sys.argv[2], sys.argv[3].split()
 def col(sys_, op, i):
     return [float(r[4 + i]) for r in rows if r[2] == sys_ and r[3] == op]
 print("\n== medians over rounds (ops/s [min–max], p99 ms [min–max])")
-for op in ("put", "get"):
+for op in ops:
     for s in (name, "etcd"):
-        ops, p99 = col(s, op, 0), col(s, op, 1)
-        print(f"{s:7} {op}: {statistics.median(ops):9.0f} ops/s [{min(ops):.0f}–{max(ops):.0f}]   p99 {statistics.median(p99):7.2f} ms [{min(p99):.2f}–{max(p99):.2f}]")
+        ops_, p99 = col(s, op, 0), col(s, op, 1)
+        print(f"{s:7} {op:4}: {statistics.median(ops_):9.0f} ops/s [{min(ops_):.0f}–{max(ops_):.0f}]   p99 {statistics.median(p99):7.2f} ms [{min(p99):.2f}–{max(p99):.2f}]")
     d, e = statistics.median(col(name, op, 0)), statistics.median(col("etcd", op, 0))
-    print(f"ratio {name}/etcd {op}s: {d / e:.2f}×")
+    dp, ep = statistics.median(col(name, op, 1)), statistics.median(col("etcd", op, 1))
+    print(f"ratio {name}/etcd {op}: {d / e:.2f}× ops/s, p99 {dp / ep:.2f}× etcd's")
 bad = [r for r in rows if r[7] != r[6] or r[8] != "0"]
 if bad:
-    print("rounds with non-2xx answers or errors (round system op ops/s p99 requests 2xx errors):", *[" ".join(r) for r in bad], sep="\n  ")
+    print("rounds with failed requests (round system op ops/s p99 requests ok errors):", *[" ".join(r) for r in bad], sep="\n  ")
 PY
 }

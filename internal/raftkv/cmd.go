@@ -56,7 +56,7 @@ func ParsePeers(s string) (map[uint64]string, error) {
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var peers, join, keyFile, adminToken string
+	var peers, join, keyFile, adminToken, pprofAddr string
 	opts := NodeOptions{}
 	var debug bool
 	cmd := &cobra.Command{
@@ -67,6 +67,9 @@ func nodeCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = host.Logger(cmd.ErrOrStderr(), debug)
+			if pprofAddr != "" {
+				go host.ServePprof(cmd.Context(), pprofAddr, cfg.Logger)
+			}
 			var err error
 			if opts.ClusterKey, err = auth.LoadKey(keyFile); err != nil {
 				return apperr.Usage(err)
@@ -126,6 +129,7 @@ func nodeCommand() *cobra.Command {
 	f.DurationVar(&opts.RequestTimeout, "request-timeout", 3*time.Second, "how long a request waits for a quorum before 503")
 	f.IntVar(&opts.MaxValue, "max-value", 1<<20, "largest value in bytes")
 	f.BoolVar(&debug, "debug", false, "log every request")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve /debug/pprof on this separate address, e.g. 127.0.0.1:6060")
 	f.BoolVar(&opts.Faults, "fault-injection", false, "serve PUT /debug/cut on the peer address (partitions for `experiment run linearizability`); never in production")
 	_ = f.MarkHidden("fault-injection")
 	_ = cmd.MarkFlagRequired("id")
