@@ -24,6 +24,14 @@
 #   PROFILE=1 ROUNDS=1 BROKERS=nats bench/chat.sh  # + top of a 5 s CPU profile of
 #                                                  # server 1 and the persister in each round
 #
+# With NATS, every round is followed by the broker's own ceiling on the
+# same server: `nats bench` (natscli NATSCLI_VERSION, built from its Go
+# module) publishing MESSAGES messages of CEILING_SIZE (a chat message as
+# the broker carries it is ~250 bytes) to a file-backed stream with async
+# publish acks while a durable consumer with explicit acks reads them:
+# messages over the wall time of both. The report states chat's acked and
+# persisted rates as a share of that ceiling.
+#
 # Every round also prints where the two cores went in a 5 s window past the
 # warm-up: CPU seconds per second (1.00 = one core) of each process group
 # — the servers, the persister, the load generator, the broker, PostgreSQL —
@@ -61,6 +69,38 @@ trap cleanup EXIT
 echo "== build"
 go build -o "$WORK/scalelab" ./cmd/scalelab
 SL="$WORK/scalelab"
+. bench/lib/need.sh
+NATSCLI_VERSION=${NATSCLI_VERSION:-v0.5.0}
+CEILING_SIZE=${CEILING_SIZE:-256B}
+case " $BROKERS " in *" nats "*)
+	NATSCLI=$(need_go_build nats github.com/nats-io/natscli/nats "$NATSCLI_VERSION") || exit 1
+	echo "   ceiling: the same NATS server ($(nats-server --version 2>/dev/null || echo "version unknown")), driven by natscli $NATSCLI_VERSION: bench js pub async + bench js consume (durable, explicit acks), $CEILING_SIZE messages, file storage"
+	;;
+esac
+
+# ceiling: the broker's own publish+consume rate (messages over the wall
+# time from the first publish to the last consumed message).
+ceiling() {
+	local stream="chatceiling$RANDOM$RANDOM" start end
+	start=$(date +%s.%N)
+	"$NATSCLI" -s "$NATS_URL" bench js pub async "$stream.msgs" --stream "$stream" --create --storage file \
+		--msgs "$MESSAGES" --size "$CEILING_SIZE" --no-progress >"$WORK/ceiling.pub" 2>&1 &
+	local pub=$!
+	for _ in $(seq 1 100); do
+		"$NATSCLI" -s "$NATS_URL" stream info "$stream" >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	"$NATSCLI" -s "$NATS_URL" bench js consume --stream "$stream" --msgs "$MESSAGES" --no-progress >"$WORK/ceiling.sub" 2>&1 || true
+	wait "$pub" || true
+	end=$(date +%s.%N)
+	"$NATSCLI" -s "$NATS_URL" stream rm "$stream" -f >/dev/null 2>&1 || true
+	if ! grep -q 'consumer (callback) stats' "$WORK/ceiling.sub"; then
+		echo "   ceiling run failed:" >&2
+		tail -5 "$WORK/ceiling.pub" "$WORK/ceiling.sub" >&2
+		return 1
+	fi
+	awk -v n="$MESSAGES" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f\n", n / (e - s)}'
+}
 
 # drop_broker_state removes a namespace's stream (NATS) or queues (RabbitMQ).
 drop_broker_state() {
@@ -217,6 +257,7 @@ for broker in $BROKERS; do
 	esac
 	echo "== $broker: $ROUNDS rounds × $MESSAGES messages, $CONNS connections, $ROOMS rooms, window $WINDOW"
 	: >"$WORK/$broker.results"
+	: >"$WORK/ceiling.results"
 	for r in $(seq 1 "$ROUNDS"); do
 		line=$(round "$url" "$broker" --messages "$MESSAGES")
 		echo "$line" >>"$WORK/$broker.results"
@@ -225,10 +266,23 @@ for broker in $BROKERS; do
 			"$(echo "$line" | field persisted_per_s)" "$(echo "$line" | field recv_p50_ms)" \
 			"$(echo "$line" | field recv_p99_ms)" "$(echo "$line" | field lost)" \
 			"$(echo "$line" | field duplicated)" "$(echo "$line" | field errors)"
+		if [ "$broker" = nats ]; then
+			c=$(ceiling)
+			echo "$c" >>"$WORK/ceiling.results"
+			printf '   round %d: broker ceiling (publish+consume) %s msg/s\n' "$r" "$c"
+		fi
 	done
 	for f in acked_per_s delivered_per_s persisted_per_s; do
 		printf '   %-16s %s\n' "$f" "$(field "$f" <"$WORK/$broker.results" | stats)"
 	done
+	if [ "$broker" = nats ]; then
+		printf '   %-16s %s\n' "ceiling" "$(stats <"$WORK/ceiling.results")"
+		med() { sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
+		cmed=$(med <"$WORK/ceiling.results")
+		printf '   chat / ceiling: acked %.2f×, persisted %.2f×\n' \
+			"$(field acked_per_s <"$WORK/$broker.results" | med | awk -v c="$cmed" '{print $1 / c}')" \
+			"$(field persisted_per_s <"$WORK/$broker.results" | med | awk -v c="$cmed" '{print $1 / c}')"
+	fi
 	delivered=$(field delivered_per_s <"$WORK/$broker.results" | sort -g | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
 	rate=$(awk -v d="$delivered" 'BEGIN {printf "%d", d*0.8}')
 	target_rate=$((TARGET * 8 / 10))

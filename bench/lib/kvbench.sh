@@ -25,26 +25,7 @@ for tool in python3 go curl; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing"; exit 1; }
 done
 
-# need_etcd builds etcd ETCD_VERSION from its Go module in a scratch
-# module, once, into a cache (go get, then go build), and sets ETCD_BIN.
-need_etcd() {
-	local cache=${XDG_CACHE_HOME:-$HOME/.cache}/scalelab-bench/etcd-$ETCD_VERSION
-	if [ ! -x "$cache/etcd" ]; then
-		echo "== building etcd $ETCD_VERSION from its Go module (once; cached in $cache)"
-		local mod
-		mod=$(mktemp -d)
-		if ! (cd "$mod" && go mod init etcdbuild >/dev/null 2>&1 &&
-			go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 &&
-			mkdir -p "$cache" && go build -o "$cache/etcd" go.etcd.io/etcd/server/v3); then
-			rm -rf "$mod"
-			echo "bench: building etcd $ETCD_VERSION failed"
-			exit 1
-		fi
-		rm -rf "$mod"
-	fi
-	ETCD_BIN=$cache/etcd
-}
-need_etcd
+ETCD_BIN=$(need_go_build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION") || exit 1
 
 WORK=$(mktemp -d)
 PIDS=()
