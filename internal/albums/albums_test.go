@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
@@ -219,5 +222,32 @@ func TestAlbumsBadInput(t *testing.T) {
 		if code, raw := do(t, c.method, base+c.path, "", nil, nil); code != c.want {
 			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, code, raw, c.want)
 		}
+	}
+}
+
+// An album's answer is encoded once and then served as the same bytes
+// from the process (albums never change); an unknown album is not kept.
+func TestGetServesTheEncodedAnswer(t *testing.T) {
+	var svc *Service
+	base := start(t, host0(), testConfig(), func(s *Service, _ *host.Deps) { svc = s })
+	c := createAlbum(t, base, "Alice Coltrane", "Journey in Satchidananda", 1971, pngImage(t, 2, 2))
+	hits := func() float64 { return testutil.ToFloat64(svc.metrics.responseHits) }
+	_, first := do(t, "GET", base+"/api/v1/albums/"+c.AlbumID, "", nil, nil)
+	if hits() != 0 {
+		t.Fatalf("the first read was served from encoded answers (%v hits)", hits())
+	}
+	for i := 1; i <= 3; i++ {
+		code, again := do(t, "GET", base+"/api/v1/albums/"+c.AlbumID, "", nil, nil)
+		if code != 200 || again != first || hits() != float64(i) {
+			t.Fatalf("read %d: %d %q (first %q), %v hits", i+1, code, again, first, hits())
+		}
+	}
+	for range 2 {
+		if code, raw := do(t, "GET", base+"/api/v1/albums/12345", "", nil, nil); code != 404 {
+			t.Fatalf("unknown album: %d %s", code, raw)
+		}
+	}
+	if n := svc.responses.EstimatedSize(); n != 1 || hits() != 3 {
+		t.Fatalf("%d answers kept, %v hits: an unknown album was kept or served", n, hits())
 	}
 }

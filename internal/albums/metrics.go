@@ -6,6 +6,7 @@ import (
 
 type metrics struct {
 	reads           *prometheus.CounterVec
+	responseHits    prometheus.Counter // reads.WithLabelValues("response"), resolved once
 	reviews         *prometheus.CounterVec
 	reviewsApplied  *prometheus.CounterVec
 	reviewErrors    prometheus.Counter
@@ -16,7 +17,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalelab_albums_reads_total",
-			Help: "Album reads by source: cache, db, db_miss, error."}, []string{"source"}),
+			Help: "Album reads by source: response (the encoded answer, in process), cache, db, db_miss, error."}, []string{"source"}),
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalelab_albums_reviews_total",
 			Help: "Reviews received: accepted (on the broker) or refused (503)."}, []string{"outcome"}),
 		reviewsApplied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalelab_albums_reviews_applied_total",
@@ -28,6 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		orphansRemoved: prometheus.NewCounter(prometheus.CounterOpts{Name: "scalelab_albums_orphan_images_removed_total",
 			Help: "Images no album pointed at (a crash between image and row), deleted by the collector."}),
 	}
+	m.responseHits = m.reads.WithLabelValues("response")
 	reg.MustRegister(m.reads, m.reviews, m.reviewsApplied, m.reviewErrors, m.reviewIDsPruned, m.orphansRemoved)
 	return m
 }

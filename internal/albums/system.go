@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scalelab/scalelab/internal/platform/blob"
@@ -28,6 +29,8 @@ const ReviewTopic = "album-reviews"
 type Config struct {
 	MaxImage int64         // bytes
 	CacheTTL time.Duration // album reads stay cached this long (writes invalidate)
+	// ResponseCacheBytes bounds the encoded GET answers kept in process.
+	ResponseCacheBytes int64
 	// ReviewsTTL bounds how long review counts stay cached: the consumer
 	// invalidates them after each batch, but a read that began before the
 	// batch and caches what it read afterwards would otherwise keep the
@@ -65,7 +68,7 @@ func DefaultConfig() Config {
 	db.BreakerDelay = 2 * time.Second
 	db.MaxConcurrent, db.MaxWait = 128, 200*time.Millisecond
 	return Config{
-		MaxImage: 5 << 20, CacheTTL: 10 * time.Minute, ReviewsTTL: time.Second, DBTimeout: 2 * time.Second,
+		MaxImage: 5 << 20, CacheTTL: 10 * time.Minute, ResponseCacheBytes: 32 << 20, ReviewsTTL: time.Second, DBTimeout: 2 * time.Second,
 		ReviewBatch: 500, ReviewWait: 50 * time.Millisecond, ConsumeReview: true,
 		DedupeWindow: 7 * 24 * time.Hour, PruneEvery: 10 * time.Minute,
 		CollectEvery: 10 * time.Minute, OrphanGrace: 10 * time.Minute,
@@ -91,6 +94,11 @@ type Service struct {
 	collected chan struct{}
 	metrics   *metrics
 	logger    *slog.Logger
+	// responses holds the encoded answers of GET /albums/{id}. An album
+	// never changes once created, so its answer is encoded once per
+	// process and served as bytes: no cache lookup, decode or encode per
+	// request (bounded; a miss costs one shared-cache or database read).
+	responses *otter.Cache[int64, []byte]
 	// reviewEpoch counts the review batches this process applied: a read
 	// of the counts caches what it read only if no batch was applied while
 	// it read (in this process; across processes ReviewsTTL bounds it).
@@ -125,6 +133,10 @@ func New(ctx context.Context, d *host.Deps, cfg Config) (*Service, error) {
 		database: resilience.New("database", cfg.Database, deps),
 		metrics:  newMetrics(d.Registry),
 		logger:   d.Logger,
+		responses: otter.Must(&otter.Options[int64, []byte]{
+			MaximumWeight: uint64(cfg.ResponseCacheBytes),
+			Weigher:       func(_ int64, body []byte) uint32 { return uint32(len(body)) + 64 },
+		}),
 	}
 	if cfg.CollectEvery > 0 {
 		var gcCtx context.Context
