@@ -1,15 +1,16 @@
 // Command shopdriver drives the shop's whole purchase path in a closed
-// loop for bench/shop.sh: each of -c clients creates a cart, adds one to
-// three products, and checks out with a fresh Idempotency-Key, again and
-// again for -d. It prints one line of figures and, with -verify, checks
+// loop for bench/shop.sh: each of -c clients buys one to three products
+// with a fresh Idempotency-Key, again and again for -d — by default in one
+// request (-mode buy: POST /orders, two write transactions), or the long
+// way (-mode cart: create a cart, add each line, check out). It prints one line of figures and, with -verify, checks
 // the books afterwards: every 201 is one paid order, one charge at the
 // payment service, and stock went down by exactly the units sold.
 //
 //	shopdriver -shop http://127.0.0.1:18293 -downstream http://127.0.0.1:18294 -c 32 -d 10s -seed-products 200
 //
 // Output (one line, space-separated): checkouts/s, checkout p50 and p99 in
-// ms, purchase (cart + items + checkout) p50 and p99 in ms, non-201
-// checkouts, and the checkouts and units of the round.
+// ms, purchase (cart + items + checkout, or the one request) p50 and p99
+// in ms, non-201 checkouts, and the checkouts and units of the round.
 package main
 
 import (
@@ -38,6 +39,7 @@ func main() {
 	verify := flag.Bool("verify", false, "check the books instead of running load: orders, charges and stock agree")
 	sold := flag.Int64("sold", 0, "with -verify: checkouts answered 201 over all rounds")
 	units := flag.Int64("units", 0, "with -verify: units in those checkouts")
+	mode := flag.String("mode", "buy", "buy (one request: POST /api/v1/orders) or cart (cart, items, checkout)")
 	token := flag.String("admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "admin token of the shop and the simulator ($SCALELAB_ADMIN_TOKEN)")
 	flag.Parse()
 
@@ -49,7 +51,7 @@ func main() {
 	case *verify:
 		err = check(c, *down, *productsFile, *sold, *units)
 	default:
-		err = run(c, *clients, *dur, *productsFile, *runID)
+		err = run(c, *clients, *dur, *productsFile, *runID, *mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "shopdriver:", err)
@@ -131,7 +133,10 @@ type result struct {
 	units              int64
 }
 
-func run(c *client, clients int, dur time.Duration, file, runID string) error {
+func run(c *client, clients int, dur time.Duration, file, runID, mode string) error {
+	if mode != "buy" && mode != "cart" {
+		return fmt.Errorf("-mode %q: want buy or cart", mode)
+	}
 	products, err := readProducts(file)
 	if err != nil {
 		return err
@@ -149,7 +154,11 @@ func run(c *client, clients int, dur time.Duration, file, runID string) error {
 			rng := rand.New(rand.NewPCG(uint64(w), 42))
 			r := &results[w]
 			for n := 0; time.Now().Before(deadline); n++ {
-				if err := purchase(c, rng, products, fmt.Sprintf("%s-%d-%d", runID, w, n), r); err != nil {
+				buyer := purchase
+				if mode == "buy" {
+					buyer = buyNow
+				}
+				if err := buyer(c, rng, products, fmt.Sprintf("%s-%d-%d", runID, w, n), r); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
 				}
@@ -207,6 +216,32 @@ func purchase(c *client, rng *rand.Rand, products []string, key string, r *resul
 		return nil
 	}
 	r.checkout = append(r.checkout, end.Sub(checkoutStart))
+	r.purchase = append(r.purchase, end.Sub(start))
+	r.units += units
+	return nil
+}
+
+// buyNow is one customer buying in one request: 1–3 distinct products of
+// 1–2 units each.
+func buyNow(c *client, rng *rand.Rand, products []string, key string, r *result) error {
+	var lines []map[string]any
+	var units int64
+	for _, i := range rng.Perm(len(products))[:1+rng.IntN(3)] {
+		q := 1 + rng.IntN(2)
+		lines = append(lines, map[string]any{"productId": products[i], "quantity": q})
+		units += int64(q)
+	}
+	start := time.Now()
+	code, err := c.do("POST", "/api/v1/orders", map[string]string{"Idempotency-Key": key}, map[string]any{"items": lines}, nil)
+	end := time.Now()
+	if err != nil {
+		return fmt.Errorf("buy: %w", err)
+	}
+	if code != http.StatusCreated {
+		r.failed++
+		return nil
+	}
+	r.checkout = append(r.checkout, end.Sub(start))
 	r.purchase = append(r.purchase, end.Sub(start))
 	r.units += units
 	return nil

@@ -22,6 +22,7 @@ func (s *Service) Handler() http.Handler {
 	rt.HandleFunc("GET /api/v1/carts/{id}", "", s.handleCart)
 	rt.HandleFunc("POST /api/v1/carts/{id}/items", "", s.handleAddItem)
 	rt.HandleFunc("POST /api/v1/carts/{id}/checkout", "Idempotency-Key header", s.handleCheckout)
+	rt.HandleFunc("POST /api/v1/orders", `{"items": [{"productId", "quantity"}]} + Idempotency-Key header: a purchase in one request`, s.handleBuy)
 	rt.HandleFunc("GET /api/v1/orders/{id}", "", s.handleOrder)
 	rt.Index("shop", description, nil)
 	return s.limit(rt.Mux)
@@ -254,7 +255,7 @@ func checkKey(key string) error {
 
 type orderJSON struct {
 	OrderID    string         `json:"orderId"`
-	CartID     string         `json:"cartId"`
+	CartID     string         `json:"cartId,omitempty"` // none for a purchase in one request
 	State      string         `json:"state"`
 	TotalCents int64          `json:"totalCents"`
 	ChargeID   string         `json:"chargeId,omitempty"`
@@ -263,8 +264,11 @@ type orderJSON struct {
 }
 
 func toOrderJSON(o *Order) orderJSON {
-	out := orderJSON{OrderID: idString(o.ID), CartID: idString(o.CartID), State: o.State, TotalCents: o.TotalCents,
+	out := orderJSON{OrderID: idString(o.ID), State: o.State, TotalCents: o.TotalCents,
 		ChargeID: o.ChargeID, Reason: o.Reason, Items: make([]cartItemJSON, len(o.Items))}
+	if o.CartID > 0 {
+		out.CartID = idString(o.CartID)
+	}
 	for i, it := range o.Items {
 		out.Items[i] = cartItemJSON{ProductID: idString(it.ProductID), Name: it.Name, Quantity: it.Quantity, PriceCents: it.PriceCents}
 	}
@@ -289,6 +293,48 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 	// A replay answers what the first request did — 201 with the order
 	// and its Location — as Stripe and the IETF Idempotency-Key draft
 	// do; Idempotent-Replayed tells the two apart.
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", s.baseURL+"/api/v1/orders/"+idString(o.ID))
+	httpx.WriteJSON(w, http.StatusCreated, toOrderJSON(o))
+}
+
+// handleBuy is a purchase in one request: the lines, placed and paid as a
+// checkout is, under the client's Idempotency-Key.
+func (s *Service) handleBuy(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if err := checkKey(key); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	var in struct {
+		Items []struct {
+			ProductID *flexID `json:"productId"`
+			Quantity  *int    `json:"quantity"`
+		} `json:"items"`
+	}
+	if err := httpx.DecodeJSON(r, &in); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if len(in.Items) > maxCartLines {
+		httpx.WriteError(w, r, apperr.E(apperr.Invalid, "items: at most %d lines", maxCartLines))
+		return
+	}
+	lines := make([]CartItem, len(in.Items))
+	for i, it := range in.Items {
+		if it.ProductID == nil || it.Quantity == nil {
+			httpx.WriteError(w, r, apperr.E(apperr.Invalid, `items: want [{"productId", "quantity"}, …]`))
+			return
+		}
+		lines[i] = CartItem{ProductID: int64(*it.ProductID), Quantity: *it.Quantity}
+	}
+	o, created, err := s.Buy(r.Context(), lines, key)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}

@@ -108,76 +108,132 @@ func (s *store) order(ctx context.Context, id int64) (*Order, error) {
 // its lines are written at the current prices, and the cart is closed. Any
 // failure rolls all of it back.
 func (s *store) placeOrder(ctx context.Context, o *Order) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return s.placeOrderTx(ctx, tx, o) })
+}
+
+// placeDirect is a purchase in one transaction, with no cart: the lines
+// (validated, merged and in product order, from the caller) are priced
+// from the products, their stock taken as placeOrder takes it, and the
+// order written with its lines. Such an order's cart ID is minus its own
+// ID: no cart has it, and the unique column stays unique.
+func (s *store) placeDirect(ctx context.Context, o *Order, lines []CartItem) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		state, err := s.lockCart(ctx, tx, o.CartID)
+		args := make([]any, len(lines))
+		for i, l := range lines {
+			args[i] = l.ProductID
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT product_id, name, price_cents FROM shop_products WHERE product_id IN (`+
+			strings.TrimSuffix(strings.Repeat("?, ", len(lines)), ", ")+`) ORDER BY product_id`), args...)
 		if err != nil {
-			return err
+			return fmt.Errorf("shop: read products: %w", err)
 		}
-		if state != cartOpen {
-			var id int64
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT order_id FROM shop_orders WHERE cart_id = ?`), o.CartID).Scan(&id); err != nil {
-				return fmt.Errorf("shop: cart %d is %s: %w", o.CartID, state, err)
-			}
-			return &cartOrderedError{OrderID: id}
-		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT i.product_id, p.name, i.quantity, p.price_cents
-			FROM shop_cart_items i JOIN shop_products p ON p.product_id = i.product_id
-			WHERE i.cart_id = ? ORDER BY i.product_id`), o.CartID)
-		if err != nil {
-			return fmt.Errorf("shop: read cart: %w", err)
-		}
-		o.Items, o.TotalCents = nil, 0
+		o.Items, o.TotalCents = make([]OrderItem, 0, len(lines)), 0
 		for rows.Next() {
 			var it OrderItem
-			if err := rows.Scan(&it.ProductID, &it.Name, &it.Quantity, &it.PriceCents); err != nil {
+			if err := rows.Scan(&it.ProductID, &it.Name, &it.PriceCents); err != nil {
 				rows.Close()
-				return fmt.Errorf("shop: read cart: %w", err)
+				return fmt.Errorf("shop: read products: %w", err)
 			}
 			o.Items = append(o.Items, it)
-			o.TotalCents += int64(it.Quantity) * it.PriceCents
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			return fmt.Errorf("shop: read products: %w", err)
+		}
+		for i, l := range lines {
+			if i >= len(o.Items) || o.Items[i].ProductID != l.ProductID {
+				return &noProductError{ProductID: l.ProductID}
+			}
+			o.Items[i].Quantity = l.Quantity
+			o.TotalCents += int64(l.Quantity) * o.Items[i].PriceCents
+		}
+		return s.writeOrder(ctx, tx, o)
+	})
+}
+
+// noProductError names a product a purchase asked for that does not exist.
+type noProductError struct{ ProductID int64 }
+
+func (e *noProductError) Error() string { return fmt.Sprintf("shop: no product %d", e.ProductID) }
+
+func (s *store) placeOrderTx(ctx context.Context, tx *sql.Tx, o *Order) error {
+	state, err := s.lockCart(ctx, tx, o.CartID)
+	if err != nil {
+		return err
+	}
+	if state != cartOpen {
+		var id int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT order_id FROM shop_orders WHERE cart_id = ?`), o.CartID).Scan(&id); err != nil {
+			return fmt.Errorf("shop: cart %d is %s: %w", o.CartID, state, err)
+		}
+		return &cartOrderedError{OrderID: id}
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT i.product_id, p.name, i.quantity, p.price_cents
+		FROM shop_cart_items i JOIN shop_products p ON p.product_id = i.product_id
+		WHERE i.cart_id = ? ORDER BY i.product_id`), o.CartID)
+	if err != nil {
+		return fmt.Errorf("shop: read cart: %w", err)
+	}
+	o.Items, o.TotalCents = nil, 0
+	for rows.Next() {
+		var it OrderItem
+		if err := rows.Scan(&it.ProductID, &it.Name, &it.Quantity, &it.PriceCents); err != nil {
+			rows.Close()
 			return fmt.Errorf("shop: read cart: %w", err)
 		}
-		if len(o.Items) == 0 {
-			return errEmptyCart
+		o.Items = append(o.Items, it)
+		o.TotalCents += int64(it.Quantity) * it.PriceCents
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("shop: read cart: %w", err)
+	}
+	if len(o.Items) == 0 {
+		return errEmptyCart
+	}
+	if err := s.writeOrder(ctx, tx, o); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE shop_carts SET state = ? WHERE cart_id = ?`), cartOrdered, o.CartID); err != nil {
+		return fmt.Errorf("shop: close cart: %w", err)
+	}
+	return nil
+}
+
+// writeOrder takes each line's stock and writes the pending order with its
+// lines, inside tx.
+func (s *store) writeOrder(ctx context.Context, tx *sql.Tx, o *Order) error {
+	// Lines in product ID order: concurrent checkouts lock products in
+	// the same order and cannot deadlock.
+	for _, it := range o.Items {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE shop_products SET stock = stock - ? WHERE product_id = ? AND stock >= ?`),
+			it.Quantity, it.ProductID, it.Quantity)
+		if err != nil {
+			return fmt.Errorf("shop: take stock: %w", err)
 		}
-		// Lines in product ID order: concurrent checkouts lock products in
-		// the same order and cannot deadlock.
-		for _, it := range o.Items {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE shop_products SET stock = stock - ? WHERE product_id = ? AND stock >= ?`),
-				it.Quantity, it.ProductID, it.Quantity)
-			if err != nil {
-				return fmt.Errorf("shop: take stock: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				var avail int64
-				_ = tx.QueryRowContext(ctx, s.q(`SELECT stock FROM shop_products WHERE product_id = ?`), it.ProductID).Scan(&avail)
-				return &outOfStockError{ProductID: it.ProductID, Wanted: it.Quantity, Available: avail}
-			}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var avail int64
+			_ = tx.QueryRowContext(ctx, s.q(`SELECT stock FROM shop_products WHERE product_id = ?`), it.ProductID).Scan(&avail)
+			return &outOfStockError{ProductID: it.ProductID, Wanted: it.Quantity, Available: avail}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO shop_orders (`+orderColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			o.ID, o.Key, o.CartID, o.State, o.TotalCents, o.ChargeID, o.Reason, o.CreatedAt, o.UpdatedAt); err != nil {
-			if sqldb.IsUniqueViolation(err) {
-				return errKeyTaken
-			}
-			return fmt.Errorf("shop: insert order: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO shop_orders (`+orderColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		o.ID, o.Key, o.CartID, o.State, o.TotalCents, o.ChargeID, o.Reason, o.CreatedAt, o.UpdatedAt); err != nil {
+		if sqldb.IsUniqueViolation(err) {
+			return errKeyTaken
 		}
-		query := `INSERT INTO shop_order_items (order_id, product_id, name, quantity, price_cents) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(o.Items)), ", ")
-		args := make([]any, 0, 5*len(o.Items))
-		for _, it := range o.Items {
-			args = append(args, o.ID, it.ProductID, it.Name, it.Quantity, it.PriceCents)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
-			return fmt.Errorf("shop: insert order items: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE shop_carts SET state = ? WHERE cart_id = ?`), cartOrdered, o.CartID); err != nil {
-			return fmt.Errorf("shop: close cart: %w", err)
-		}
-		return nil
-	})
+		return fmt.Errorf("shop: insert order: %w", err)
+	}
+	query := `INSERT INTO shop_order_items (order_id, product_id, name, quantity, price_cents) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(o.Items)), ", ")
+	args := make([]any, 0, 5*len(o.Items))
+	for _, it := range o.Items {
+		args = append(args, o.ID, it.ProductID, it.Name, it.Quantity, it.PriceCents)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
+		return fmt.Errorf("shop: insert order items: %w", err)
+	}
+	return nil
 }
 
 // markPaid records the charge of a pending order. It reports false when

@@ -188,3 +188,89 @@ func TestCheckoutNeverOversells(t *testing.T) {
 		})
 	}
 }
+
+// A purchase in one request (POST /orders) is two write transactions —
+// place, mark paid — where a cart built line by line is five; it is
+// idempotent under its key, refuses a key reused for other lines, and a
+// refused purchase takes no stock.
+func TestBuyInOneRequest(t *testing.T) {
+	for _, es := range engineSets {
+		t.Run(es.name, func(t *testing.T) {
+			ts := startShop(t, es.make(t), testConfig())
+			a := ts.product(t, "Field notebook", "paper", 900, 10)
+			b := ts.product(t, "Fountain pen", "paper", 4500, 2)
+			buy := func(k string, items ...any) (int, orderJSON, string, http.Header) {
+				t.Helper()
+				var lines []map[string]any
+				for i := 0; i+1 < len(items); i += 2 {
+					lines = append(lines, map[string]any{"productId": items[i], "quantity": items[i+1]})
+				}
+				var o orderJSON
+				code, raw, h := apiH(t, "POST", ts.base+"/api/v1/orders", map[string]any{"items": lines}, map[string]string{"Idempotency-Key": k}, &o)
+				return code, o, raw, h
+			}
+			writes := ts.svc.store.db.Writes()
+			code, o, raw, _ := buy("buy-1", a.ProductID, 2, b.ProductID, 1, a.ProductID, 1)
+			if code != http.StatusCreated || o.State != "paid" || o.TotalCents != 3*900+4500 || len(o.Items) != 2 || o.CartID != "" {
+				t.Fatalf("buy: %d %s", code, raw)
+			}
+			if n := ts.svc.store.db.Writes() - writes; n != 2 {
+				t.Fatalf("a purchase in one request took %d write transactions, want 2", n)
+			}
+			if got := ts.getProduct(t, a.ProductID); got.Stock != 7 {
+				t.Fatalf("stock of a = %d, want 7 (two lines of it merged)", got.Stock)
+			}
+			// The same key again: the same order, no second charge.
+			code2, o2, raw2, h2 := buy("buy-1", b.ProductID, 1, a.ProductID, 3)
+			if code2 != http.StatusCreated || o2.OrderID != o.OrderID || h2.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("replay: %d %s", code2, raw2)
+			}
+			if st := ts.down.Stats(); st.Charges != 1 {
+				t.Fatalf("%d charges for one purchase", st.Charges)
+			}
+			if code, _, raw, _ := buy("buy-1", a.ProductID, 1); code != http.StatusConflict || !strings.Contains(raw, "Idempotency-Key") {
+				t.Fatalf("a key reused for other lines: %d %s", code, raw)
+			}
+			// Refused purchases take nothing: the whole transaction rolls back.
+			if code, _, raw, _ := buy("buy-2", a.ProductID, 1, b.ProductID, 5); code != http.StatusConflict || !strings.Contains(raw, "out of stock") {
+				t.Fatalf("out of stock: %d %s", code, raw)
+			}
+			if code, _, raw, _ := buy("buy-3", a.ProductID, 1, "987654321", 1); code != http.StatusNotFound || !strings.Contains(raw, "987654321") {
+				t.Fatalf("an unknown product: %d %s", code, raw)
+			}
+			if got := ts.getProduct(t, a.ProductID); got.Stock != 7 {
+				t.Fatalf("stock of a = %d after refused purchases, want 7", got.Stock)
+			}
+			for name, body := range map[string]any{
+				"no items":      map[string]any{"items": []any{}},
+				"zero quantity": map[string]any{"items": []any{map[string]any{"productId": a.ProductID, "quantity": 0}}},
+				"no product":    map[string]any{"items": []any{map[string]any{"quantity": 1}}},
+				"unknown field": map[string]any{"items": []any{}, "coupon": "FREE"},
+				"not an object": "[1, 2]",
+			} {
+				if code, raw := api(t, "POST", ts.base+"/api/v1/orders", body, map[string]string{"Idempotency-Key": "bad-" + name}, nil); code != http.StatusBadRequest {
+					t.Errorf("%s: %d %s", name, code, raw)
+				}
+			}
+			if code, raw := api(t, "POST", ts.base+"/api/v1/orders", map[string]any{"items": []any{map[string]any{"productId": a.ProductID, "quantity": 1}}}, nil, nil); code != http.StatusBadRequest {
+				t.Errorf("no Idempotency-Key: %d %s", code, raw)
+			}
+			// The long way, for the record: a cart of two lines.
+			writes = ts.svc.store.db.Writes()
+			cart := ts.cart(t, a.ProductID, 1, b.ProductID, 1)
+			if code, _, raw, _ := ts.checkout(t, cart, "cart-1"); code != http.StatusCreated {
+				t.Fatalf("checkout: %d %s", code, raw)
+			}
+			if n := ts.svc.store.db.Writes() - writes; n != 5 {
+				t.Fatalf("a two-line cart took %d write transactions; the docs say 5", n)
+			}
+			// A key is one purchase, whichever way it was made.
+			if code, _, raw, _ := buy("cart-1", a.ProductID, 1, b.ProductID, 1); code != http.StatusConflict {
+				t.Fatalf("a cart's key reused for a purchase in one request: %d %s", code, raw)
+			}
+			if code, _, raw, _ := ts.checkout(t, ts.cart(t, a.ProductID, 1), "buy-1"); code != http.StatusConflict || !strings.Contains(raw, "without a cart") {
+				t.Fatalf("a purchase's key reused for a cart: %d %s", code, raw)
+			}
+		})
+	}
+}

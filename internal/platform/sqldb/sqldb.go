@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -40,7 +41,15 @@ type DB struct {
 	// writer is SQLite's one write slot, taken by InTx before BEGIN and by
 	// ExecContext around an autocommit statement: see takeWriter.
 	writer chan struct{}
+	// writes counts committed transactions (InTx) and autocommit
+	// statements (ExecContext): the commits this process asked for.
+	writes atomic.Uint64
 }
+
+// Writes is how many write transactions this DB committed: InTx
+// transactions and autocommit ExecContext statements. A system's tests
+// use it to hold a request to its number of commits.
+func (db *DB) Writes() uint64 { return db.writes.Load() }
 
 // Open connects to the database named by rawURL. An empty URL opens the
 // embedded SQLite file under dataDir.
@@ -247,7 +256,11 @@ func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 		return nil, err
 	}
 	defer release()
-	return db.DB.ExecContext(ctx, query, args...)
+	res, err := db.DB.ExecContext(ctx, query, args...)
+	if err == nil {
+		db.writes.Add(1)
+	}
+	return res, err
 }
 
 // InTx runs fn in a transaction, committing when it returns nil. On SQLite
@@ -269,5 +282,6 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
+	db.writes.Add(1)
 	return nil
 }
