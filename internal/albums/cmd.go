@@ -15,6 +15,7 @@ func Command() *cobra.Command {
 		func(f *pflag.FlagSet) {
 			f.Int64Var(&cfg.MaxImage, "max-image", cfg.MaxImage, "largest accepted cover image, bytes")
 			f.DurationVar(&cfg.CacheTTL, "cache-ttl", cfg.CacheTTL, "how long album reads stay cached")
+			f.Int64Var(&cfg.ResponseCacheBytes, "response-cache", cfg.ResponseCacheBytes, "bytes of encoded album answers kept in process (albums never change)")
 			f.DurationVar(&cfg.ReviewsTTL, "reviews-cache-ttl", cfg.ReviewsTTL, "how long review counts stay cached (the consumer invalidates them; this bounds a read that raced it)")
 			f.DurationVar(&cfg.DBTimeout, "db-timeout", cfg.DBTimeout, "deadline of each database call on a request")
 			f.IntVar(&cfg.ReviewBatch, "review-batch", cfg.ReviewBatch, "reviews applied per transaction at most")
