@@ -83,6 +83,7 @@ func nodeCommand() *cobra.Command {
 	f.IntVar(&cfg.MaxSiblings, "max-siblings", cfg.MaxSiblings, "most versions (siblings) one key may hold; a write past it is refused with 400")
 	f.IntVar(&cfg.MaxKeyBytes, "max-key-bytes", cfg.MaxKeyBytes, "most bytes one key's versions may hold together; a write past it is refused with 400")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "timeout of one replica request")
+	f.DurationVar(&cfg.SpeculativeRead, "speculative-read", cfg.SpeculativeRead, "a read asks R replicas (this node first), and the rest of the N after this long without a quorum (0: all N at once)")
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", cfg.SyncInterval, "anti-entropy, range hand-off and reaping period")
 	f.DurationVar(&cfg.HintInterval, "hint-interval", cfg.HintInterval, "hinted hand-off period")
 	f.DurationVar(&cfg.TombstoneGrace, "tombstone-grace", cfg.TombstoneGrace, "age after which a tombstone is reaped")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/dynamo/quorum"
 	"github.com/scalelab/scalelab/internal/dynamo/ring"
@@ -280,6 +281,18 @@ func (n *Node) placements(key []byte, needed int) []ring.Placement {
 	return places
 }
 
+// localFirst moves this node's placement, if it has one, to the front: a
+// read that asks it first asks one replica fewer over the network.
+func localFirst(places []ring.Placement, self string) []ring.Placement {
+	for i, p := range places {
+		if p.Node == self && p.HintFor == "" {
+			out := append([]ring.Placement{p}, places[:i]...)
+			return append(out, places[i+1:]...)
+		}
+	}
+	return places
+}
+
 func replicaPut(key []byte, hintFor string, versions []vclock.Version) []byte {
 	return replicaPutEncoded(key, hintFor, vclock.AppendVersions(nil, versions))
 }
@@ -294,8 +307,16 @@ func replicaPutEncoded(key []byte, hintFor string, encoded []byte) []byte {
 
 // Get reads key from R replicas (r=0: the node's default) and returns the
 // reconciled versions: one, siblings, or none. Tombstones are included; the
-// HTTP layer hides them. Replicas that answered with less than the result
-// are repaired in the background, including those that answer late.
+// HTTP layer hides them.
+//
+// It asks R replicas of the preference list first — this node first when
+// it holds one, so that R=1 is a local read — and the others only when
+// one of those fails, or when no quorum has formed after SpeculativeRead
+// (Cassandra's speculative retry; the Dynamo paper's coordinator asks all
+// N at once, which SpeculativeRead 0 restores). R + W > N still holds for
+// the replicas asked. Replicas that answered with less than the result
+// are repaired in the background, including those that answer late;
+// replicas not asked are left to anti-entropy.
 func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, error) {
 	if err := n.checkKey(key); err != nil {
 		return nil, err
@@ -307,7 +328,7 @@ func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, er
 	if err != nil {
 		return nil, apperr.E(apperr.Invalid, "r=%d: want 1 ≤ r ≤ N=%d", r, n.cfg.N)
 	}
-	places := n.placements(key, r)
+	places := localFirst(n.placements(key, r), n.cfg.ID)
 	for i := len(places); i < n.cfg.N; i++ {
 		q.Fail(fmt.Sprint("\x00missing", i))
 	}
@@ -333,17 +354,43 @@ func (n *Node) Get(ctx context.Context, key []byte, r int) ([]vclock.Version, er
 			answers <- answer{node: p.Node, versions: vs, err: err}
 		}()
 	}
-	for _, p := range places {
-		send(p)
+	next := 0 // places[next:] are not asked yet
+	askNext := func() bool {
+		if next == len(places) {
+			return false
+		}
+		send(places[next])
+		next++
+		return true
+	}
+	for next < r && askNext() {
+	}
+	if n.cfg.SpeculativeRead <= 0 {
+		for askNext() {
+		}
+	}
+	var speculate <-chan time.Time
+	if next < len(places) {
+		t := time.NewTimer(n.cfg.SpeculativeRead)
+		defer t.Stop()
+		speculate = t.C
 	}
 	for q.State() == quorum.Pending && pending > 0 {
-		a := <-answers
-		pending--
-		switch {
-		case a.err == nil:
-			q.Answer(a.node, a.versions)
-		case !n.sendToStandIn(key, tried, markFailed(failed, a.node), send):
-			q.Fail(a.node)
+		select {
+		case a := <-answers:
+			pending--
+			switch {
+			case a.err == nil:
+				q.Answer(a.node, a.versions)
+			case askNext():
+				markFailed(failed, a.node)
+			case !n.sendToStandIn(key, tried, markFailed(failed, a.node), send):
+				q.Fail(a.node)
+			}
+		case <-speculate:
+			speculate = nil
+			for askNext() {
+			}
 		}
 	}
 	if q.State() != quorum.Succeeded {

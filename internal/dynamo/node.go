@@ -39,6 +39,10 @@ type Config struct {
 	MaxKeyBytes int
 
 	RequestTimeout time.Duration // one replica request
+	// SpeculativeRead is how long a read waits on the R replicas it asked
+	// first before it asks the rest of the preference list too (0: ask all
+	// N at once, as the Dynamo paper's coordinator does).
+	SpeculativeRead time.Duration
 	FailureBackoff time.Duration // how long a peer that failed to answer is routed around
 	HintInterval   time.Duration // hinted hand-off attempts
 	SyncInterval   time.Duration // anti-entropy, range hand-off and tombstone reaping
@@ -60,7 +64,7 @@ func DefaultConfig() Config {
 	return Config{
 		Sync: store.SyncAlways, N: 3, R: 2, W: 2, VNodes: 64,
 		MaxKey: 1024, MaxValue: 1 << 20, MaxSiblings: 32, MaxKeyBytes: 8 << 20,
-		RequestTimeout: 2 * time.Second, FailureBackoff: time.Second,
+		RequestTimeout: 2 * time.Second, SpeculativeRead: 20 * time.Millisecond, FailureBackoff: time.Second,
 		HintInterval: time.Second, SyncInterval: 10 * time.Second,
 		TombstoneGrace: time.Hour, DeadAfter: 10 * time.Minute, MerkleDepth: 6,
 		Prune: vclock.PruneLimits{MaxEntries: 50, MinAge: 24 * time.Hour},
