@@ -73,6 +73,12 @@ type Node struct {
 	confChanged bool
 	waiters     map[uint64]chan kv.Result // proposal ID → its result, on the proposing node
 	reads       map[uint64]chan uint64    // ReadIndex request ID → the read index
+	// Linearizable reads wait here for the next ReadIndex round, which
+	// serves all of them (readLoop in requests.go).
+	readMu      sync.Mutex
+	readWaiting []chan readResult
+	readNotify  chan struct{}
+	readRounds  atomic.Uint64 // ReadIndex rounds run: fewer than reads under load
 	applied     *sync.Cond
 
 	snapping   bool // a snapshot file is being written (Ready loop only)
@@ -114,7 +120,7 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), storage: raft.NewMemoryStorage(), wal: w, transport: transport,
-		kv: kv.New(), waiters: map[uint64]chan kv.Result{}, reads: map[uint64]chan uint64{},
+		kv: kv.New(), waiters: map[uint64]chan kv.Result{}, reads: map[uint64]chan uint64{}, readNotify: make(chan struct{}, 1),
 		stopped: make(chan struct{}), done: make(chan struct{}), snapResult: make(chan snapResult, 1)}
 	n.applied = sync.NewCond(&n.mu)
 	n.guardView = raftView{
@@ -165,6 +171,7 @@ func Start(cfg Config, transport Transport) (*Node, error) {
 		n.rn = raft.StartNode(rc, peers)
 	}
 	go n.run()
+	go n.readLoop()
 	return n, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +160,44 @@ func TestLeadershipTransferOnShutdown(t *testing.T) {
 	c.crash(lead)
 	if r := c.write(ctx, 2, "k", "w"); r.Status != kv.Applied {
 		t.Fatalf("write after the transfer: %+v", r)
+	}
+}
+
+// Concurrent linearizable reads share ReadIndex rounds: 200 reads from 20
+// goroutines take far fewer rounds than reads, and every read still sees
+// the write acknowledged before it began.
+func TestReadsShareReadIndexRounds(t *testing.T) {
+	c := newCluster(t, 31, 3)
+	lead := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r := c.write(ctx, 1, "k", "v1"); r.Status != kv.Applied {
+		t.Fatalf("write: %+v", r)
+	}
+	follower := c.nodes[lead%3+1]
+	before := follower.readRounds.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for g := 0; g < 20; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				v, _, _, ok, err := follower.Read(ctx, []byte("k"), true)
+				if err != nil || !ok || string(v) != "v1" {
+					errs <- fmt.Errorf("read: %q %v %v", v, ok, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	rounds := follower.readRounds.Load() - before
+	t.Logf("200 linearizable reads took %d ReadIndex rounds", rounds)
+	if rounds > 100 || rounds == 0 {
+		t.Fatalf("200 concurrent reads took %d ReadIndex rounds; they should share them", rounds)
 	}
 }

@@ -3,6 +3,9 @@ package raftkv
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/scalelab/scalelab/internal/raftkv/kv"
 )
@@ -55,9 +58,86 @@ func (n *Node) Read(ctx context.Context, key []byte, linearizable bool) (value [
 	return append([]byte(nil), v...), mod, n.kv.Revision(), found, nil
 }
 
+// readBarrier waits until this node has applied every write acknowledged
+// before it was called. Concurrent callers share ReadIndex rounds, as
+// etcd's linearizable read loop does: a caller joins the batch that the
+// next round will serve (never one already under way, whose index may
+// predate writes acknowledged before the caller began), so a burst of
+// reads costs one heartbeat round rather than one each.
 func (n *Node) readBarrier(ctx context.Context) error {
 	if n.Leader() == 0 {
 		return ErrNoLeader
+	}
+	ch := make(chan readResult, 1)
+	n.readMu.Lock()
+	n.readWaiting = append(n.readWaiting, ch)
+	n.readMu.Unlock()
+	select {
+	case n.readNotify <- struct{}{}:
+	default: // a round is already due
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return r.err
+		}
+		return n.waitApplied(ctx, r.index)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopped:
+		return ErrStopped
+	}
+}
+
+type readResult struct {
+	index uint64
+	err   error
+}
+
+// readRoundTimeout bounds one ReadIndex round: a leader that loses its
+// quorum never answers, and the readers waiting on it must hear so.
+func (n *Node) readRoundTimeout() time.Duration {
+	return 2 * time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval
+}
+
+// readLoop runs one ReadIndex round at a time for every reader waiting
+// when it starts.
+func (n *Node) readLoop() {
+	for {
+		select {
+		case <-n.readNotify:
+		case <-n.stopped:
+			n.readMu.Lock()
+			batch := n.readWaiting
+			n.readWaiting = nil
+			n.readMu.Unlock()
+			for _, ch := range batch {
+				ch <- readResult{err: ErrStopped}
+			}
+			return
+		}
+		n.readMu.Lock()
+		batch := n.readWaiting
+		n.readWaiting = nil
+		n.readMu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.readRoundTimeout())
+		n.readRounds.Add(1)
+		index, err := n.readIndex(ctx)
+		cancel()
+		for _, ch := range batch {
+			ch <- readResult{index: index, err: err}
+		}
+	}
+}
+
+// readIndex runs one ReadIndex round: the leader's commit index, once a
+// quorum has confirmed it still leads.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	if n.Leader() == 0 {
+		return 0, ErrNoLeader
 	}
 	id := n.nextID.Add(1)
 	ch := make(chan uint64, 1)
@@ -70,17 +150,19 @@ func (n *Node) readBarrier(ctx context.Context) error {
 		n.mu.Unlock()
 	}()
 	if err := n.rn.ReadIndex(ctx, binary.BigEndian.AppendUint64(nil, id)); err != nil {
-		return err
+		return 0, err
 	}
-	var index uint64
 	select {
-	case index = <-ch:
+	case index := <-ch:
+		return index, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, fmt.Errorf("raftkv: read index: no answer from a quorum within %v: %w", n.readRoundTimeout(), ErrNoLeader)
+		}
+		return 0, ctx.Err()
 	case <-n.stopped:
-		return ErrStopped
+		return 0, ErrStopped
 	}
-	return n.waitApplied(ctx, index)
 }
 
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
