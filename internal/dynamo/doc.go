@@ -20,8 +20,9 @@
 //     other placements and answers once W acknowledged. A placement that
 //     does not answer is replaced within the same request by the next
 //     healthy node, which keeps the write as a hint (sloppy quorum). A read
-//     asks the placements, answers once R did, and repairs stale replicas
-//     in the background.
+//     asks R placements (this node first when it holds one), the others
+//     after a failure or SpeculativeRead without a quorum, answers once R
+//     did, and repairs the stale replicas it heard from in the background.
 //   - maintenance.go: hinted hand-off, Merkle-tree anti-entropy per ring
 //     range, range hand-off when the ring changes (a node deletes a key
 //     only after every new replica acknowledged it), tombstone reaping.
