@@ -104,6 +104,7 @@ for r in csv.DictReader(open(sys.argv[1])):
 median() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
 ratio()  { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+echo "== versions: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); k6 $([ -n "$K6" ] && "$K6" version 2>/dev/null | head -1 | awk '{print $2}' || echo skipped); locust $(locust --version 2>&1 | awk '{print $2}') (FastHttpUser); $(nginx -v 2>&1 | sed 's/.*: //'); each tool driven as its docs say: wrk -t1, k6 run with VUs, locust --headless with one process"
 echo "== closed model, $CONNS connections, $DURATION per tool, $ROUNDS rounds (nginx on CPU 0, tools on CPU 1)"
 W=() S=() K=() L=()
 for r in $(seq 1 "$ROUNDS"); do
@@ -123,10 +124,12 @@ printf "scalelab / wrk = %s (target >= 0.8)   scalelab / k6 = %s (target >= 1.5)
 
 RATE=${OPEN_RATE:-$((wm / 2))}
 echo
-echo "== open model at $RATE req/s (half of wrk's median unless OPEN_RATE is set), $DURATION, $ROUNDS rounds:"
+OPEN_ROUNDS=${OPEN_ROUNDS:-5}
+echo "== open model at $RATE req/s (half of wrk's median unless OPEN_RATE is set), $DURATION, $OPEN_ROUNDS rounds:"
 echo "   scalelab load next to bench/wrk2ref (a C wrk2-style client: latency from each request's due time)"
 SP=() RP=()
-for r in $(seq 1 "$ROUNDS"); do
+within=0
+for r in $(seq 1 "$OPEN_ROUNDS"); do
 	taskset -c 1 "$WORK/wrk2ref" "$RATE" "$SECS" "$CONNS" 127.0.0.1 "$PORT" / >"$WORK/ref.out"
 	taskset -c 1 "$WORK/scalelab" load http --rate "$RATE/s" --duration "$DURATION" --connections "$CONNS" --quiet --out "$WORK/slo" "$URL" >/dev/null
 	read -r s_p50 s_p90 s_p99 s_rps < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["latency_ms"]
@@ -134,9 +137,11 @@ print(l["p50"], l["p90"], l["p99"], d["rps"])' "$WORK/slo/summary.json")
 	r_p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' "$WORK/ref.out"); r_p90=$(sed -n 's/.*p90_ms=\([0-9.]*\).*/\1/p' "$WORK/ref.out")
 	r_p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' "$WORK/ref.out"); r_rps=$(sed -n 's/.*achieved_rps=\([0-9.]*\).*/\1/p' "$WORK/ref.out")
 	SP+=("$s_p99") RP+=("$r_p99")
+	awk -v a="$s_p99" -v b="$r_p99" 'BEGIN {exit !(b > 0 && a / b >= 0.8 && a / b <= 1.2)}' && within=$((within + 1))
 	printf "round %d  scalelab %6.0f req/s p50 %.3f p90 %.3f p99 %.3f ms   wrk2ref %6.0f req/s p50 %.3f p90 %.3f p99 %.3f ms\n" \
 		"$r" "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$r_rps" "$r_p50" "$r_p90" "$r_p99"
 done
 mid() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 sp=$(mid "${SP[@]}"); rp=$(mid "${RP[@]}")
 printf "median p99: scalelab %.3f ms, wrk2ref %.3f ms, ratio %s (target 0.8–1.2)\n" "$sp" "$rp" "$(awk -v a="$sp" -v b="$rp" 'BEGIN {printf "%.2f", a / b}')"
+printf "rounds with scalelab's p99 within 20 %% of the reference's: %d of %d (target: 4 of 5)\n" "$within" "$OPEN_ROUNDS"
