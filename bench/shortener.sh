@@ -118,7 +118,7 @@ run_wrk() { # port → "rps p99_ms"
 	echo "$rps $p99"
 }
 
-echo "== versions: $(nginx -v 2>&1 | sed 's/.*: //') (2 workers, access log off, `return 302` from a map — how its users serve fixed redirects), driven by $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}') like the other two"
+echo "== versions: $(nginx -v 2>&1 | sed 's/.*: //') (2 workers, access log off, \"return 302\" from a map — how its users serve fixed redirects), driven by $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}') like the other two"
 echo "== wrk -t$THREADS -c$CONNS -d$DURATION, random codes among $LINKS, $ROUNDS rounds (servers alternate)"
 run_wrk "$SL_PORT" >/dev/null # warm-up: connections, page cache, Go heap
 SL_RPS=() NGX_RPS=() FLOOR_RPS=()
