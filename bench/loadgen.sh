@@ -104,7 +104,7 @@ for r in csv.DictReader(open(sys.argv[1])):
 median() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.0f %.0f %.0f\n", v[int((NR+1)/2)], v[1], v[NR]}'; }
 ratio()  { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-echo "== versions: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); k6 $([ -n "$K6" ] && "$K6" version 2>/dev/null | head -1 | awk '{print $2}' || echo skipped); locust $(locust --version 2>&1 | awk '{print $2}') (FastHttpUser); $(nginx -v 2>&1 | sed 's/.*: //'); each tool driven as its docs say: wrk -t1, k6 run with VUs, locust --headless with one process"
+echo "== versions: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'); k6 $([ -n "$K6" ] && "$K6" version 2>/dev/null | head -1 | awk '{print $2}' || echo skipped); locust $(dpkg-query -W -f='${Version}' python3-locust 2>/dev/null || echo unknown) (FastHttpUser); $(nginx -v 2>&1 | sed 's/.*: //'); each tool driven as its docs say: wrk -t1, k6 run with VUs, locust --headless with one process"
 echo "== closed model, $CONNS connections, $DURATION per tool, $ROUNDS rounds (nginx on CPU 0, tools on CPU 1)"
 W=() S=() K=() L=()
 for r in $(seq 1 "$ROUNDS"); do

@@ -340,16 +340,32 @@ func (w *WAL) Close() error {
 	return errors.Join(err, w.f.Close())
 }
 
+// syncEvery is how much of a large file is written between syncs. A
+// snapshot is tens of megabytes; written at once and synced at the end,
+// its dirty pages sit in the page cache, and on ext4 (data=ordered) the
+// log's next fsync must wait for the journal commit that writes them all
+// out: every write acknowledged meanwhile waits behind the snapshot. Synced
+// every few megabytes, a log fsync waits for at most that much.
+const syncEvery = 4 << 20
+
 func writeFileSync(path string, b []byte) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("wal: %w", err)
+	for len(b) > 0 {
+		n := min(len(b), syncEvery)
+		if _, err := f.Write(b[:n]); err != nil {
+			f.Close()
+			return fmt.Errorf("wal: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("wal: %w", err)
+		}
+		b = b[n:]
 	}
-	if err := f.Sync(); err != nil {
+	if err := f.Sync(); err != nil { // an empty file, and the size
 		f.Close()
 		return fmt.Errorf("wal: %w", err)
 	}
