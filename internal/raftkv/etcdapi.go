@@ -28,14 +28,13 @@ func (n *Node) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, erro
 	}
 	if kv.ReadOnly(r) {
 		// Reads alone need no log entry: a linearizable read of the
-		// same answer costs a ReadIndex round, not a write.
-		var resp *pb.TxnResponse
-		err := n.local(ctx, true, func(s *kv.Store) error {
-			var err error
-			resp, err = s.ReadTxn(r)
-			return err
-		})
-		return resp, err
+		// same answer costs a ReadIndex round, not a write. It runs on
+		// a view, off the apply path (its ranges may be long).
+		var view *kv.Store
+		if err := n.local(ctx, true, func(s *kv.Store) error { view = s.View(); return nil }); err != nil {
+			return nil, err
+		}
+		return view.ReadTxn(r)
 	}
 	cmd, err := kv.TxnCommand(r)
 	if err != nil {
@@ -57,13 +56,22 @@ func (n *Node) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse
 	if err := kv.CheckRange(r); err != nil {
 		return nil, err
 	}
-	var resp *pb.RangeResponse
-	err := n.local(ctx, !r.Serializable, func(s *kv.Store) error {
-		var err error
-		resp, err = s.Range(r)
-		return err
-	})
-	return resp, err
+	if len(r.RangeEnd) == 0 { // one key: read it under the lock
+		var resp *pb.RangeResponse
+		err := n.local(ctx, !r.Serializable, func(s *kv.Store) error {
+			var err error
+			resp, err = s.Range(r)
+			return err
+		})
+		return resp, err
+	}
+	// A range may cover the whole store: read it from a view, so that
+	// applying the log does not wait for it.
+	var view *kv.Store
+	if err := n.local(ctx, !r.Serializable, func(s *kv.Store) error { view = s.View(); return nil }); err != nil {
+		return nil, err
+	}
+	return view.Range(r)
 }
 
 // local runs read on this node's state, after a read barrier if

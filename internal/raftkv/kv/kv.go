@@ -245,6 +245,14 @@ func (s *Store) Clone() *Store {
 	return c
 }
 
+// View returns a read-only copy of the keys and the revision: the tree
+// cloned copy-on-write (O(1)), no session table. A long read — a range
+// over many keys — runs on it without holding up Apply; the first write
+// to each shared node afterwards copies it.
+func (s *Store) View() *Store {
+	return &Store{data: s.data.Clone(), rev: s.rev, applied: s.applied}
+}
+
 // ErrMalformed is returned for bytes that are not a command or snapshot.
 var ErrMalformed = errors.New("kv: malformed")
 
@@ -304,7 +312,8 @@ func readBytes(r *bytes.Reader) ([]byte, error) {
 // Snapshot serialises the whole state (data, revision, sessions, applied
 // index) deterministically: equal states give equal bytes.
 func (s *Store) Snapshot() []byte {
-	b := binary.AppendUvarint(nil, s.applied)
+	b := append([]byte(nil), snapshotMagic...)
+	b = binary.AppendUvarint(b, s.applied)
 	b = binary.AppendVarint(b, s.rev)
 	b = binary.AppendUvarint(b, uint64(s.data.Len()))
 	s.data.Ascend(func(e entry) bool {
@@ -340,9 +349,20 @@ func (s *Store) Snapshot() []byte {
 	return b
 }
 
+// snapshotMagic opens every snapshot: the format with create revisions
+// and versions. A snapshot without it is from an older format, refused
+// with ErrOldSnapshot rather than misread.
+var snapshotMagic = []byte("rkv2")
+
+// ErrOldSnapshot is a snapshot written by an older raftkv.
+var ErrOldSnapshot = errors.New("kv: snapshot of an older format (before create revisions and versions): start the node on a fresh data directory")
+
 // Restore replaces the state with a snapshot's.
 func Restore(raw []byte) (*Store, error) {
-	r := bytes.NewReader(raw)
+	if !bytes.HasPrefix(raw, snapshotMagic) {
+		return nil, ErrOldSnapshot
+	}
+	r := bytes.NewReader(raw[len(snapshotMagic):])
 	s := New()
 	bad := fmt.Errorf("%w snapshot", ErrMalformed)
 	var err error

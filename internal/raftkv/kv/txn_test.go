@@ -254,3 +254,34 @@ func TestSnapshotKeepsVersionsAndCloneIsolates(t *testing.T) {
 		t.Fatal("a transaction with a session decoded")
 	}
 }
+
+// A view answers from the state when it was taken, whatever is applied
+// to the store afterwards.
+func TestViewIsTheStateWhenTaken(t *testing.T) {
+	ts := &txnStore{t: t, s: New()}
+	ts.txn(&pb.TxnRequest{Success: []*pb.RequestOp{putOp("a", "1"), putOp("b", "1")}})
+	view := ts.s.View()
+	ts.txn(&pb.TxnRequest{Success: []*pb.RequestOp{putOp("a", "2"), delOp("b", ""), putOp("c", "1")}})
+	got, err := view.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})
+	if err != nil || keys(got) != "a=1@1/1/v1 b=1@1/1/v1 " || got.Header.Revision != 1 {
+		t.Fatalf("view: %s %v", keys(got), err)
+	}
+	now, _ := ts.s.Range(&pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})
+	if keys(now) != "a=2@1/2/v2 c=1@2/2/v1 " {
+		t.Fatalf("store: %s", keys(now))
+	}
+}
+
+// A snapshot of the older format (no create revisions or versions) is
+// refused by name, not misread.
+func TestOldSnapshotRefused(t *testing.T) {
+	s := New()
+	s.Apply(1, put("a", "1", Unconditional))
+	snap := s.Snapshot()
+	if _, err := Restore(snap[len(snapshotMagic):]); !errors.Is(err, ErrOldSnapshot) {
+		t.Fatalf("a snapshot without the format's mark: %v", err)
+	}
+	if r, err := Restore(snap); err != nil || r.Len() != 1 {
+		t.Fatalf("restore: %v", err)
+	}
+}
