@@ -43,13 +43,13 @@ type Config struct {
 	// first before it asks the rest of the preference list too (0: ask all
 	// N at once, as the Dynamo paper's coordinator does).
 	SpeculativeRead time.Duration
-	FailureBackoff time.Duration // how long a peer that failed to answer is routed around
-	HintInterval   time.Duration // hinted hand-off attempts
-	SyncInterval   time.Duration // anti-entropy, range hand-off and tombstone reaping
-	TombstoneGrace time.Duration // a tombstone older than this is reaped
-	DeadAfter      time.Duration // a dead node leaves the ring after this long
-	MerkleDepth    int
-	Prune          vclock.PruneLimits
+	FailureBackoff  time.Duration // how long a peer that failed to answer is routed around
+	HintInterval    time.Duration // hinted hand-off attempts
+	SyncInterval    time.Duration // anti-entropy, range hand-off and tombstone reaping
+	TombstoneGrace  time.Duration // a tombstone older than this is reaped
+	DeadAfter       time.Duration // a dead node leaves the ring after this long
+	MerkleDepth     int
+	Prune           vclock.PruneLimits
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // optional
