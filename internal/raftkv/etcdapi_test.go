@@ -240,25 +240,13 @@ func runEtcdLinearizability(t *testing.T, seed uint64) {
 	var log []string
 	for time.Now().Before(stop) {
 		time.Sleep(time.Duration(40+rng.IntN(60)) * time.Millisecond)
-		switch rng.IntN(4) {
-		case 0:
-			for id, n := range c.nodes {
-				if n.Leader() == id {
-					c.net.Isolate(id, c.ids)
-					log = append(log, fmt.Sprint("isolate leader ", id))
-				}
+		var lead uint64
+		for id, n := range c.nodes {
+			if n.Leader() == id {
+				lead = id
 			}
-		case 1:
-			from, to := c.ids[rng.IntN(3)], c.ids[rng.IntN(3)]
-			c.net.Block(from, to)
-			log = append(log, fmt.Sprintf("block %d→%d", from, to))
-		case 2:
-			c.net.SetDelay(time.Duration(rng.IntN(3))*time.Millisecond, 10*time.Millisecond, 0.05)
-			log = append(log, "delay+jitter+loss")
-		default:
-			c.net.Heal()
-			log = append(log, "heal")
 		}
+		log = append(log, networkFault(c, rng, rng.IntN(4), lead))
 	}
 	wg.Wait()
 	c.net.Heal()

@@ -55,19 +55,9 @@ func runLinearizability(t *testing.T, seed uint64) {
 	var log []string
 	for time.Now().Before(stop) {
 		time.Sleep(time.Duration(40+rng.IntN(60)) * time.Millisecond)
-		switch rng.IntN(6) {
-		case 0:
-			if lead := leaderOf(c, &nodesMu); lead != 0 {
-				c.net.Isolate(lead, c.ids)
-				log = append(log, fmt.Sprint("isolate leader ", lead))
-			}
-		case 1:
-			from, to := c.ids[rng.IntN(3)], c.ids[rng.IntN(3)]
-			c.net.Block(from, to)
-			log = append(log, fmt.Sprintf("block %d→%d", from, to))
-		case 2:
-			c.net.SetDelay(time.Duration(rng.IntN(3))*time.Millisecond, 10*time.Millisecond, 0.05)
-			log = append(log, "delay+jitter+loss")
+		switch kind := rng.IntN(6); kind {
+		case 0, 1, 2:
+			log = append(log, networkFault(c, rng, kind, leaderOf(c, &nodesMu)))
 		case 3:
 			nodesMu.Lock()
 			victim := c.ids[rng.IntN(3)]
@@ -86,8 +76,7 @@ func runLinearizability(t *testing.T, seed uint64) {
 			}
 			nodesMu.Unlock()
 		default:
-			c.net.Heal()
-			log = append(log, "heal")
+			log = append(log, networkFault(c, rng, -1, 0))
 		}
 	}
 	wg.Wait()
@@ -103,6 +92,29 @@ func runLinearizability(t *testing.T, seed uint64) {
 	if len(rec.ops) < 10 {
 		t.Fatalf("seed %d: only %d operations completed", seed, len(rec.ops))
 	}
+}
+
+// networkFault applies one network fault of the schedules and names it:
+// kind 0 isolates the leader (if there is one), 1 blocks a random link one
+// way, 2 delays with jitter and loss, anything else heals the network.
+func networkFault(c *cluster, rng *rand.Rand, kind int, leader uint64) string {
+	switch kind {
+	case 0:
+		if leader == 0 {
+			return "no leader to isolate"
+		}
+		c.net.Isolate(leader, c.ids)
+		return fmt.Sprint("isolate leader ", leader)
+	case 1:
+		from, to := c.ids[rng.IntN(3)], c.ids[rng.IntN(3)]
+		c.net.Block(from, to)
+		return fmt.Sprintf("block %d→%d", from, to)
+	case 2:
+		c.net.SetDelay(time.Duration(rng.IntN(3))*time.Millisecond, 10*time.Millisecond, 0.05)
+		return "delay+jitter+loss"
+	}
+	c.net.Heal()
+	return "heal"
 }
 
 func leaderOf(c *cluster, mu *sync.Mutex) uint64 {

@@ -290,9 +290,14 @@ func (s *Service) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	// A replay answers what the first request did — 201 with the order
-	// and its Location — as Stripe and the IETF Idempotency-Key draft
-	// do; Idempotent-Replayed tells the two apart.
+	s.writeOrderCreated(w, o, created)
+}
+
+// writeOrderCreated answers a checkout or a purchase. A replay answers
+// what the first request did — 201 with the order and its Location — as
+// Stripe and the IETF Idempotency-Key draft do; Idempotent-Replayed tells
+// the two apart.
+func (s *Service) writeOrderCreated(w http.ResponseWriter, o *Order, created bool) {
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -335,11 +340,7 @@ func (s *Service) handleBuy(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	if !created {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	w.Header().Set("Location", s.baseURL+"/api/v1/orders/"+idString(o.ID))
-	httpx.WriteJSON(w, http.StatusCreated, toOrderJSON(o))
+	s.writeOrderCreated(w, o, created)
 }
 
 func (s *Service) handleOrder(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -338,15 +339,15 @@ func sortEntries(es []entry, target pb.RangeRequest_SortTarget, descend bool) {
 	cmp := func(a, b entry) int {
 		switch target {
 		case pb.RangeRequest_VERSION:
-			return compareInt(a.version, b.version)
+			return cmp.Compare(a.version, b.version)
 		case pb.RangeRequest_CREATE:
-			return compareInt(a.createRev, b.createRev)
+			return cmp.Compare(a.createRev, b.createRev)
 		case pb.RangeRequest_MOD:
-			return compareInt(a.modRev, b.modRev)
+			return cmp.Compare(a.modRev, b.modRev)
 		case pb.RangeRequest_VALUE:
 			return bytes.Compare(a.value, b.value)
 		}
-		return compareString(a.key, b.key)
+		return cmp.Compare(a.key, b.key)
 	}
 	slices.SortStableFunc(es, func(a, b entry) int {
 		if descend {
@@ -354,26 +355,6 @@ func sortEntries(es []entry, target pb.RangeRequest_SortTarget, descend bool) {
 		}
 		return cmp(a, b)
 	})
-}
-
-func compareInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func compareString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // compare evaluates one predicate on the keys of its range: it holds if it
@@ -399,13 +380,13 @@ func compareEntry(c *pb.Compare, e entry) bool {
 	case pb.Compare_VALUE:
 		result = bytes.Compare(e.value, c.GetValue())
 	case pb.Compare_CREATE:
-		result = compareInt(e.createRev, c.GetCreateRevision())
+		result = cmp.Compare(e.createRev, c.GetCreateRevision())
 	case pb.Compare_MOD:
-		result = compareInt(e.modRev, c.GetModRevision())
+		result = cmp.Compare(e.modRev, c.GetModRevision())
 	case pb.Compare_VERSION:
-		result = compareInt(e.version, c.GetVersion())
+		result = cmp.Compare(e.version, c.GetVersion())
 	case pb.Compare_LEASE:
-		result = compareInt(0, c.GetLease()) // no key has a lease
+		result = cmp.Compare(0, c.GetLease()) // no key has a lease
 	}
 	switch c.Result {
 	case pb.Compare_EQUAL:
