@@ -207,18 +207,25 @@ func purchase(c *client, rng *rand.Rand, products []string, key string, r *resul
 	}
 	checkoutStart := time.Now()
 	code, err := c.do("POST", "/api/v1/carts/"+cart.CartID+"/checkout", map[string]string{"Idempotency-Key": key}, nil, nil)
-	end := time.Now()
 	if err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
+	r.record(code, start, checkoutStart, units)
+	return nil
+}
+
+// record counts one answered checkout: a 201's durations (the checkout
+// request from checkoutStart, the whole purchase from start) and units,
+// anything else as failed.
+func (r *result) record(code int, start, checkoutStart time.Time, units int64) {
 	if code != http.StatusCreated {
 		r.failed++
-		return nil
+		return
 	}
+	end := time.Now()
 	r.checkout = append(r.checkout, end.Sub(checkoutStart))
 	r.purchase = append(r.purchase, end.Sub(start))
 	r.units += units
-	return nil
 }
 
 // buyNow is one customer buying in one request: 1–3 distinct products of
@@ -233,17 +240,10 @@ func buyNow(c *client, rng *rand.Rand, products []string, key string, r *result)
 	}
 	start := time.Now()
 	code, err := c.do("POST", "/api/v1/orders", map[string]string{"Idempotency-Key": key}, map[string]any{"items": lines}, nil)
-	end := time.Now()
 	if err != nil {
 		return fmt.Errorf("buy: %w", err)
 	}
-	if code != http.StatusCreated {
-		r.failed++
-		return nil
-	}
-	r.checkout = append(r.checkout, end.Sub(start))
-	r.purchase = append(r.purchase, end.Sub(start))
-	r.units += units
+	r.record(code, start, start, units) // the purchase is its checkout
 	return nil
 }
 

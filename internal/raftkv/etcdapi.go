@@ -176,8 +176,9 @@ func (e *EtcdKV) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	return resp, nil
 }
 
-// stamp gives every header of a transaction's answer this member's ID and
-// term (the state machine knows only the revision).
+// stamp gives every header of a transaction's answer, nested ones
+// included, the revision after it and this member's ID and term (the state
+// machine sets only the top header's revision).
 func (e *EtcdKV) stamp(t *pb.TxnResponse) {
 	t.Header = e.header(t.Header.GetRevision())
 	for _, r := range t.Responses {

@@ -72,7 +72,9 @@ func (s *Store) applyTxn(raw []byte) Result {
 	if changed {
 		s.rev = next
 	}
-	fillHeaders(resp, s.rev)
+	// The revision after it; the node stamps every header with it and
+	// adds cluster, member and term.
+	resp.Header = &pb.ResponseHeader{Revision: s.rev}
 	return Result{Status: Applied, Revision: s.rev, Txn: resp}
 }
 
@@ -90,7 +92,9 @@ func (s *Store) ReadTxn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 		return nil, err
 	}
 	resp, _, _ := s.execTxn(r, path, s.rev)
-	fillHeaders(resp, s.rev)
+	// The revision after it; the node stamps every header with it and
+	// adds cluster, member and term.
+	resp.Header = &pb.ResponseHeader{Revision: s.rev}
 	return resp, nil
 }
 
@@ -526,22 +530,4 @@ func (s *Store) execDelete(d *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
 	}
 	resp.Deleted = int64(len(doomed))
 	return resp
-}
-
-// fillHeaders gives every response in a transaction's answer the
-// revision after it; the node adds cluster, member and term.
-func fillHeaders(t *pb.TxnResponse, rev int64) {
-	t.Header = &pb.ResponseHeader{Revision: rev}
-	for _, r := range t.Responses {
-		switch {
-		case r.GetResponseRange() != nil:
-			r.GetResponseRange().Header = &pb.ResponseHeader{Revision: rev}
-		case r.GetResponsePut() != nil:
-			r.GetResponsePut().Header = &pb.ResponseHeader{Revision: rev}
-		case r.GetResponseDeleteRange() != nil:
-			r.GetResponseDeleteRange().Header = &pb.ResponseHeader{Revision: rev}
-		case r.GetResponseTxn() != nil:
-			fillHeaders(r.GetResponseTxn(), rev)
-		}
-	}
 }
