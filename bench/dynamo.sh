@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Dynamo store next to etcd, in one run on this machine: a 3-process
-# scalelab dynamo cluster (N=3, R=2, W=2, --sync batch) and a 3-member etcd
+# scalelab dynamo cluster (N=3, R=2, W=2, --sync batch, --engine $ENGINE) and a 3-member etcd
 # cluster (etcd v3.7.3 built from its Go module, default durability: WAL
 # fsync per commit, batched), both on loopback, in the closed model (CONNS
 # virtual users): dynamo by `scalelab load` over HTTP, etcd by clientv3 over
@@ -25,6 +25,7 @@
 #
 #   bench/dynamo.sh                        # 3 rounds × 10 s per system and operation
 #   ROUNDS=5 DURATION=20s CONNS=64 bench/dynamo.sh
+#   ENGINE=pebble OPS=put bench/dynamo.sh     # the log-structured engine instead of bbolt
 #
 # Needs python3 and go (etcd is built from its Go module on first use); loopback only.
 set -euo pipefail
@@ -37,13 +38,14 @@ BASE=${DYN_BASE:-1710} # nodes: HTTP on 17101-17103, gossip on 17105-17107, peer
 KEYFLAG=(--cluster-key "$WORK/cluster.key")
 [ "${PEER_AUTH:-on}" = off ] && KEYFLAG=()
 "$SL" cluster-key >"$WORK/cluster.key"
-echo "== start 3 dynamo nodes (--sync batch, peer auth ${PEER_AUTH:-on})"
+ENGINE=${ENGINE:-bbolt}
+echo "== start 3 dynamo nodes (--sync batch, --engine $ENGINE, peer auth ${PEER_AUTH:-on})"
 for i in 1 2 3; do
 	join=""
 	[ "$i" != 1 ] && join="--join 127.0.0.1:${BASE}5"
 	"$SL" dynamo node --id "n$i" --addr "127.0.0.1:${BASE}$i" --gossip "127.0.0.1:${BASE}$((i + 4))" \
 		--peer-addr "127.0.0.1:$((${BASE}0 + i + 7))" "${KEYFLAG[@]}" \
-		$join --data "$WORK/dyn$i" --sync batch >"$WORK/dyn$i.log" 2>&1 &
+		$join --data "$WORK/dyn$i" --sync batch --engine "$ENGINE" >"$WORK/dyn$i.log" 2>&1 &
 	PIDS+=($!)
 done
 for _ in $(seq 1 150); do

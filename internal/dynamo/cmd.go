@@ -36,7 +36,7 @@ func Command() *cobra.Command {
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var addr, peerAddr, gossipAddr, join, sync, pprofAddr, keyFile string
+	var addr, peerAddr, gossipAddr, join, engine, sync, pprofAddr, keyFile string
 	var leave, debug, fast bool
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -50,6 +50,9 @@ func nodeCommand() *cobra.Command {
 				return apperr.Usage(err)
 			}
 			cfg.Sync = mode
+			if cfg.Engine, err = store.ParseEngine(engine); err != nil {
+				return apperr.Usage(err)
+			}
 			logger := host.Logger(cmd.ErrOrStderr(), debug)
 			if pprofAddr != "" {
 				go host.ServePprof(cmd.Context(), pprofAddr, logger)
@@ -74,6 +77,7 @@ func nodeCommand() *cobra.Command {
 	f.StringVar(&gossipAddr, "gossip", "127.0.0.1:7201", "gossip listen address (UDP and TCP)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of existing members")
 	f.StringVar(&cfg.DataDir, "data", "./data/dynamo", "directory of the node's store")
+	f.StringVar(&engine, "engine", string(cfg.Engine), "storage engine: pebble (log-structured: a commit is a log append) or bbolt (B+tree: a commit rewrites its pages)")
 	f.StringVar(&sync, "sync", string(cfg.Sync), "durability: always (fsync per write), batch (group commit), none")
 	f.IntVar(&cfg.N, "n", cfg.N, "replicas per key (same on every node)")
 	f.IntVar(&cfg.R, "r", cfg.R, "default read quorum")

@@ -10,7 +10,7 @@
 //	vclock/  vector clocks and dotted versions: which versions survive a write; causal contexts
 //	quorum/  the coordinator's W-of-N and R-of-N decisions and read-repair targets
 //	merkle/  fixed-shape hash trees over ring ranges, for anti-entropy
-//	store/   one node's versions in bbolt (--sync always|batch|none), hints, ring-range scans
+//	store/   one node's versions in bbolt or Pebble (--engine, --sync), hints, ring-range scans
 //
 // This package is the node, the IO around them:
 //

@@ -25,6 +25,7 @@ import (
 type Config struct {
 	ID      string
 	DataDir string
+	Engine  store.Engine // bbolt or pebble
 	Sync    store.SyncMode
 
 	N, R, W int
@@ -62,7 +63,7 @@ type Config struct {
 // DefaultConfig is N=3, R=W=2 with 64 virtual nodes per node.
 func DefaultConfig() Config {
 	return Config{
-		Sync: store.SyncAlways, N: 3, R: 2, W: 2, VNodes: 64,
+		Engine: store.EngineBolt, Sync: store.SyncAlways, N: 3, R: 2, W: 2, VNodes: 64,
 		MaxKey: 1024, MaxValue: 1 << 20, MaxSiblings: 32, MaxKeyBytes: 8 << 20,
 		RequestTimeout: 2 * time.Second, SpeculativeRead: 20 * time.Millisecond, FailureBackoff: time.Second,
 		HintInterval: time.Second, SyncInterval: 10 * time.Second,
@@ -75,6 +76,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.ID == "" || len(c.ID) > 64 || strings.ContainsAny(c.ID, "/ \t\n"):
 		return fmt.Errorf("dynamo: node id %q: want 1–64 characters without spaces or slashes", c.ID)
+	case c.Engine != store.EngineBolt && c.Engine != store.EnginePebble:
+		return fmt.Errorf("dynamo: engine %q: want bbolt or pebble", c.Engine)
 	case c.N < 1 || c.R < 1 || c.W < 1 || c.R > c.N || c.W > c.N:
 		return fmt.Errorf("dynamo: N=%d R=%d W=%d: want 1 ≤ R, W ≤ N", c.N, c.R, c.W)
 	case c.VNodes < 1 || c.VNodes > 4096:
@@ -133,7 +136,16 @@ func Open(cfg Config, members Membership, transport Transport) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("dynamo: data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "dynamo-"+cfg.ID+".db"), cfg.Sync)
+	// A store written by the other engine is not silently set aside for
+	// an empty one: the node would serve as if it had lost its data.
+	other := store.EngineBolt
+	if cfg.Engine == store.EngineBolt {
+		other = store.EnginePebble
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, other.FileName(cfg.ID))); err == nil {
+		return nil, fmt.Errorf("dynamo: %s holds a %s store for %s; start the node with --engine %s, or on a fresh data directory", cfg.DataDir, other, cfg.ID, other)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, cfg.Engine.FileName(cfg.ID)), cfg.Engine, cfg.Sync)
 	if err != nil {
 		return nil, err
 	}
