@@ -26,6 +26,7 @@
 #   bench/dynamo.sh                        # 3 rounds × 10 s per system and operation
 #   ROUNDS=5 DURATION=20s CONNS=64 bench/dynamo.sh
 #   ENGINE=pebble OPS=put bench/dynamo.sh     # the log-structured engine instead of bbolt
+#   PEER_TRANSPORT=http bench/dynamo.sh       # one HTTP POST per peer message instead of links
 #
 # Needs python3 and go (etcd is built from its Go module on first use); loopback only.
 set -euo pipefail
@@ -39,13 +40,14 @@ KEYFLAG=(--cluster-key "$WORK/cluster.key")
 [ "${PEER_AUTH:-on}" = off ] && KEYFLAG=()
 "$SL" cluster-key >"$WORK/cluster.key"
 ENGINE=${ENGINE:-bbolt}
-echo "== start 3 dynamo nodes (--sync batch, --engine $ENGINE, peer auth ${PEER_AUTH:-on})"
+PEER_TRANSPORT=${PEER_TRANSPORT:-link}
+echo "== start 3 dynamo nodes (--sync batch, --engine $ENGINE, --peer-transport $PEER_TRANSPORT, peer auth ${PEER_AUTH:-on})"
 for i in 1 2 3; do
 	join=""
 	[ "$i" != 1 ] && join="--join 127.0.0.1:${BASE}5"
 	"$SL" dynamo node --id "n$i" --addr "127.0.0.1:${BASE}$i" --gossip "127.0.0.1:${BASE}$((i + 4))" \
 		--peer-addr "127.0.0.1:$((${BASE}0 + i + 7))" "${KEYFLAG[@]}" \
-		$join --data "$WORK/dyn$i" --sync batch --engine "$ENGINE" >"$WORK/dyn$i.log" 2>&1 &
+		$join --data "$WORK/dyn$i" --sync batch --engine "$ENGINE" --peer-transport "$PEER_TRANSPORT" >"$WORK/dyn$i.log" 2>&1 &
 	PIDS+=($!)
 done
 for _ in $(seq 1 150); do

@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -36,7 +37,7 @@ func Command() *cobra.Command {
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var addr, peerAddr, gossipAddr, join, engine, sync, pprofAddr, keyFile string
+	var addr, peerAddr, gossipAddr, join, engine, sync, pprofAddr, keyFile, transport string
 	var leave, debug, fast bool
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -65,14 +66,18 @@ func nodeCommand() *cobra.Command {
 			if err != nil {
 				return apperr.Usage(err)
 			}
+			if transport != string(PeerLink) && transport != string(PeerHTTP) {
+				return apperr.Usage(fmt.Errorf("--peer-transport %q: want link or http", transport))
+			}
 			return RunNode(cmd.Context(), cfg, GossipConfig{Bind: gossipAddr, Join: seeds, Fast: fast},
-				Listen{Addr: addr, PeerAddr: peerAddr, ClusterKey: key}, leave, logger)
+				Listen{Addr: addr, PeerAddr: peerAddr, ClusterKey: key, Transport: PeerTransport(transport)}, leave, logger)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ID, "id", "", "node name, unique in the cluster (required)")
 	f.StringVar(&addr, "addr", "127.0.0.1:7101", "client HTTP listen address")
 	f.StringVar(&peerAddr, "peer-addr", "127.0.0.1:7151", "peer listen address: replica RPC (mutual TLS with --cluster-key; loopback only without)")
+	f.StringVar(&transport, "peer-transport", string(PeerLink), "how this node sends to peers: link (one framed connection per peer, many messages in flight) or http (one POST per message); a node serves both")
 	f.StringVar(&keyFile, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same on every member: peers over mutual TLS, gossip encrypted ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
 	f.StringVar(&gossipAddr, "gossip", "127.0.0.1:7201", "gossip listen address (UDP and TCP)")
 	f.StringVar(&join, "join", "", "comma-separated gossip addresses of existing members")
@@ -102,12 +107,13 @@ func nodeCommand() *cobra.Command {
 
 // Listen is where a node serves, and how it admits peers.
 type Listen struct {
-	Addr       string    // clients
-	PeerAddr   string    // replica RPC
-	ClusterKey *auth.Key // nil: unauthenticated peers, loopback only
+	Addr       string        // clients
+	PeerAddr   string        // replica RPC
+	ClusterKey *auth.Key     // nil: unauthenticated peers, loopback only
+	Transport  PeerTransport // how this node sends to peers (default: link)
 }
 
-// RunNode runs a node with gossip membership and the HTTP transport until
+// RunNode runs a node with gossip membership and a peer transport until
 // ctx ends. With leave set it hands its data off and leaves first.
 func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave bool, logger *slog.Logger) error {
 	peers, err := auth.NewPeers(l.ClusterKey, "dynamo-"+cfg.ID)
@@ -136,7 +142,13 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 		peerSrv.Close()
 		return err
 	}
-	tr := NewHTTPTransport(g.Resolve, peers)
+	var tr interface {
+		Transport
+		Close()
+	} = NewLinkTransport(g.Resolve, peers)
+	if l.Transport == PeerHTTP {
+		tr = NewHTTPTransport(g.Resolve, peers)
+	}
 	node, err := Open(cfg, g, tr)
 	if err != nil {
 		g.Close()
@@ -149,9 +161,11 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 	ui := host.NodeConsole{System: "dynamo", Description: "Dynamo node " + cfg.ID + ": its own view of the ring and the members",
 		View: func() any { return node.Snapshot() }, Metrics: metrics, Gather: reg, DataDir: cfg.DataDir}
 	srv.SetHandler(host.WithNodeUI(ctx, httpx.Ops(httpx.JSONErrors(app), reg, nil), ui))
-	peerSrv.SetHandler(peers.Guard(node.PeerHandler(), auth.Limits{MaxBody: node.MaxPeerBody(), MaxConcurrent: 64}, reg))
+	links := node.NewLinkServer(logger)
+	peerSrv.SetHandler(peers.Guard(node.PeerHandler(links), auth.Limits{MaxBody: node.MaxPeerBody(), MaxConcurrent: 64}, reg))
 	logger.Info(peers.StartLine())
-	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "peer", peerSrv.Addr(), "gossip", gc.Bind, "join", gc.Join, "sync", cfg.Sync,
+	logger.Info("dynamo node up", "id", cfg.ID, "http", srv.Addr(), "peer", peerSrv.Addr(), "gossip", gc.Bind, "join", gc.Join,
+		"engine", cfg.Engine, "sync", cfg.Sync, "peer_transport", cmp.Or(l.Transport, PeerLink),
 		"n", cfg.N, "r", cfg.R, "w", cfg.W)
 	serveErr := make(chan error, 2)
 	serveCtx, stopServing := context.WithCancel(context.Background())
@@ -163,6 +177,8 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 	case err := <-serveErr:
 		stopServing()
 		<-serveErr
+		links.Close()
+		tr.Close()
 		node.Close()
 		g.Close()
 		return err
@@ -176,8 +192,10 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 		cancel()
 	}
 	stopServing()
-	errs = append(errs, <-serveErr, <-serveErr, node.Close(), g.Close())
+	errs = append(errs, <-serveErr, <-serveErr)
+	links.Close()
 	tr.Close()
+	errs = append(errs, node.Close(), g.Close())
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -13,13 +14,15 @@ import (
 	"github.com/scalelab/scalelab/internal/platform/apperr"
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/peerlink"
 )
 
 // Transport carries one request to a peer and brings back its response.
 // An error means the peer could not be reached or did not answer (the
 // failure detector counts it); a peer's own refusal comes back inside the
-// response. Defined here, where it is consumed; implemented by
-// HTTPTransport between processes and by Network in one process.
+// response. Defined here, where it is consumed; implemented between
+// processes by LinkTransport (the default) and HTTPTransport, and in one
+// process by Network.
 type Transport interface {
 	Call(ctx context.Context, to string, req []byte) ([]byte, error)
 }
@@ -30,6 +33,58 @@ var ErrUnreachable = errors.New("dynamo: peer unreachable")
 // maxRPC bounds a node-to-node message: a leaf of anti-entropy may carry
 // many values, a replica write carries at most a few siblings.
 const maxRPC = 256 << 20
+
+// PeerTransport names how nodes carry messages between processes
+// (--peer-transport).
+type PeerTransport string
+
+// The peer transports.
+const (
+	// PeerLink: one framed, multiplexed connection per peer
+	// (internal/platform/peerlink).
+	PeerLink PeerTransport = "link"
+	// PeerHTTP: one HTTP/1.1 POST per message, over pooled keep-alive
+	// connections.
+	PeerHTTP PeerTransport = "http"
+)
+
+// LinkPath is where the peer listener takes links over.
+const LinkPath = "/internal/link"
+
+// LinkTransport sends each request over the one link this node keeps to
+// the peer, finding a peer's address through Resolve (membership).
+type LinkTransport struct {
+	Resolve func(node string) (addr string, ok bool)
+	client  *peerlink.Client
+}
+
+// NewLinkTransport returns a transport whose links are authenticated by
+// peers and whose answers are at most maxFrame bytes.
+func NewLinkTransport(resolve func(string) (string, bool), peers *auth.Peers) *LinkTransport {
+	return &LinkTransport{Resolve: resolve, client: peerlink.NewClient(LinkPath, peers.ClientTLS(), maxRPC)}
+}
+
+// Call implements Transport.
+func (t *LinkTransport) Call(ctx context.Context, to string, req []byte) ([]byte, error) {
+	addr, ok := t.Resolve(to)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no known address", ErrUnreachable, to)
+	}
+	resp, err := t.client.Call(ctx, addr, req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, to, err)
+	}
+	return resp, nil
+}
+
+// Close closes the links.
+func (t *LinkTransport) Close() { t.client.Close() }
+
+// NewLinkServer serves this node's side of the peers' links: mount it with
+// PeerHandler and close it before the node.
+func (n *Node) NewLinkServer(logger *slog.Logger) *peerlink.Server {
+	return peerlink.NewServer(n.Handle, peerlink.DefaultLimits(int(n.MaxPeerBody())), logger)
+}
 
 // HTTPTransport posts requests to PEER-ADDR/internal/rpc on the peer
 // listener (https under the cluster key), finding a peer's address
@@ -76,11 +131,15 @@ func (t *HTTPTransport) Call(ctx context.Context, to string, req []byte) ([]byte
 // Close drops idle connections.
 func (t *HTTPTransport) Close() { t.client.CloseIdleConnections() }
 
-// PeerHandler serves node-to-node messages (POST /internal/rpc) for the
-// peer listener; serve it behind auth.Peers.Guard, which caps the body.
-func (n *Node) PeerHandler() http.Handler {
+// PeerHandler serves node-to-node messages for the peer listener: one
+// per POST /internal/rpc, and links (GET LinkPath) when links is not nil.
+// Serve it behind auth.Peers.Guard, which admits peers and caps the body.
+func (n *Node) PeerHandler(links *peerlink.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /internal/rpc", n.handleRPC)
+	if links != nil {
+		mux.Handle("GET "+LinkPath, links)
+	}
 	return mux
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/scalelab/scalelab/internal/dynamo/client"
 	"github.com/scalelab/scalelab/internal/dynamo/vclock"
 	"github.com/scalelab/scalelab/internal/platform/auth"
+	"github.com/scalelab/scalelab/internal/platform/peerlink"
 	"github.com/scalelab/scalelab/internal/platform/proctest"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
@@ -106,6 +108,35 @@ func TestOutsidersCannotReachReplicasOrJoin(t *testing.T) {
 		t.Fatalf("oversized peer request: %v %v, want 413", resp, err)
 	}
 	resp.Body.Close()
+
+	// Links: another cluster's member cannot open one. A member's malformed
+	// messages are answered 400, change nothing, and the link serves on; a
+	// frame over the limit cuts the member's link.
+	otherKey, _ := auth.ParseKey(auth.NewKeyText())
+	other, _ := auth.NewPeers(otherKey, "intruder")
+	outsider := peerlink.NewClient(LinkPath, other.ClientTLS(), 1<<20)
+	defer outsider.Close()
+	if _, err := outsider.Call(ctx, nodes[0].peer, forgedPut); !errors.Is(err, peerlink.ErrLinkDown) {
+		t.Fatalf("another cluster's member over a link: %v", err)
+	}
+	link := peerlink.NewClient(LinkPath, member.ClientTLS(), 1<<20)
+	defer link.Close()
+	for _, bad := range [][]byte{{}, {0xff}, {byte(opReplicaPutMany), 0xff, 0xff, 0xff, 0xff, 0x0f}, {byte(opReplicaPut), 200, 1}, {byte(opLeaves), 0, 0, 20, 0xff}} {
+		resp, err := link.Call(ctx, nodes[0].peer, bad)
+		if err != nil {
+			t.Fatalf("malformed message %x over a link: %v", bad, err)
+		}
+		d := newDecoder(resp[1:])
+		if resp[0] != 1 || d.uint() != http.StatusBadRequest {
+			t.Fatalf("malformed message %x over a link answered %x", bad, resp)
+		}
+	}
+	if _, err := link.Call(ctx, nodes[0].peer, make([]byte, 200<<20)); !errors.Is(err, peerlink.ErrLinkDown) {
+		t.Fatalf("a frame over the limit: %v", err)
+	}
+	if res, err := c1.Get(ctx, "secret", 3); err != nil || len(res.Values) != 1 {
+		t.Fatalf("after the malformed link messages: %+v %v", res, err)
+	}
 
 	// Joining: one node with another key, one with none. Neither gets in;
 	// each says in its log that no member answered.
