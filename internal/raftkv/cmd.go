@@ -56,7 +56,7 @@ func ParsePeers(s string) (map[uint64]string, error) {
 
 func nodeCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var peers, join, keyFile, adminToken, pprofAddr string
+	var peers, join, keyFile, adminToken, pprofAddr, transport string
 	opts := NodeOptions{}
 	var debug bool
 	cmd := &cobra.Command{
@@ -107,6 +107,13 @@ func nodeCommand() *cobra.Command {
 				return apperr.Usagef("a new node needs --peers (bootstrap) or --join URL")
 			}
 			opts.Peers = pm
+			switch transport {
+			case "link":
+			case "http":
+				opts.PeerPOST = true
+			default:
+				return apperr.Usagef("--peer-transport %q: want link or http", transport)
+			}
 			return RunNode(cmd.Context(), cfg, opts)
 		},
 	}
@@ -116,6 +123,7 @@ func nodeCommand() *cobra.Command {
 	f.StringVar(&opts.GRPCAddr, "grpc-addr", "", "serve etcd's v3 KV API (gRPC: Range, Put, DeleteRange, Txn) here, for etcdctl and clientv3 programs (empty: off)")
 	f.StringVar(&opts.PeerAddr, "peer-addr", "127.0.0.1:7401", "Raft peer address (mutual TLS with --cluster-key; loopback only without)")
 	f.StringVar(&keyFile, "cluster-key", os.Getenv("SCALELAB_CLUSTER_KEY"), "file holding the cluster key, the same on every member ($SCALELAB_CLUSTER_KEY; make one with `scalelab cluster-key`)")
+	f.StringVar(&transport, "peer-transport", "link", "how this node sends Raft messages: link (one framed connection per peer) or http (one POST per batch); a node receives both")
 	f.StringVar(&adminToken, "admin-token", os.Getenv("SCALELAB_ADMIN_TOKEN"), "token of admin operations (membership) ($SCALELAB_ADMIN_TOKEN; default: DATA/admin-token, made at first start)")
 	f.Int64Var(&opts.MaxPeerMessage, "max-peer-message", 16<<20, "largest batch of Raft messages a peer may send, in bytes (senders close batches at 4 MiB)")
 	f.Int64Var(&opts.MaxSnapshot, "max-snapshot", 1<<30, "largest snapshot a peer may send, in bytes (the whole store; two at a time)")
@@ -146,6 +154,7 @@ type NodeOptions struct {
 	MaxPeerMessage int64            // one batch of Raft messages
 	MaxSnapshot    int64            // one snapshot message
 	Faults         bool             // serve PUT /debug/cut on the peer port
+	PeerPOST       bool             // send batches by POST instead of over links
 	ClusterKey     *auth.Key        // nil: loopback demo mode
 	Admin          *auth.AdminToken // guards membership changes
 }
@@ -168,7 +177,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	if err != nil {
 		return err
 	}
-	tr := NewHTTPTransport(cfg.ID, book.Addrs(), peersA)
+	tr := NewPeerTransport(cfg.ID, book.Addrs(), peersA, !o.PeerPOST)
 	if o.Faults {
 		tr.Cut = &Cut{}
 	}
@@ -203,7 +212,8 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	client := httpx.NewServer(httpx.ServerConfig{Addr: o.Addr}, host.WithNodeUI(ctx, httpx.Ops(httpx.JSONErrors(app), reg, nil), ui), logger)
 	// Snapshots have their own route and limit: a store's whole state,
 	// one or two at a time; everything else is small batches.
-	inner := PeerHandler(node, tr.Cut)
+	links := NewLinkServer(node, tr.Cut, int(o.MaxPeerMessage), logger)
+	inner := PeerHandler(node, tr.Cut, links)
 	peerHandler := http.NewServeMux()
 	peerHandler.Handle("POST /raft/snapshot", peersA.Guard(inner, auth.Limits{MaxBody: o.MaxSnapshot, MaxConcurrent: 2}, reg))
 	peerHandler.Handle("/", peersA.Guard(inner, auth.Limits{MaxBody: o.MaxPeerMessage, MaxConcurrent: 32}, reg))
@@ -211,6 +221,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	if err := errors.Join(client.Listen(), peer.Listen()); err != nil {
 		client.Close()
 		peer.Close()
+		links.Close()
 		_ = node.Stop()
 		tr.Close()
 		return err
@@ -227,6 +238,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 			stopServing()
 			client.Close()
 			peer.Close()
+			links.Close()
 			_ = node.Stop()
 			tr.Close()
 			return apperr.Usage(err)
@@ -247,6 +259,7 @@ func RunNode(ctx context.Context, cfg Config, o NodeOptions) error {
 	transferLeadership(node, logger)
 	stopServing()
 	e1, e2 := <-errs, <-errs
+	links.Close()
 	err = errors.Join(e1, e2, <-grpcDone, node.Stop())
 	tr.Close()
 	return err

@@ -39,9 +39,10 @@
 //	              term, commit, appends over committed entries, membership
 //	              entries, snapshots) and dropped and counted when it cannot
 //	              be right — Raft panics on such states, it does not refuse
-//	peer.go       the peer surface: HTTPTransport (batched POST
-//	              /raft/messages per peer, mutual TLS under the cluster key)
-//	              and the peer handler
+//	peer.go       the peer surface: PeerTransport (batches of messages
+//	              over one framed link per peer, internal/platform/peerlink,
+//	              or one POST each; mutual TLS under the cluster key) and
+//	              the peer handler
 //	members.go    the address book of peer addresses, the membership rule
 //	              (etcd's strict reconfiguration check) and membership changes
 //	http.go       the client HTTP API; membership behind the admin token

@@ -25,7 +25,7 @@ type AddressBook struct {
 	mu    sync.Mutex
 	path  string
 	addrs map[uint64]string
-	tr    *HTTPTransport
+	tr    *PeerTransport
 }
 
 // LoadAddressBook reads DATA/peers.json (if any) merged with initial.

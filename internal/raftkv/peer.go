@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -19,15 +20,21 @@ import (
 
 	"github.com/scalelab/scalelab/internal/platform/auth"
 	"github.com/scalelab/scalelab/internal/platform/httpx"
+	"github.com/scalelab/scalelab/internal/platform/peerlink"
 )
 
-// HTTPTransport carries Raft messages between processes: one sender
-// goroutine per peer drains a queue into one POST /raft/messages per batch
-// (length-prefixed marshalled messages), so a busy leader sends many
-// appends and heartbeats per request. A full queue drops messages (Raft
-// resends); a failed send reports the peer unreachable to Raft, which then
-// probes it gently instead of streaming appends into the void.
-type HTTPTransport struct {
+// PeerTransport carries Raft messages between processes: one sender
+// goroutine per peer drains a queue into batches (length-prefixed
+// marshalled messages), so a busy leader sends many appends and heartbeats
+// at once. A batch travels over the one link kept to the peer
+// (internal/platform/peerlink, GET /raft/link: a framed connection, as
+// etcd's rafthttp streams) or, with links off, as one POST /raft/messages.
+// The receiver steps a link's batches one at a time, in the order sent. A
+// full queue drops messages (Raft resends); a failed send reports the peer
+// unreachable to Raft, which then probes it gently instead of streaming
+// appends into the void. Snapshots go alone, by POST /raft/snapshot, under
+// a larger limit.
+type PeerTransport struct {
 	// Cut, when set, holds the peers this node is partitioned from:
 	// messages to and from them are dropped (`scalelab experiment run linearizability`
 	// injects partitions between real processes this way).
@@ -37,6 +44,7 @@ type HTTPTransport struct {
 	node   atomic.Pointer[Node]
 	peersA *auth.Peers
 	client *http.Client
+	links  *peerlink.Client // nil: batches by POST
 	mu     sync.Mutex
 	peers  map[uint64]*peerSender
 	lastOK sync.Map // peer ID → time.Time of its last accepted batch
@@ -45,18 +53,25 @@ type HTTPTransport struct {
 }
 
 type peerSender struct {
-	url, snapURL string
-	queue        chan raftpb.Message
+	addr, url, snapURL string
+	queue              chan raftpb.Message
 }
 
-// NewHTTPTransport sends to the given peer addresses (id → host:port),
-// over mutual TLS when the cluster has a key (auth.Peers).
-func NewHTTPTransport(self uint64, peers map[uint64]string, pa *auth.Peers) *HTTPTransport {
-	t := &HTTPTransport{self: self, peers: map[uint64]*peerSender{}, stop: make(chan struct{}), peersA: pa,
+// LinkPath is where the peer listener takes links over.
+const LinkPath = "/raft/link"
+
+// NewPeerTransport sends to the given peer addresses (id → host:port),
+// over mutual TLS when the cluster has a key (auth.Peers): batches over
+// links when overLinks is set, by POST otherwise.
+func NewPeerTransport(self uint64, peers map[uint64]string, pa *auth.Peers, overLinks bool) *PeerTransport {
+	t := &PeerTransport{self: self, peers: map[uint64]*peerSender{}, stop: make(chan struct{}), peersA: pa,
 		client: &http.Client{Timeout: 5 * time.Second, Transport: pa.Transport(&http.Transport{
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 			MaxIdleConnsPerHost: 16,
 		})}}
+	if overLinks {
+		t.links = peerlink.NewClient(LinkPath, pa.ClientTLS(), 1<<10)
+	}
 	for id, addr := range peers {
 		t.AddPeer(id, addr)
 	}
@@ -64,10 +79,10 @@ func NewHTTPTransport(self uint64, peers map[uint64]string, pa *auth.Peers) *HTT
 }
 
 // Bind tells the transport which node to report failures to.
-func (t *HTTPTransport) Bind(n *Node) { t.node.Store(n) }
+func (t *PeerTransport) Bind(n *Node) { t.node.Store(n) }
 
 // AddPeer starts sending to a (new) member.
-func (t *HTTPTransport) AddPeer(id uint64, addr string) {
+func (t *PeerTransport) AddPeer(id uint64, addr string) {
 	if id == t.self {
 		return
 	}
@@ -76,7 +91,7 @@ func (t *HTTPTransport) AddPeer(id uint64, addr string) {
 	if _, ok := t.peers[id]; ok {
 		return
 	}
-	p := &peerSender{url: t.peersA.URL(addr, "/raft/messages"), snapURL: t.peersA.URL(addr, "/raft/snapshot"),
+	p := &peerSender{addr: addr, url: t.peersA.URL(addr, "/raft/messages"), snapURL: t.peersA.URL(addr, "/raft/snapshot"),
 		queue: make(chan raftpb.Message, 4096)}
 	t.peers[id] = p
 	t.wg.Add(1)
@@ -84,14 +99,14 @@ func (t *HTTPTransport) AddPeer(id uint64, addr string) {
 }
 
 // RemovePeer stops sending to a removed member.
-func (t *HTTPTransport) RemovePeer(id uint64) {
+func (t *PeerTransport) RemovePeer(id uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.peers, id) // its sender exits with the transport; queued messages are dropped
 }
 
 // Send implements Transport.
-func (t *HTTPTransport) Send(msgs []raftpb.Message) {
+func (t *PeerTransport) Send(msgs []raftpb.Message) {
 	for _, m := range msgs {
 		t.mu.Lock()
 		p := t.peers[m.To]
@@ -106,7 +121,7 @@ func (t *HTTPTransport) Send(msgs []raftpb.Message) {
 	}
 }
 
-func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
+func (t *PeerTransport) sendLoop(id uint64, p *peerSender) {
 	defer t.wg.Done()
 	var buf []byte
 	var held *raftpb.Message // a snapshot met while filling a batch: it goes next, alone
@@ -149,11 +164,18 @@ func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
 			buf = binary.AppendUvarint(buf, uint64(len(b)))
 			buf = append(buf, b...)
 		}
-		url := p.url
-		if first.Type == raftpb.MsgSnap {
-			url = p.snapURL
+		var err error
+		switch {
+		case first.Type == raftpb.MsgSnap:
+			err = t.post(p.snapURL, buf)
+		case t.links != nil:
+			err = t.sendOverLink(p.addr, buf)
+		default:
+			err = t.post(p.url, buf)
 		}
-		err := t.post(url, buf)
+		if err == nil {
+			t.lastOK.Store(id, time.Now())
+		}
 		n := t.node.Load()
 		if n == nil {
 			continue
@@ -169,13 +191,11 @@ func (t *HTTPTransport) sendLoop(id uint64, p *peerSender) {
 		}
 		if err != nil {
 			n.rn.ReportUnreachable(id)
-		} else {
-			t.lastOK.Store(id, time.Now())
 		}
 	}
 }
 
-func (t *HTTPTransport) post(url string, body []byte) error {
+func (t *PeerTransport) post(url string, body []byte) error {
 	resp, err := t.client.Post(url, "application/octet-stream", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -188,12 +208,27 @@ func (t *HTTPTransport) post(url string, body []byte) error {
 	return nil
 }
 
+// sendOverLink sends a batch over the link to addr; the answer is empty
+// when every message was stepped, otherwise the receiver's reason.
+func (t *PeerTransport) sendOverLink(addr string, batch []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := t.links.Call(ctx, addr, batch)
+	if err != nil {
+		return err
+	}
+	if len(resp) > 0 {
+		return fmt.Errorf("raftkv: peer refused the batch: %s", resp)
+	}
+	return nil
+}
+
 // Reachable reports whether peer id accepted a batch within the window.
 // On the leader, which sends every peer a heartbeat each tick, it is an
 // exact answer to "can I reach it"; Raft's own RecentActive is not,
 // because Raft marks a member it has just added active until the next
 // quorum check.
-func (t *HTTPTransport) Reachable(id uint64, window time.Duration) bool {
+func (t *PeerTransport) Reachable(id uint64, window time.Duration) bool {
 	at, ok := t.lastOK.Load(id)
 	return ok && time.Since(at.(time.Time)) < window
 }
@@ -203,7 +238,7 @@ const batchBytes = 4 << 20
 
 // ActiveVoters asks the leader (over the peer channel) which voters it has
 // heard from recently.
-func (t *HTTPTransport) ActiveVoters(ctx context.Context, leader uint64, addr string) (map[uint64]bool, error) {
+func (t *PeerTransport) ActiveVoters(ctx context.Context, leader uint64, addr string) (map[uint64]bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.peersA.URL(addr, "/raft/active"), nil)
 	if err != nil {
 		return nil, err
@@ -229,10 +264,13 @@ type activeBody struct {
 }
 
 // Close stops the senders.
-func (t *HTTPTransport) Close() {
+func (t *PeerTransport) Close() {
 	close(t.stop)
 	t.wg.Wait()
 	t.client.CloseIdleConnections()
+	if t.links != nil {
+		t.links.Close()
+	}
 }
 
 // Cut is a set of peers this node is partitioned from.
@@ -261,8 +299,9 @@ func (c *Cut) Set(ids []uint64) {
 	}
 }
 
-// PeerHandler receives Raft messages for node: POST /raft/messages (a
-// batch) and POST /raft/snapshot (one snapshot message, apart so that it
+// PeerHandler receives Raft messages for node: batches over links (GET
+// LinkPath, when links is not nil), POST /raft/messages (a batch) and POST
+// /raft/snapshot (one snapshot message, apart so that it
 // can have a larger body limit), each message checked by the node's guard
 // before Raft sees it (a refused one is dropped and counted; the rest of
 // the batch goes on). GET
@@ -270,7 +309,7 @@ func (c *Cut) Set(ids []uint64) {
 // recently (the membership API's quorum check). With cut set it also
 // serves PUT /debug/cut (a JSON list of peer IDs to cut off; [] heals) and
 // drops messages from cut peers. Serve it behind auth.Peers.Guard.
-func PeerHandler(n *Node, cut *Cut) http.Handler {
+func PeerHandler(n *Node, cut *Cut, links *peerlink.Server) http.Handler {
 	mux := http.NewServeMux()
 	if cut != nil {
 		mux.HandleFunc("PUT /debug/cut", func(w http.ResponseWriter, r *http.Request) {
@@ -301,31 +340,58 @@ func PeerHandler(n *Node, cut *Cut) http.Handler {
 			http.Error(w, "read", http.StatusRequestEntityTooLarge)
 			return
 		}
-		rd := bytes.NewReader(body)
-		for rd.Len() > 0 {
-			l, err := binary.ReadUvarint(rd)
-			if err != nil || l > uint64(rd.Len()) {
-				http.Error(w, "malformed batch", http.StatusBadRequest)
-				return
-			}
-			b := body[len(body)-rd.Len():][:l]
-			_, _ = rd.Seek(int64(l), io.SeekCurrent)
-			var m raftpb.Message
-			if err := m.Unmarshal(b); err != nil {
-				http.Error(w, "malformed message", http.StatusBadRequest)
-				return
-			}
-			if cut.Has(m.From) {
-				continue
-			}
-			if err := n.Step(r.Context(), m); err != nil && !errors.Is(err, errBadMessage) {
-				http.Error(w, "stopped", http.StatusServiceUnavailable)
-				return
-			}
+		if status, why := stepBatch(r.Context(), n, cut, body); status != http.StatusNoContent {
+			http.Error(w, why, status)
+			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
 	mux.HandleFunc("POST /raft/messages", messages)
 	mux.HandleFunc("POST /raft/snapshot", messages)
+	if links != nil {
+		mux.Handle("GET "+LinkPath, links)
+	}
 	return mux
+}
+
+// NewLinkServer serves the node's side of its peers' links: batches of at
+// most maxBatch bytes, stepped one at a time in the order they came (one
+// request in flight per link). Mount it with PeerHandler; close it before
+// stopping the node.
+func NewLinkServer(n *Node, cut *Cut, maxBatch int, logger *slog.Logger) *peerlink.Server {
+	lim := peerlink.DefaultLimits(maxBatch)
+	lim.MaxInFlight = 1
+	return peerlink.NewServer(func(ctx context.Context, batch []byte) []byte {
+		if status, why := stepBatch(ctx, n, cut, batch); status != http.StatusNoContent {
+			return []byte(why)
+		}
+		return nil
+	}, lim, logger)
+}
+
+// stepBatch steps every message of a batch into n, each checked by the
+// node's guard first (a refused one is dropped and counted; the rest of
+// the batch goes on). It answers 204, or the status and reason that stopped
+// it.
+func stepBatch(ctx context.Context, n *Node, cut *Cut, body []byte) (int, string) {
+	rd := bytes.NewReader(body)
+	for rd.Len() > 0 {
+		l, err := binary.ReadUvarint(rd)
+		if err != nil || l > uint64(rd.Len()) {
+			return http.StatusBadRequest, "malformed batch"
+		}
+		b := body[len(body)-rd.Len():][:l]
+		_, _ = rd.Seek(int64(l), io.SeekCurrent)
+		var m raftpb.Message
+		if err := m.Unmarshal(b); err != nil {
+			return http.StatusBadRequest, "malformed message"
+		}
+		if cut.Has(m.From) {
+			continue
+		}
+		if err := n.Step(ctx, m); err != nil && !errors.Is(err, errBadMessage) {
+			return http.StatusServiceUnavailable, "stopped"
+		}
+	}
+	return http.StatusNoContent, ""
 }

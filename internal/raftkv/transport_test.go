@@ -42,7 +42,7 @@ func TestTransportSendsSnapshotsApart(t *testing.T) {
 	}))
 	defer srv.Close()
 	peers, _ := auth.NewPeers(nil, "test")
-	tr := NewHTTPTransport(1, nil, peers)
+	tr := NewPeerTransport(1, nil, peers, false)
 	defer tr.Close()
 	// Queue everything before the sender starts, so that it finds a batch.
 	tr.AddPeer(2, strings.TrimPrefix(srv.URL, "http://"))
@@ -69,6 +69,38 @@ func TestTransportSendsSnapshotsApart(t *testing.T) {
 		case <-arrived:
 		case <-deadline:
 			t.Fatalf("not every message arrived: %s", all)
+		}
+	}
+}
+
+// Batches travel over a link to the peer's link server; a malformed batch
+// is answered with the reason and steps nothing.
+func TestTransportSendsBatchesOverLinks(t *testing.T) {
+	cut := &Cut{}
+	cut.Set([]uint64{1}) // the receiver drops what node 1 sends: no Raft node is needed behind it
+	links := NewLinkServer(nil, cut, 1<<20, nil)
+	peers, _ := auth.NewPeers(nil, "test")
+	srv := httptest.NewServer(PeerHandler(nil, cut, links))
+	defer srv.Close()
+	defer links.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	tr := NewPeerTransport(1, map[uint64]string{2: addr}, peers, true)
+	defer tr.Close()
+	tr.Send([]raftpb.Message{{Type: raftpb.MsgHeartbeat, From: 1, To: 2}, {Type: raftpb.MsgApp, From: 1, To: 2}})
+	deadline := time.Now().Add(10 * time.Second)
+	for !tr.Reachable(2, time.Minute) {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch was not accepted over the link")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if links.Links() != 1 {
+		t.Fatalf("%d links, want 1", links.Links())
+	}
+	for _, bad := range [][]byte{{0xff}, {5, 1, 2}, {2, 0xff, 0xff}} {
+		resp, err := tr.links.Call(t.Context(), addr, bad)
+		if err != nil || !strings.HasPrefix(string(resp), "malformed") {
+			t.Fatalf("malformed batch %x: %q %v", bad, resp, err)
 		}
 	}
 }
