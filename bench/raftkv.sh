@@ -23,6 +23,7 @@
 #   ROUNDS=5 DURATION=20s CONNS=63 bench/raftkv.sh   (also KEYS, OPS, RAFT_BASE, ETCD_BASE)
 #   KEYS=300000 OPS=put bench/raftkv.sh    # put latency on a bigger store
 #   RAFT_ARGS="--max-inflight 1" bench/raftkv.sh     (extra node flags: pipelining off)
+#   PEER_TRANSPORT=http bench/raftkv.sh               (one POST per batch instead of links)
 #
 # Needs python3 and go (etcd is built from its Go module on first use); loopback only.
 set -euo pipefail
@@ -35,11 +36,12 @@ BASE=${RAFT_BASE:-1730} # nodes: HTTP on 17301-17303, Raft peers on 17305-17307,
 KEYFLAG=(--cluster-key "$WORK/cluster.key")
 [ "${PEER_AUTH:-on}" = off ] && KEYFLAG=()
 "$SL" cluster-key >"$WORK/cluster.key"
-echo "== start 3 raftkv nodes (fsync on, peer auth ${PEER_AUTH:-on})"
+PEER_TRANSPORT=${PEER_TRANSPORT:-link}
+echo "== start 3 raftkv nodes (fsync on, --peer-transport $PEER_TRANSPORT, peer auth ${PEER_AUTH:-on})"
 PEERS="1=127.0.0.1:${BASE}5,2=127.0.0.1:${BASE}6,3=127.0.0.1:${BASE}7"
 for i in 1 2 3; do
 	"$SL" raftkv node --id "$i" --addr "127.0.0.1:${BASE}$i" --peer-addr "127.0.0.1:${BASE}$((i + 4))" \
-		--grpc-addr "127.0.0.1:$((${BASE}0 + i + 7))" --peers "$PEERS" --data "$WORK/raft$i" "${KEYFLAG[@]}" ${RAFT_ARGS:-} >"$WORK/raft$i.log" 2>&1 &
+		--grpc-addr "127.0.0.1:$((${BASE}0 + i + 7))" --peers "$PEERS" --data "$WORK/raft$i" --peer-transport "$PEER_TRANSPORT" "${KEYFLAG[@]}" ${RAFT_ARGS:-} >"$WORK/raft$i.log" 2>&1 &
 	PIDS+=($!)
 done
 for _ in $(seq 1 150); do
