@@ -136,10 +136,7 @@ func ServeOne(ctx context.Context, e Engines, logger *slog.Logger, build func(co
 	}
 	app := d.Instrument(sys)
 	if UI != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/ui/", http.StripPrefix("/ui", UI(ctx, d.BaseURL, sys, d)))
-		mux.Handle("/", app)
-		app = mux
+		app = besideUI(UI(ctx, d.BaseURL, sys, d), app)
 	}
 	return Run(ctx, d, srv, []System{sys}, app)
 }
@@ -171,10 +168,29 @@ func WithNodeUI(ctx context.Context, app http.Handler, n NodeConsole) http.Handl
 	if NodeUI == nil {
 		return app
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/ui/", http.StripPrefix("/ui", NodeUI(ctx, n)))
-	mux.Handle("/", app)
-	return mux
+	return besideUI(NodeUI(ctx, n), app)
+}
+
+// besideUI serves ui under /ui/ and app everywhere else. A prefix test
+// rather than a ServeMux: every request of the system would otherwise pay
+// a second route lookup (its own mux does the first) to learn it is not
+// the console's.
+func besideUI(ui, app http.Handler) http.Handler {
+	ui = http.StripPrefix("/ui", ui)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/ui/"):
+			ui.ServeHTTP(w, r)
+		case r.URL.Path == "/ui":
+			to := "/ui/"
+			if r.URL.RawQuery != "" {
+				to += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, to, http.StatusMovedPermanently)
+		default:
+			app.ServeHTTP(w, r)
+		}
+	})
 }
 
 // ServePprof serves the profiler on its own address until ctx ends.
