@@ -38,18 +38,18 @@ import (
 
 // systems lists every system `up` starts, in dashboard order, each with the
 // configuration it gets on embedded defaults.
-func systems() []host.Factory { return systemsWith(nil, crawler.DefaultConfig()) }
+func systems() []host.Factory { return systemsWith(nil, crawler.DefaultConfig(), "") }
 
 // systemsWith are the systems of `up`; origins are the cross-origin pages
 // the chat admits (its own page, at /chat/page, is same-origin).
-func systemsWith(origins []string, crawlerCfg crawler.Config) []host.Factory {
+func systemsWith(origins []string, crawlerCfg crawler.Config, raftkvEtcdAddr string) []host.Factory {
 	chatCfg := chat.DefaultConfig()
 	chatCfg.Server.OriginPatterns = origins
 	return []host.Factory{
 		idgen.Factory(idgen.DefaultConfig()),
 		shortener.Factory(shortener.DefaultConfig()),
 		dynamo.Factory(),
-		raftkv.Factory(),
+		raftkv.Factory(raftkvEtcdAddr),
 		chat.Factory(chatCfg),
 		albums.Factory(albums.DefaultConfig()),
 		shop.Factory(shop.DefaultConfig()),

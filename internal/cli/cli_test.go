@@ -222,7 +222,7 @@ func TestVersion(t *testing.T) {
 // A browser can chat under `up`: the chat's own page is same-origin, and
 // --allowed-origins admits other pages; any other origin is refused.
 func TestUpChatPageAndOrigins(t *testing.T) {
-	base, stop := startUp(t, systemsWith([]string{"pages.example"}, crawler.DefaultConfig()))
+	base, stop := startUp(t, systemsWith([]string{"pages.example"}, crawler.DefaultConfig(), "127.0.0.1:0"))
 	ctx := context.Background()
 	resp, err := http.Get(base + "/chat/page")
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 func upCommand() *cobra.Command {
 	var e host.Engines
-	var origins, crawlerDNS string
+	var origins, crawlerDNS, raftkvEtcd string
 	var crawlerNets []string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -34,12 +34,13 @@ func upCommand() *cobra.Command {
 			if err != nil {
 				return apperr.Usage(err)
 			}
-			return Up(cmd.Context(), e, systemsWith(patterns, crawlerCfg), host.Logger(cmd.ErrOrStderr(), e.Debug), nil)
+			return Up(cmd.Context(), e, systemsWith(patterns, crawlerCfg, raftkvEtcd), host.Logger(cmd.ErrOrStderr(), e.Debug), nil)
 		},
 	}
 	e.BindFlags(cmd.Flags(), "127.0.0.1:8080")
 	cmd.Flags().StringVar(&origins, "allowed-origins", "", "comma-separated host patterns of cross-origin pages allowed to open the chat's WebSockets (its own page, /chat/page, is same-origin)")
 	cmd.Flags().StringVar(&crawlerDNS, "crawler-dns-server", "", "the crawler asks this DNS server (host:port) instead of the system's resolver (the synthetic web's, `scalelab crawler testweb`: 127.0.0.1:8353)")
+	cmd.Flags().StringVar(&raftkvEtcd, "raftkv-etcd-addr", "127.0.0.1:2379", "serve etcd's v3 KV API (gRPC) for the raftkv cluster here, so etcdctl and clientv3 programs work against it (\"\": off)")
 	cmd.Flags().StringSliceVar(&crawlerNets, "crawler-allow-net", nil, "the crawler's SSRF guard lets this private or loopback prefix through (the synthetic web's: 127.20.0.0/16)")
 	return cmd
 }

@@ -93,7 +93,7 @@ func (n *Node) local(ctx context.Context, linearizable bool, read func(*kv.Store
 // services answer Unimplemented.
 type EtcdKV struct {
 	pb.UnimplementedKVServer
-	node     *Node
+	pick     func() (*Node, error) // the node that serves a request
 	timeout  time.Duration
 	maxValue int
 }
@@ -101,22 +101,33 @@ type EtcdKV struct {
 // NewEtcdKV serves node; every request waits at most timeout for a quorum,
 // and a value may hold at most maxValue bytes.
 func NewEtcdKV(node *Node, timeout time.Duration, maxValue int) *EtcdKV {
-	return &EtcdKV{node: node, timeout: timeout, maxValue: maxValue}
+	return NewEtcdKVOver(func() (*Node, error) { return node, nil }, timeout, maxValue)
 }
 
-func (e *EtcdKV) header(rev int64) *pb.ResponseHeader {
-	return &pb.ResponseHeader{MemberId: e.node.ID(), Revision: rev, RaftTerm: e.node.term.Load()}
+// NewEtcdKVOver serves each request on the node pick gives: one of the
+// running nodes of an in-process cluster, whose nodes can be stopped and
+// restarted while it serves. pick's error answers the request.
+func NewEtcdKVOver(pick func() (*Node, error), timeout time.Duration, maxValue int) *EtcdKV {
+	return &EtcdKV{pick: pick, timeout: timeout, maxValue: maxValue}
+}
+
+func header(n *Node, rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{MemberId: n.ID(), Revision: rev, RaftTerm: n.term.Load()}
 }
 
 // Range implements etcd's Range.
 func (e *EtcdKV) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	resp, err := e.node.Range(ctx, r)
+	n, err := e.pick()
 	if err != nil {
 		return nil, etcdError(err)
 	}
-	resp.Header = e.header(resp.Header.GetRevision())
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	resp, err := n.Range(ctx, r)
+	if err != nil {
+		return nil, etcdError(err)
+	}
+	resp.Header = header(n, resp.Header.GetRevision())
 	return resp, nil
 }
 
@@ -129,13 +140,17 @@ func (e *EtcdKV) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 		if len(r.Value) > e.maxValue {
 			return nil, rpctypes.ErrGRPCRequestTooLarge
 		}
-		ctx, cancel := context.WithTimeout(ctx, e.timeout)
-		defer cancel()
-		res, err := e.node.Propose(ctx, kv.Command{Op: kv.OpPut, Key: r.Key, Value: r.Value, IfRevision: kv.Unconditional})
+		n, err := e.pick()
 		if err != nil {
 			return nil, etcdError(err)
 		}
-		return &pb.PutResponse{Header: e.header(res.Revision)}, nil
+		ctx, cancel := context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+		res, err := n.Propose(ctx, kv.Command{Op: kv.OpPut, Key: r.Key, Value: r.Value, IfRevision: kv.Unconditional})
+		if err != nil {
+			return nil, etcdError(err)
+		}
+		return &pb.PutResponse{Header: header(n, res.Revision)}, nil
 	}
 	t, err := e.txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: r}}}})
 	if err != nil {
@@ -166,21 +181,25 @@ func (e *EtcdKV) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	if tooLarge(r, e.maxValue) {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	resp, err := e.node.Txn(ctx, r)
+	n, err := e.pick()
 	if err != nil {
 		return nil, etcdError(err)
 	}
-	e.stamp(resp)
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	resp, err := n.Txn(ctx, r)
+	if err != nil {
+		return nil, etcdError(err)
+	}
+	stamp(n, resp)
 	return resp, nil
 }
 
 // stamp gives every header of a transaction's answer, nested ones
 // included, the revision after it and this member's ID and term (the state
 // machine sets only the top header's revision).
-func (e *EtcdKV) stamp(t *pb.TxnResponse) {
-	t.Header = e.header(t.Header.GetRevision())
+func stamp(n *Node, t *pb.TxnResponse) {
+	t.Header = header(n, t.Header.GetRevision())
 	for _, r := range t.Responses {
 		switch {
 		case r.GetResponseRange() != nil:
@@ -190,7 +209,7 @@ func (e *EtcdKV) stamp(t *pb.TxnResponse) {
 		case r.GetResponseDeleteRange() != nil:
 			r.GetResponseDeleteRange().Header = t.Header
 		case r.GetResponseTxn() != nil:
-			e.stamp(r.GetResponseTxn())
+			stamp(n, r.GetResponseTxn())
 		}
 	}
 }
@@ -213,8 +232,12 @@ func tooLarge(r *pb.TxnRequest, maxValue int) bool {
 // revision but the current one is already compacted), so there is nothing
 // to do for a revision up to the current one.
 func (e *EtcdKV) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	n, err := e.pick()
+	if err != nil {
+		return nil, etcdError(err)
+	}
 	var rev int64
-	err := e.node.local(ctx, false, func(s *kv.Store) error {
+	err = n.local(ctx, false, func(s *kv.Store) error {
 		rev = s.Revision()
 		return nil
 	})
@@ -224,7 +247,7 @@ func (e *EtcdKV) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Comp
 	if r.Revision > rev {
 		return nil, rpctypes.ErrGRPCFutureRev
 	}
-	return &pb.CompactionResponse{Header: e.header(rev)}, nil
+	return &pb.CompactionResponse{Header: header(n, rev)}, nil
 }
 
 // etcdError answers with the status etcd gives for the same failure, so
@@ -285,7 +308,14 @@ func ServeEtcdGRPC(ctx context.Context, addr string, kvs *EtcdKV, l GRPCLimits, 
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"method", "code"})
 	if reg != nil {
-		reg.MustRegister(latency)
+		if err := reg.Register(latency); err != nil {
+			are, ok := err.(prometheus.AlreadyRegisteredError)
+			if !ok {
+				ln.Close()
+				return nil, nil, fmt.Errorf("raftkv: gRPC metrics: %w", err)
+			}
+			latency = are.ExistingCollector.(*prometheus.HistogramVec) // a server before this one in the process
+		}
 	}
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(l.MaxRequest),

@@ -22,13 +22,60 @@ const description = "Raft key-value store: a 3-node in-process cluster (etcd raf
 //
 //	/v1/kv/{key}, /v1/cluster          any node (round robin)
 //	/{id}/v1/kv/{key}, /{id}/v1/cluster  node 1, 2 or 3
-func Factory() host.Factory {
+//
+// With grpcAddr set, etcd's v3 KV API is served there too (etcdctl and
+// clientv3), each request on a running node in turn; empty: not served.
+func Factory(grpcAddr string) host.Factory {
 	return host.Factory{
 		Name: "raftkv", Description: description,
 		New: func(ctx context.Context, d *host.Deps) (host.System, error) {
-			return NewLocalCluster(filepath.Join(d.Engines.Data, "raftkv"), 3, d)
+			c, err := NewLocalCluster(filepath.Join(d.Engines.Data, "raftkv"), 3, d)
+			if err != nil || grpcAddr == "" {
+				return c, err
+			}
+			if err := c.ServeEtcd(grpcAddr); err != nil {
+				_ = c.Close(context.Background())
+				return nil, fmt.Errorf("%w (choose another address with --raftkv-etcd-addr, or \"\" for none)", err)
+			}
+			return c, nil
 		},
 	}
+}
+
+// ServeEtcd serves etcd's v3 KV API for the cluster on addr until Close.
+func (c *LocalCluster) ServeEtcd(addr string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	limits := GRPCLimits{MaxConns: 1024, MaxStreams: 1024, MaxRequest: 2 << 20, IdleConnection: 5 * time.Minute}
+	bound, done, err := ServeEtcdGRPC(ctx, addr, NewEtcdKVOver(c.pick, 3*time.Second, 1<<20), limits, c.d.Registry, 5*time.Second)
+	if err != nil {
+		cancel()
+		return err
+	}
+	c.mu.Lock()
+	c.etcdAddr, c.stopEtcd, c.etcdDone = bound.String(), cancel, done
+	c.mu.Unlock()
+	c.d.Logger.Info("raftkv: etcd v3 KV API (gRPC)", "addr", bound.String())
+	return nil
+}
+
+// EtcdAddr is where etcd's API is served ("" when it is not).
+func (c *LocalCluster) EtcdAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.etcdAddr
+}
+
+// pick gives the next running node that is not cut off, in turn.
+func (c *LocalCluster) pick() (*Node, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for range c.nodes {
+		c.next = (c.next + 1) % len(c.nodes)
+		if n := c.nodes[c.next]; n != nil && !c.isolated[c.ids[c.next]] {
+			return n, nil
+		}
+	}
+	return nil, ErrStopped
 }
 
 // LocalCluster is an in-process cluster served as one system. Its nodes
@@ -45,6 +92,11 @@ type LocalCluster struct {
 	nodes    []*Node        // nil while stopped
 	apis     []http.Handler // nil while stopped
 	isolated map[uint64]bool
+	next     int // the node pick gave last
+
+	etcdAddr string             // etcd's API, when served
+	stopEtcd context.CancelFunc // stops it
+	etcdDone <-chan error       // closed when it has stopped
 }
 
 var _ host.System = (*LocalCluster)(nil)
@@ -73,6 +125,7 @@ func NewLocalCluster(dir string, size int, d *host.Deps) (*LocalCluster, error) 
 	c.mux.Handle("/v1/", httpx.RoundRobin(all...))
 	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"system": "raftkv", "description": description, "nodes": c.ids,
+			"etcd_api": c.EtcdAddr(), // "" when not served
 			"endpoints": []string{"PUT v1/kv/{key} (?if_revision=)", "GET v1/kv/{key} (?stale=true)", "DELETE v1/kv/{key}",
 				"GET v1/cluster", "{id}/v1/… (the same, through one node)"}})
 	})
@@ -257,8 +310,13 @@ func (c *LocalCluster) Checks() []httpx.Check {
 func (c *LocalCluster) Close(ctx context.Context) error {
 	c.mu.Lock()
 	nodes := append([]*Node(nil), c.nodes...)
+	stopEtcd, etcdDone := c.stopEtcd, c.etcdDone
 	c.mu.Unlock()
 	var errs []error
+	if stopEtcd != nil {
+		stopEtcd()
+		errs = append(errs, <-etcdDone)
+	}
 	for _, n := range nodes {
 		if n != nil {
 			errs = append(errs, n.Stop())

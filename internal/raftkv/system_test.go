@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/scalelab/scalelab/internal/platform/host"
 	"github.com/scalelab/scalelab/internal/platform/testsvc"
 	"github.com/scalelab/scalelab/internal/raftkv/kv"
@@ -89,4 +93,56 @@ func TestLocalClusterControls(t *testing.T) {
 
 func putCmd(i int) kv.Command {
 	return kv.Command{Op: kv.OpPut, Key: []byte(fmt.Sprint("k", i)), Value: []byte("v"), IfRevision: kv.Unconditional}
+}
+
+// `up`'s cluster serves etcd's API: clientv3 puts and reads through it,
+// and it keeps answering while a node is stopped (requests go to the
+// running ones). Closing the cluster stops the gRPC server.
+func TestLocalClusterServesEtcdAPI(t *testing.T) {
+	d := &host.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(), Engines: host.Engines{Data: t.TempDir()}}
+	sys, err := Factory("127.0.0.1:0").New(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sys.(*LocalCluster)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = c.Close(context.Background())
+		}
+	})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.EtcdAddr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	testsvc.WaitUntil(t, "a leader", 10*time.Second, func() bool { return c.leader() != 0 })
+	for i := range 6 { // round robin: every node serves some
+		if _, err := cli.Put(ctx, fmt.Sprint("k", i), fmt.Sprint("v", i)); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if err := c.StopNode(c.ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		resp, err := cli.Get(ctx, fmt.Sprint("k", i))
+		if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != fmt.Sprint("v", i) {
+			t.Fatalf("get k%d with node 1 stopped: %+v %v", i, resp, err)
+		}
+		if resp.Header.MemberId == c.ids[0] {
+			t.Fatalf("a stopped node answered")
+		}
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	short, cancelShort := context.WithTimeout(context.Background(), time.Second)
+	defer cancelShort()
+	if _, err := cli.Get(short, "k0"); err == nil {
+		t.Fatal("etcd's API still answers after Close")
+	}
 }
