@@ -312,7 +312,17 @@ func readBytes(r *bytes.Reader) ([]byte, error) {
 // Snapshot serialises the whole state (data, revision, sessions, applied
 // index) deterministically: equal states give equal bytes.
 func (s *Store) Snapshot() []byte {
-	b := append([]byte(nil), snapshotMagic...)
+	// Sized first, in one pass over the tree: built by appending, a
+	// snapshot of 80 MB allocated 490 MB on the way (every doubling a new
+	// copy), and that garbage is what the Ready loop then waited on.
+	size := len(snapshotMagic) + 3*binary.MaxVarintLen64 + len(s.sessions)*(6*binary.MaxVarintLen64+2)
+	s.data.Ascend(func(e entry) bool {
+		size += uvarintLen(uint64(len(e.key))) + len(e.key) + uvarintLen(uint64(len(e.value))) + len(e.value) +
+			varintLen(e.createRev) + varintLen(e.modRev) + varintLen(e.version)
+		return true
+	})
+	b := make([]byte, 0, size)
+	b = append(b, snapshotMagic...)
 	b = binary.AppendUvarint(b, s.applied)
 	b = binary.AppendVarint(b, s.rev)
 	b = binary.AppendUvarint(b, uint64(s.data.Len()))
@@ -347,6 +357,22 @@ func (s *Store) Snapshot() []byte {
 		}
 	}
 	return b
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int {
+	ux := uint64(x) << 1 // zig-zag, as binary.AppendVarint
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
 }
 
 // snapshotMagic opens every snapshot: the format with create revisions

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -128,5 +129,34 @@ func TestSnapshotCompactsTheLog(t *testing.T) {
 	defer w.Close()
 	if st.Snapshot.Metadata.Index != 6 || string(st.Snapshot.Data) != "state at 6" || !reflect.DeepEqual(st.Entries, ents(1, 7, 10)) || st.HardState.Commit != 10 {
 		t.Fatalf("recovered %+v", st)
+	}
+}
+
+// A snapshot file is written around the data, not marshalled into a copy
+// of it; the bytes are still exactly the snapshot's protobuf encoding, for
+// data larger than one sync chunk, small data and none.
+func TestSnapshotFileIsItsProtobuf(t *testing.T) {
+	for _, size := range []int{syncEvery + 12345, 3, -1} {
+		dir := t.TempDir()
+		w, _ := mustOpen(t, dir)
+		snap := raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: 7, Term: 2, ConfState: raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}
+		if size >= 0 {
+			snap.Data = make([]byte, size)
+			for i := range snap.Data {
+				snap.Data[i] = byte(i * 7)
+			}
+		}
+		if err := w.WriteSnapshot(snap); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, snapName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := snap.Marshal()
+		if !bytes.Equal(got, want) {
+			t.Fatalf("data of %d bytes: the file (%d bytes) is not the snapshot's encoding (%d bytes)", size, len(got), len(want))
+		}
+		w.Close()
 	}
 }
