@@ -105,6 +105,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	ctl, err := w.broker.Subscribe(ctx, controlTopic, w.onControl)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped (or crashed) while starting: as asked, not a failure
+		}
 		return fmt.Errorf("mapreduce: subscribe to control: %w", err)
 	}
 	defer ctl.Stop()
@@ -118,6 +121,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		c, err := w.broker.Consume(ctx, tasksTopic, workersGroup, func(_ context.Context, m *broker.Message) { w.onTask(ctx, m) },
 			broker.MemberPrefetch(1), broker.GroupAckWait(tasksAckWait))
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("mapreduce: consume tasks: %w", err)
 		}
 		consumers = append(consumers, c)
