@@ -29,12 +29,13 @@
 //   - membership.go, gossip.go: who is in the cluster — hashicorp/memberlist
 //     between processes, a static list in one process — and each node's own
 //     failure detector, which routes around a peer that stopped answering.
-//   - wire.go, peer.go, network.go, rpc.go: node-to-node messages, over
-//     HTTP between processes — on a peer listener of their own, mutual TLS
-//     under the cluster key (internal/platform/auth), never the client
-//     port — or through an in-process Network that can partition (both
-//     ways or one way), delay, lose and crash — the fault tests and the
-//     CAP experiment run on it.
+//   - wire.go, peer.go, network.go, rpc.go: node-to-node messages, between
+//     processes over one framed link per peer (internal/platform/peerlink;
+//     one HTTP POST each with --peer-transport http) — on a peer listener
+//     of their own, mutual TLS under the cluster key
+//     (internal/platform/auth), never the client port — or through an
+//     in-process Network that can partition (both ways or one way), delay,
+//     lose and crash — the fault tests and the CAP experiment run on it.
 //   - contexts.go: what a coordinator checks before it stamps a write. A
 //     client's causal context is a claim, and a false one (a counter at
 //     2^64−1) would make the key drop every later write; each entry is
