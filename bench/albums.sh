@@ -160,11 +160,20 @@ if d["errors"]:
 done
 
 echo "== every accepted review counted?"
+# The consumer may still be draining the broker's backlog: wait while the
+# count moves (up to 10 minutes), and call it missing only once it stops.
 counted=0
-for _ in $(seq 1 100); do
+still=0
+for _ in $(seq 1 600); do
+	last=$counted
 	counted=$(while read -r id; do curl -fsS "$BASE/api/v1/albums/$id/reviews"; echo; done <"$WORK/ids.txt" |
 		python3 -c 'import json,sys; print(sum(json.loads(l)["likes"] for l in sys.stdin if l.strip()))')
 	[ "$counted" -ge "$ACCEPTED" ] && break
-	sleep 0.3
+	if [ "$counted" = "$last" ]; then still=$((still + 1)); else still=0; fi
+	[ "$still" -ge 10 ] && break
+	sleep 1
 done
 echo "reviews accepted (2xx) $ACCEPTED, counted $counted"
+if [ "$counted" -lt "$ACCEPTED" ]; then
+	echo "MISSING: $((ACCEPTED - counted)) accepted reviews not counted after the count stopped moving"
+fi
