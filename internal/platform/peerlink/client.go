@@ -42,12 +42,21 @@ func NewClient(path string, tlsConfig *tls.Config, maxFrame int) *Client {
 // Call sends req to the peer at addr and waits for its answer or ctx. Any
 // error means the answer did not come: the peer was not reached, the link
 // failed, or ctx ended first.
+//
+// A call that found its link already closing (idle, or failed a moment
+// ago) before its request was queued is made once more on a new link: it
+// never reached the peer, so the peer is not at fault.
 func (c *Client) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
-	l, err := c.link(ctx, addr)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		l, err := c.link(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		resp, sent, err := l.call(ctx, req)
+		if err == nil || sent || attempt > 0 || ctx.Err() != nil {
+			return resp, err
+		}
 	}
-	return l.call(ctx, req)
 }
 
 func (c *Client) link(ctx context.Context, addr string) (*link, error) {
@@ -57,7 +66,7 @@ func (c *Client) link(ctx context.Context, addr string) (*link, error) {
 		return nil, fmt.Errorf("%w: client closed", ErrLinkDown)
 	}
 	l := c.links[addr]
-	if l == nil || l.isDown() {
+	if l == nil || !l.usable() {
 		l = &link{ready: make(chan struct{}), pending: map[uint64]chan []byte{}, down: make(chan struct{})}
 		c.links[addr] = l
 		c.mu.Unlock()
@@ -168,12 +177,14 @@ func upgrade(addr, path string, tlsConfig *tls.Config) (net.Conn, *bufio.Reader,
 	return conn, r, nil
 }
 
-func (l *link) call(ctx context.Context, req []byte) ([]byte, error) {
+// call sends req and waits for its answer; sent reports whether the
+// request was queued on the link (and so may have reached the peer).
+func (l *link) call(ctx context.Context, req []byte) (resp []byte, sent bool, err error) {
 	timeoutMs := uint32(0)
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
 		if left <= 0 {
-			return nil, fmt.Errorf("%w: %v", ErrLinkDown, context.DeadlineExceeded)
+			return nil, false, fmt.Errorf("%w: %v", ErrLinkDown, context.DeadlineExceeded)
 		}
 		timeoutMs = uint32(min(left.Milliseconds()+1, math.MaxUint32))
 	}
@@ -182,7 +193,7 @@ func (l *link) call(ctx context.Context, req []byte) ([]byte, error) {
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
-		return nil, err
+		return nil, false, err
 	}
 	l.nextID++
 	id := l.nextID
@@ -196,25 +207,25 @@ func (l *link) call(ctx context.Context, req []byte) ([]byte, error) {
 	}
 	if err := l.w.send(appendRequest(id, timeoutMs, req)); err != nil {
 		forget()
-		return nil, fmt.Errorf("%w: %v", ErrLinkDown, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrLinkDown, err)
 	}
 	select {
 	case resp := <-answer:
-		return resp, nil
+		return resp, true, nil
 	case <-l.down:
 		forget()
 		select {
 		case resp := <-answer: // it came just before the link went down
-			return resp, nil
+			return resp, true, nil
 		default:
 		}
 		l.mu.Lock()
 		err := l.err
 		l.mu.Unlock()
-		return nil, err
+		return nil, true, err
 	case <-ctx.Done():
 		forget()
-		return nil, fmt.Errorf("%w: %v", ErrLinkDown, ctx.Err())
+		return nil, true, fmt.Errorf("%w: %v", ErrLinkDown, ctx.Err())
 	}
 }
 
@@ -282,11 +293,10 @@ func (l *link) shut(err error) {
 	})
 }
 
-func (l *link) isDown() bool {
-	select {
-	case <-l.down:
-		return true
-	default:
-		return false
-	}
+// usable reports whether the link may take a call: it has not failed and
+// is not closing.
+func (l *link) usable() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err == nil
 }

@@ -355,3 +355,28 @@ func TestLinkLimit(t *testing.T) {
 		t.Fatalf("raw answer %q %v", body, err)
 	}
 }
+
+// A link closed for idleness is replaced by the next call, which succeeds:
+// closing a quiet link is never a failure of the peer.
+func TestIdleLinkIsReplaced(t *testing.T) {
+	srv, addr := serve(t, nil, DefaultLimits(1024), echo)
+	c := client(t, nil, 1024)
+	c.idle = 20 * time.Millisecond
+	if _, err := c.Call(context.Background(), addr, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	first := c.links[addr]
+	c.mu.Unlock()
+	select {
+	case <-first.down:
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle link was not closed")
+	}
+	for i := range 20 {
+		if resp, err := c.Call(context.Background(), addr, []byte(fmt.Sprint(i))); err != nil || string(resp) != fmt.Sprint("re:", i) {
+			t.Fatalf("call %d after the idle close: %q %v", i, resp, err)
+		}
+	}
+	_ = srv
+}
