@@ -17,7 +17,7 @@ import (
 
 // Catalog is every experiment, in the order `experiment list` shows them.
 func Catalog() []Experiment {
-	return []Experiment{capExperiment(), linearizabilityExperiment(), cascadeExperiment(), concurrencyExperiment(), clientReuseExperiment(), recoveryExperiment(), consistencyExperiment(), failureDetectionExperiment(), lbAlgorithmsExperiment(), scaleOutExperiment(), flashSaleExperiment(), mapReduceExperiment(), crawlerExperiment(), feedExperiment()}
+	return []Experiment{capExperiment(), linearizabilityExperiment(), cascadeExperiment(), concurrencyExperiment(), clientReuseExperiment(), recoveryExperiment(), consistencyExperiment(), failureDetectionExperiment(), lbAlgorithmsExperiment(), scaleOutExperiment(), flashSaleExperiment(), mapReduceExperiment(), crawlerExperiment(), feedExperiment(), storageEnginesExperiment()}
 }
 
 func capExperiment() Experiment {
