@@ -145,9 +145,11 @@ func RunNode(ctx context.Context, cfg Config, gc GossipConfig, l Listen, leave b
 	var tr interface {
 		Transport
 		Close()
-	} = NewLinkTransport(g.Resolve, peers)
+	}
 	if l.Transport == PeerHTTP {
 		tr = NewHTTPTransport(g.Resolve, peers)
+	} else {
+		tr = NewLinkTransport(g.Resolve, peers)
 	}
 	node, err := Open(cfg, g, tr)
 	if err != nil {

@@ -189,7 +189,7 @@ func (g *Gossip) Member(name string) (Member, bool) {
 	return m, ok
 }
 
-// Resolve returns a member's peer address (for HTTPTransport).
+// Resolve returns a member's peer address (for the peer transports).
 func (g *Gossip) Resolve(name string) (string, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
