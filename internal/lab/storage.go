@@ -36,6 +36,12 @@ type StorageOptions struct {
 	Duration time.Duration // per engine and workload
 }
 
+// The two workloads, as the report names them.
+const (
+	coordinatorWrites = "coordinator writes"
+	replicaBatches    = "replica batches of 64"
+)
+
 // engineRun is one engine under one workload.
 type engineRun struct {
 	Engine, Workload string
@@ -78,7 +84,7 @@ func runStorageEngines(ctx context.Context, env Env, opts StorageOptions) (*Repo
 		}
 		fmt.Fprintf(env.Log, "%s: preloading %d keys\n", eng, opts.Keys)
 		err = preloadStore(s, opts.Keys)
-		for _, w := range []string{"coordinator writes", "replica batches of 64"} {
+		for _, w := range []string{coordinatorWrites, replicaBatches} {
 			if err != nil {
 				break
 			}
@@ -129,7 +135,7 @@ func preloadStore(s *store.Store, keys int) error {
 // CPU is not counted): a write the engine acknowledged and lost fails the
 // run.
 func storageLoad(ctx context.Context, s *store.Store, eng, workload string, opts StorageOptions) (engineRun, error) {
-	batch := workload != "coordinator writes"
+	batch := workload == replicaBatches
 	value := bytes.Repeat([]byte("w"), 256)
 	var mu sync.Mutex
 	hist := loadgen.NewHistogram()
@@ -211,7 +217,7 @@ func storageReport(opts StorageOptions, runs []engineRun) *Report {
 	figure := map[string]engineRun{}
 	for _, run := range runs {
 		key := run.Engine + "_coordinator"
-		if run.Workload != "coordinator writes" {
+		if run.Workload == replicaBatches {
 			key = run.Engine + "_replica_batch"
 		}
 		figure[key] = run
@@ -261,7 +267,7 @@ func storagePlots(runs []engineRun) map[string]string {
 	if len(runs) != 4 {
 		return nil
 	}
-	groups := []string{"coordinator writes", "replica batches of 64"}
+	groups := []string{coordinatorWrites, replicaBatches}
 	values := [][]float64{{runs[0].WPS, runs[1].WPS}, {runs[2].WPS, runs[3].WPS}} // per engine (bbolt, pebble), per workload
 	return map[string]string{"writes.svg": plot.Bars{Title: "Keys written per second, by engine", YLabel: "writes/s",
 		Groups: groups, Series: []string{"bbolt", "pebble"}, Values: values}.SVG()}

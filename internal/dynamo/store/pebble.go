@@ -59,22 +59,20 @@ func openPebble(dir string, sync SyncMode) (*pebbleEngine, error) {
 }
 
 func (e *pebbleEngine) loadTargets() error {
-	return e.view(func(r reader) error {
-		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte("h"), UpperBound: []byte("i")})
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte("h"), UpperBound: []byte("i")})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		target, _, err := splitHintKey(it.Key())
 		if err != nil {
 			return err
 		}
-		defer it.Close()
-		for ok := it.First(); ok; {
-			target, _, err := splitHintKey(it.Key())
-			if err != nil {
-				return err
-			}
-			e.targets[target] = true
-			ok = it.SeekGE(prefixEnd(hintPrefix(target)))
-		}
-		return it.Error()
-	})
+		e.targets[target] = true
+		ok = it.SeekGE(prefixEnd(hintPrefix(target)))
+	}
+	return it.Error()
 }
 
 func hintPrefix(target string) []byte {

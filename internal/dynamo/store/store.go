@@ -97,7 +97,6 @@ var (
 // Store is a node's versions, by key.
 type Store struct {
 	eng         engine
-	sync        SyncMode
 	incarnation string
 
 	mu       sync.Mutex
@@ -122,7 +121,7 @@ func Open(path string, eng Engine, sync SyncMode) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{eng: e, sync: sync, inflight: map[string]uint64{}}
+	s := &Store{eng: e, inflight: map[string]uint64{}}
 	if err := e.update([][]byte{keyIncarnation}, func(w writer) error {
 		// A store that was not closed cleanly (a crash: stamped dots may
 		// not all have been committed), or one that does not fsync, comes
