@@ -95,44 +95,52 @@ func (s *store) readOrders(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
-// settleBatch records outcomes in one transaction — one UPDATE per
-// outcome, each changing only orders still reserved (so a repeated or
-// late settlement changes nothing) — and returns the orders as they are
-// after it. Async mode only: it gives no unit back to the sale's row.
+// settleBatch records outcomes in one transaction — one UPDATE for the
+// whole batch, changing only orders still reserved (so a repeated or late
+// settlement changes nothing) — and returns the orders as they are after
+// it. One statement locks its rows in one index scan, in key order, so two
+// batches that share orders wait for each other instead of deadlocking (as
+// an UPDATE per outcome did on MariaDB: paid rows, then released ones, in
+// an order another batch could take the other way round). Async mode
+// only: it gives no unit back to the sale's row.
 func (s *store) settleBatch(ctx context.Context, ss []settlement) (map[int64]*Order, error) {
 	var found map[int64]*Order
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		for _, state := range []string{StatePaid, StateReleased} {
-			var reason, charge, at strings.Builder
-			var ra, ca, aa, ids []any
+		var state, reason, charge, at strings.Builder
+		var sa, ra, ca, aa, ids []any
+		// Paid outcomes first: an order paid and released in one batch is
+		// paid (CASE takes the first match), as when each had its UPDATE.
+		for _, want := range []string{StatePaid, StateReleased} {
 			for _, st := range ss {
-				if st.state != state {
+				if st.state != want {
 					continue
 				}
-				reason.WriteString(" WHEN ? THEN ?")
-				charge.WriteString(" WHEN ? THEN ?")
-				at.WriteString(" WHEN ? THEN ?")
+				for _, b := range []*strings.Builder{&state, &reason, &charge, &at} {
+					b.WriteString(" WHEN ? THEN ?")
+				}
+				sa = append(sa, st.id, st.state)
 				ra = append(ra, st.id, st.reason)
 				ca = append(ca, st.id, st.chargeID)
 				aa = append(aa, st.id, st.at.UnixMilli())
 				ids = append(ids, st.id)
 			}
-			if len(ids) == 0 {
-				continue
-			}
-			q := "UPDATE flashsale_orders SET state = ?, reason = CASE order_id" + reason.String() + " ELSE reason END, charge_id = CASE order_id" + charge.String() +
-				" ELSE charge_id END, settled_at = CASE order_id" + at.String() + " ELSE settled_at END WHERE state = 'reserved' AND order_id IN (" + placeholders(len(ids)) + ")"
-			args := append(append(append(append([]any{state}, ra...), ca...), aa...), ids...)
-			if _, err := tx.ExecContext(ctx, s.q(q), args...); err != nil {
-				return err
-			}
 		}
-		ids := make([]int64, len(ss))
+		if len(ids) == 0 {
+			return nil
+		}
+		q := "UPDATE flashsale_orders SET state = CASE order_id" + state.String() + " ELSE state END, reason = CASE order_id" + reason.String() +
+			" ELSE reason END, charge_id = CASE order_id" + charge.String() + " ELSE charge_id END, settled_at = CASE order_id" + at.String() +
+			" ELSE settled_at END WHERE state = 'reserved' AND order_id IN (" + placeholders(len(ids)) + ")"
+		args := append(append(append(append(sa, ra...), ca...), aa...), ids...)
+		if _, err := tx.ExecContext(ctx, s.q(q), args...); err != nil {
+			return err
+		}
+		orderIDs := make([]int64, len(ss))
 		for i, st := range ss {
-			ids[i] = st.id
+			orderIDs[i] = st.id
 		}
 		var err error
-		found, err = s.readOrders(ctx, tx, ids)
+		found, err = s.readOrders(ctx, tx, orderIDs)
 		return err
 	})
 	if err != nil {
