@@ -76,14 +76,18 @@ func (w *frameWriter) run(conn net.Conn) {
 			w.err = net.ErrClosed
 			return
 		}
-		if _, err := bw.Write(f); err != nil {
+		_, err := bw.Write(f)
+		releaseFrame(f)
+		if err != nil {
 			w.err = err
 			return
 		}
 		for more := true; more; {
 			select {
 			case f = <-w.queue:
-				if _, err := bw.Write(f); err != nil {
+				_, err := bw.Write(f)
+				releaseFrame(f)
+				if err != nil {
 					w.err = err
 					return
 				}
@@ -98,7 +102,9 @@ func (w *frameWriter) run(conn net.Conn) {
 	}
 }
 
-// send queues f; it fails once the writer has stopped.
+// send queues f, a frame from newFrame that the writer owns from here on
+// (it goes back to the pool once written); send fails once the writer has
+// stopped.
 func (w *frameWriter) send(f []byte) error {
 	select {
 	case w.queue <- f:
@@ -118,8 +124,38 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 
 func (w *frameWriter) close() { w.once.Do(func() { close(w.stop) }) }
 
+// Frames are built in pooled buffers: the writer copies each into its
+// bufio buffer and hands it back, so a busy link does not allocate (and
+// the GC does not chase) a copy of every payload it sends. Frames above
+// pooledFrame are allocated and left to the GC, so one large message does
+// not pin a large buffer in the pool.
+const pooledFrame = 64 << 10
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// newFrame returns a frame buffer of length n.
+func newFrame(n int) []byte {
+	if n > pooledFrame {
+		return make([]byte, n)
+	}
+	b := *framePool.Get().(*[]byte)
+	if cap(b) < n {
+		b = make([]byte, n, max(n, 2*cap(b)))
+	}
+	return b[:n]
+}
+
+// releaseFrame returns a written frame to the pool.
+func releaseFrame(f []byte) {
+	if cap(f) > pooledFrame {
+		return
+	}
+	f = f[:0]
+	framePool.Put(&f)
+}
+
 func appendRequest(id uint64, timeoutMs uint32, payload []byte) []byte {
-	f := make([]byte, 4+requestHeader+len(payload))
+	f := newFrame(4 + requestHeader + len(payload))
 	binary.BigEndian.PutUint32(f, uint32(requestHeader+len(payload)))
 	binary.BigEndian.PutUint64(f[4:], id)
 	binary.BigEndian.PutUint32(f[12:], timeoutMs)
@@ -128,7 +164,7 @@ func appendRequest(id uint64, timeoutMs uint32, payload []byte) []byte {
 }
 
 func appendAnswer(id uint64, payload []byte) []byte {
-	f := make([]byte, 4+answerHeader+len(payload))
+	f := newFrame(4 + answerHeader + len(payload))
 	binary.BigEndian.PutUint32(f, uint32(answerHeader+len(payload)))
 	binary.BigEndian.PutUint64(f[4:], id)
 	copy(f[4+answerHeader:], payload)
