@@ -133,6 +133,7 @@ func nodeCommand() *cobra.Command {
 	f.BoolVar(&cfg.Sync, "fsync", true, "fsync the log before acknowledging")
 	f.DurationVar(&cfg.TickInterval, "tick", cfg.TickInterval, "Raft tick (heartbeat); elections after 10 ticks")
 	f.Uint64Var(&cfg.SnapshotEvery, "snapshot-every", cfg.SnapshotEvery, "applied entries between snapshots")
+	f.Float64Var(&cfg.SnapshotDuty, "snapshot-duty", cfg.SnapshotDuty, "share of the time a background snapshot works, pausing for the rest (1: unpaced)")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", cfg.MaxInflight, "append messages in flight per follower (1: no pipelining)")
 	f.DurationVar(&opts.RequestTimeout, "request-timeout", 3*time.Second, "how long a request waits for a quorum before 503")
 	f.IntVar(&opts.MaxValue, "max-value", 1<<20, "largest value in bytes")

@@ -21,8 +21,9 @@
 //     proposer), membership changes to Raft (ApplyConfChange) and the
 //     address book.
 //  6. Start a snapshot every SnapshotEvery applied entries (and after a
-//     membership change) in the background; the log is compacted when the
-//     snapshot file is durable.
+//     membership change) in the background, paced to SnapshotDuty of the
+//     time so that it leaves the cores and the disk to the loop; the log
+//     is compacted when the snapshot file is durable.
 //  7. Advance.
 //
 // A failure to persist stops the loop: a node that cannot store must not
@@ -33,6 +34,7 @@
 //	node.go       the Ready loop: persist, send, apply (the seven duties)
 //	requests.go   proposals waiting for their result, ReadIndex reads
 //	snapshot.go   taking snapshots off the loop, installing received ones
+//	pacer.go      the duty cycle a background snapshot works to
 //	raftlog.go    etcd raft's logger on log/slog
 //	guard.go      what stands between the peer port and Raft: every peer
 //	              message is checked against this node's state (sender,

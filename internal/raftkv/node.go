@@ -28,8 +28,12 @@ type Config struct {
 	TickInterval  time.Duration // one Raft tick (heartbeat = 1 tick, election = ElectionTicks)
 	ElectionTicks int
 	SnapshotEvery uint64 // applied entries between snapshots
-	MaxInflight   int    // append messages in flight per follower (pipelining); 1 turns it off
-	Logger        *slog.Logger
+	// SnapshotDuty is the share of the time a background snapshot may
+	// work (serialising, writing); it pauses for the rest. 1 (or 0): no
+	// pauses.
+	SnapshotDuty float64
+	MaxInflight  int // append messages in flight per follower (pipelining); 1 turns it off
+	Logger       *slog.Logger
 	// OnConfChange, if set, is told of every applied membership change
 	// (the transport adds or drops the peer; context carries its address).
 	OnConfChange func(t raftpb.ConfChangeType, id uint64, context []byte)
@@ -42,10 +46,11 @@ type Config struct {
 }
 
 // DefaultConfig: 100 ms ticks, elections after 1 s, snapshots every 100,000
-// entries (etcd's default): a snapshot serialises the whole store inside the
-// Ready loop, so taking one too often stalls the cluster on big stores.
+// entries, working a tenth of the time: a snapshot serialises and writes
+// the whole store, so taken too often, or unpaced, it takes the cores and
+// the disk from the Ready loop on big stores.
 func DefaultConfig() Config {
-	return Config{Sync: true, TickInterval: 100 * time.Millisecond, ElectionTicks: 10, SnapshotEvery: 100000, MaxInflight: 256}
+	return Config{Sync: true, TickInterval: 100 * time.Millisecond, ElectionTicks: 10, SnapshotEvery: 100000, SnapshotDuty: 0.1, MaxInflight: 256}
 }
 
 // Transport delivers Raft messages to peers, asynchronously and without

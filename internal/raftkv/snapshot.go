@@ -2,6 +2,7 @@ package raftkv
 
 import (
 	"errors"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -34,9 +35,10 @@ func (n *Node) installSnapshot(s raftpb.Snapshot) error {
 
 // maybeSnapshot starts a snapshot every SnapshotEvery applied entries (and
 // after a membership change). The state is cloned here, at a known applied
-// index (a copy of the maps, values shared); serialising it, handing it to
-// Raft's storage and writing the file happen in the background, and the
-// log is compacted when the file is durable (snapshotDone).
+// index (an O(1) copy-on-write clone of the B-tree); serialising it,
+// handing it to Raft's storage and writing the file happen in the
+// background, paced to SnapshotDuty of the time (pacer.go), and the log is
+// compacted when the file is durable (snapshotDone).
 func (n *Node) maybeSnapshot() error {
 	if n.snapping {
 		return nil
@@ -52,12 +54,14 @@ func (n *Node) maybeSnapshot() error {
 	state, cs := n.kv.Clone(), n.confState
 	n.mu.Unlock()
 	n.snapping = true
+	pace := newPacer(n.cfg.SnapshotDuty, n.stopped)
+	began := time.Now()
 	go func() {
-		snap, err := n.storage.CreateSnapshot(applied, &cs, state.Snapshot())
+		snap, err := n.storage.CreateSnapshot(applied, &cs, state.SnapshotPaced(pace.step))
 		if err == nil {
-			err = n.wal.WriteSnapshot(snap)
+			err = n.wal.WriteSnapshot(snap, pace.step)
 		}
-		n.snapResult <- snapResult{snap: snap, err: err}
+		n.snapResult <- snapResult{snap: snap, err: err, took: time.Since(began)}
 	}()
 	return nil
 }
@@ -65,6 +69,7 @@ func (n *Node) maybeSnapshot() error {
 type snapResult struct {
 	snap raftpb.Snapshot
 	err  error
+	took time.Duration
 }
 
 // snapshotDone compacts the log once a snapshot file is durable: a new
@@ -100,5 +105,6 @@ func (n *Node) snapshotDone(r snapResult) error {
 	n.mu.Lock()
 	n.snapIndex = max(n.snapIndex, applied)
 	n.mu.Unlock()
+	n.log.Info("snapshot written, log compacted", "index", applied, "bytes", len(r.snap.Data), "took", r.took.Round(time.Millisecond))
 	return nil
 }

@@ -63,3 +63,21 @@ func TestSnapshotAllocatedOnce(t *testing.T) {
 		t.Fatalf("round trip: %v", err)
 	}
 }
+
+// A paced snapshot is byte for byte the unpaced one, and its step is
+// called once per snapshotChunk entries of each of its two passes.
+func TestSnapshotPacedIsTheSameSnapshot(t *testing.T) {
+	s := New()
+	const keys = 3*snapshotChunk + 100
+	for i := range keys {
+		s.Apply(uint64(i+1), Command{Op: OpPut, Key: []byte(fmt.Sprint("k", i)), Value: []byte{byte(i)}, IfRevision: Unconditional})
+	}
+	steps := 0
+	paced := s.SnapshotPaced(func() { steps++ })
+	if !bytes.Equal(paced, s.Snapshot()) {
+		t.Fatal("the paced snapshot differs from the unpaced one")
+	}
+	if want := 2 * keys / snapshotChunk; steps != want {
+		t.Fatalf("step called %d times over %d keys, want %d", steps, keys, want)
+	}
+}

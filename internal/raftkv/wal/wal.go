@@ -278,7 +278,7 @@ func raftEmpty(hs raftpb.HardState) bool { return hs.Term == 0 && hs.Vote == 0 &
 // SaveSnapshot makes snap the recovery point and deletes every older
 // segment: WriteSnapshot, then Compact.
 func (w *WAL) SaveSnapshot(snap raftpb.Snapshot, hs raftpb.HardState, tail []raftpb.Entry) error {
-	if err := w.WriteSnapshot(snap); err != nil {
+	if err := w.WriteSnapshot(snap, nil); err != nil {
 		return err
 	}
 	return w.Compact(hs, tail)
@@ -286,8 +286,10 @@ func (w *WAL) SaveSnapshot(snap raftpb.Snapshot, hs raftpb.HardState, tail []raf
 
 // WriteSnapshot writes the snapshot file durably (temporary file, fsync,
 // rename, directory fsync). It touches no segment, so it may run while
-// Save appends — the slow part of a snapshot, off the Ready loop.
-func (w *WAL) WriteSnapshot(snap raftpb.Snapshot) error {
+// Save appends — the slow part of a snapshot, off the Ready loop. step, if
+// not nil, is called after every syncEvery bytes written and synced; it
+// may pause, to leave the disk to the log's own syncs.
+func (w *WAL) WriteSnapshot(snap raftpb.Snapshot, step func()) error {
 	// The file is snap's protobuf encoding, written around the data
 	// instead of marshalled into a copy of it (tens of megabytes of
 	// garbage per snapshot): field 1 (the data), then field 2 (the
@@ -302,7 +304,7 @@ func (w *WAL) WriteSnapshot(snap raftpb.Snapshot) error {
 	}
 	tail := append(binary.AppendUvarint([]byte{0x12}, uint64(len(meta))), meta...)
 	tmp := filepath.Join(w.dir, fmt.Sprintf("%s.%d.tmp", snapName, snap.Metadata.Index))
-	if err := writeFileSync(tmp, head, snap.Data, tail); err != nil {
+	if err := writeFileSync(tmp, step, head, snap.Data, tail); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(w.dir, snapName)); err != nil {
@@ -359,7 +361,7 @@ const syncEvery = 4 << 20
 
 // writeFileSync writes parts one after the other to a new file, syncing
 // every syncEvery bytes and at the end.
-func writeFileSync(path string, parts ...[]byte) error {
+func writeFileSync(path string, step func(), parts ...[]byte) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
@@ -379,6 +381,9 @@ func writeFileSync(path string, parts ...[]byte) error {
 					return fmt.Errorf("wal: %w", err)
 				}
 				unsynced = 0
+				if step != nil {
+					step()
+				}
 			}
 		}
 	}

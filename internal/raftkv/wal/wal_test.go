@@ -146,7 +146,7 @@ func TestSnapshotFileIsItsProtobuf(t *testing.T) {
 				snap.Data[i] = byte(i * 7)
 			}
 		}
-		if err := w.WriteSnapshot(snap); err != nil {
+		if err := w.WriteSnapshot(snap, nil); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(filepath.Join(dir, snapName))
