@@ -19,15 +19,16 @@ type pacer struct {
 	now   func() time.Time
 	sleep func(d time.Duration, stop <-chan struct{})
 	stop  <-chan struct{} // closed: stop pausing (the node is stopping)
-	last  time.Time       // when the current chunk of work began
+	last  time.Time       // when the current chunk of work began (zero: the first step starts timing)
 }
 
 // maxPause bounds one pause, so a chunk that stalled (a slow fsync) does
 // not stretch the snapshot, and so a stopping node is not kept waiting.
 const maxPause = 200 * time.Millisecond
 
+// newPacer starts timing the first chunk of work at once.
 func newPacer(duty float64, stop <-chan struct{}) *pacer {
-	return &pacer{duty: duty, now: time.Now, sleep: sleepOrStop, stop: stop}
+	return &pacer{duty: duty, now: time.Now, sleep: sleepOrStop, stop: stop, last: time.Now()}
 }
 
 // step ends a chunk of work: it pauses for the chunk's share of idle time,

@@ -140,7 +140,7 @@ func newFrame(n int) []byte {
 	}
 	b := *framePool.Get().(*[]byte)
 	if cap(b) < n {
-		b = make([]byte, n, max(n, 2*cap(b)))
+		b = make([]byte, n, min(max(n, 2*cap(b)), pooledFrame))
 	}
 	return b[:n]
 }

@@ -380,3 +380,24 @@ func TestIdleLinkIsReplaced(t *testing.T) {
 	}
 	_ = srv
 }
+
+// Frame buffers have the length asked for whatever the pool hands back,
+// and the pool never holds one larger than pooledFrame.
+func TestFrameBuffers(t *testing.T) {
+	for _, n := range []int{0, 1, 4 << 10, 4<<10 + 1, 40 << 10, pooledFrame, pooledFrame + 1, 1 << 20} {
+		for range 3 {
+			f := newFrame(n)
+			if len(f) != n {
+				t.Fatalf("newFrame(%d) has length %d", n, len(f))
+			}
+			if n <= pooledFrame && cap(f) > pooledFrame {
+				t.Fatalf("newFrame(%d) has capacity %d, over the pooled limit %d", n, cap(f), pooledFrame)
+			}
+			releaseFrame(f)
+		}
+	}
+	f := appendRequest(7, 100, []byte("payload"))
+	if len(f) != 4+requestHeader+len("payload") || string(f[4+requestHeader:]) != "payload" {
+		t.Fatalf("request frame %q", f)
+	}
+}
