@@ -19,7 +19,7 @@ type pacer struct {
 	now   func() time.Time
 	sleep func(d time.Duration, stop <-chan struct{})
 	stop  <-chan struct{} // closed: stop pausing (the node is stopping)
-	last  time.Time       // when the current chunk of work began (zero: the first step starts timing)
+	last  time.Time       // when the current chunk of work began
 }
 
 // maxPause bounds one pause, so a chunk that stalled (a slow fsync) does
@@ -37,16 +37,12 @@ func (p *pacer) step() {
 	if p.duty <= 0 || p.duty >= 1 {
 		return
 	}
-	t := p.now()
-	if !p.last.IsZero() {
-		work := t.Sub(p.last)
-		pause := min(time.Duration(float64(work)*(1-p.duty)/p.duty), maxPause)
-		if pause > 0 {
-			select {
-			case <-p.stop:
-			default:
-				p.sleep(pause, p.stop)
-			}
+	work := p.now().Sub(p.last)
+	if pause := min(time.Duration(float64(work)*(1-p.duty)/p.duty), maxPause); pause > 0 {
+		select {
+		case <-p.stop:
+		default:
+			p.sleep(pause, p.stop)
 		}
 	}
 	p.last = p.now()

@@ -20,13 +20,12 @@ func (c *fakeClock) sleep(d time.Duration, _ <-chan struct{}) {
 
 func newFakePacer(duty float64, stop <-chan struct{}) (*pacer, *fakeClock) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
-	return &pacer{duty: duty, now: c.now, sleep: c.sleep, stop: stop}, c
+	return &pacer{duty: duty, now: c.now, sleep: c.sleep, stop: stop, last: c.t}, c
 }
 
 func TestPacerHoldsTheDutyCycle(t *testing.T) {
 	for _, duty := range []float64{0.1, 0.25, 0.5, 0.9} {
 		p, c := newFakePacer(duty, nil)
-		p.step() // starts timing
 		var work time.Duration
 		for i := range 50 {
 			chunk := time.Duration(1+i%7) * time.Millisecond
@@ -47,7 +46,6 @@ func TestPacerHoldsTheDutyCycle(t *testing.T) {
 
 func TestPacerBoundsOnePause(t *testing.T) {
 	p, c := newFakePacer(0.25, nil)
-	p.step()
 	c.t = c.t.Add(time.Second) // one chunk stalled on a slow fsync
 	p.step()
 	if len(c.slept) != 1 || c.slept[0] != maxPause {
