@@ -78,11 +78,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	_ = conn.SetDeadline(time.Time{}) // the HTTP server's deadlines were for one request
-	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+Protocol+"\r\n\r\n"); err != nil {
-		conn.Close()
-		return
-	}
+	// The link takes its slot before the peer is told it has one: with
+	// the 101 written first, a peer could open another link in between and
+	// be let in past MaxLinks, only to be cut off.
 	s.mu.Lock()
 	if s.closed || len(s.links) >= s.lim.MaxLinks {
 		s.mu.Unlock()
@@ -92,6 +90,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.links[conn] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	_ = conn.SetDeadline(time.Time{}) // the HTTP server's deadlines were for one request
+	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+Protocol+"\r\n\r\n"); err != nil {
+		conn.Close()
+		s.mu.Lock()
+		delete(s.links, conn)
+		s.mu.Unlock()
+		s.wg.Done()
+		return
+	}
 	go func() {
 		defer s.wg.Done()
 		s.serve(conn, rw.Reader)
