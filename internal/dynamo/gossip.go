@@ -31,9 +31,12 @@ type GossipConfig struct {
 }
 
 // Gossip is Membership over memberlist. Each node's metadata carries its
-// HTTP address and, when it is leaving, a flag: memberlist reports a
-// graceful leave and a death through the same callback, and the flag,
-// gossiped just before the leave, is how the others tell them apart.
+// HTTP address and, when it is leaving, a flag. memberlist reports a
+// graceful leave and a death through the same callback; the node's state
+// in it tells them apart when a member hears the leaving node's own
+// farewell, and the flag, gossiped before the leave, does when the member
+// instead finds the node gone by probing it. The flag also lets the others
+// take the node off their rings while it hands its data off.
 // memberlist keeps its suspicion state internal; a node shows a peer as
 // suspect when its own requests to that peer are failing (see Node).
 type Gossip struct {
@@ -142,7 +145,7 @@ func (g *Gossip) update(n *memberlist.Node, state MemberState) {
 	if state == Alive && g.leaving[n.Name] {
 		state = Leaving
 	}
-	if state == Dead && g.leaving[n.Name] {
+	if state == Dead && (g.leaving[n.Name] || n.State == memberlist.StateLeft) {
 		state = Left
 	}
 	m := g.members[n.Name]

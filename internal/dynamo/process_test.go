@@ -76,6 +76,15 @@ func killAtEnd(t *testing.T, dir string, procs func() []*proc) {
 			for _, p := range procs() {
 				b, _ := os.ReadFile(filepath.Join(dir, p.name+".log"))
 				lines := strings.Split(string(b), "\n")
+				// Membership changes say most about a failed stage; they
+				// are few, so all of them are shown.
+				var members []string
+				for _, l := range lines {
+					if strings.Contains(l, "msg=member ") || strings.Contains(l, "ring changed") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+						members = append(members, l)
+					}
+				}
+				t.Logf("--- %s (membership)\n%s", p.name, strings.Join(members, "\n"))
 				t.Logf("--- %s (last lines)\n%s", p.name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
 			}
 		}
@@ -223,7 +232,14 @@ func TestRealProcessesKillRestartJoinLeave(t *testing.T) {
 	})
 	readAll("after p4 joined", clients)
 	nodes[3].stop(syscall.SIGINT)
-	testsvc.WaitUntil(t, "p4 to have left", 20*time.Second, func() bool { return memberStates(clients[0])["p4"] == "left" })
+	seen := ""
+	testsvc.WaitUntil(t, "p4 to have left", 20*time.Second, func() bool {
+		if s := memberStates(clients[0])["p4"]; s != seen {
+			seen = s
+			t.Logf("p1 sees p4 %q", s)
+		}
+		return seen == "left"
+	})
 	readAll("after p4 left", clients[:3])
 
 	// p2's own replicas came back through hinted hand-off, anti-entropy
