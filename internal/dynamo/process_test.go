@@ -80,7 +80,8 @@ func killAtEnd(t *testing.T, dir string, procs func() []*proc) {
 				// are few, so all of them are shown.
 				var members []string
 				for _, l := range lines {
-					if strings.Contains(l, "msg=member ") || strings.Contains(l, "ring changed") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+					if strings.Contains(l, "msg=member ") || strings.Contains(l, "ring changed") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") ||
+						strings.Contains(l, "[INFO]") || strings.Contains(l, "[WARN]") || strings.Contains(l, "[ERR]") { // memberlist's own, logged at debug: suspicions, failures, drops
 						members = append(members, l)
 					}
 				}
