@@ -120,12 +120,56 @@ func (g *Gossip) NodeMeta(limit int) []byte {
 	return b
 }
 
-// NotifyMsg, GetBroadcasts, LocalState and MergeRemoteState: no
-// application messages ride on gossip.
+// NotifyMsg and GetBroadcasts: no application messages ride on gossip.
 func (g *Gossip) NotifyMsg([]byte)                           {}
 func (g *Gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (g *Gossip) LocalState(join bool) []byte                { return nil }
-func (g *Gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+// maxLeftState bounds what a push/pull may carry of the leave verdicts:
+// more names than any cluster here has members is not a member's state.
+const maxLeftState = 1024
+
+// LocalState implements memberlist.Delegate: the members this node saw
+// leave, sent with every push/pull (memberlist's periodic full-state
+// exchange over TCP).
+//
+// A member that missed both the leaving flag and the farewell (lost UDP
+// gossip) finds the node gone by probing it and can only call that a
+// death; memberlist ignores the "left" in later exchanges, since the node
+// is already dead to it. The list carries the verdict to it, so every
+// member converges on the leave and takes the node off its ring at once
+// instead of after --dead-after.
+func (g *Gossip) LocalState(join bool) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var left []string
+	for name, m := range g.members {
+		if m.State == Left && len(left) < maxLeftState {
+			left = append(left, name)
+		}
+	}
+	b, _ := json.Marshal(left)
+	return b
+}
+
+// MergeRemoteState implements memberlist.Delegate: a member this node
+// holds dead, and the other side saw leave, left. Nothing else changes: a
+// verdict of the other side about a member this node sees alive is older
+// than this node's own.
+func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
+	var left []string
+	if json.Unmarshal(buf, &left) != nil || len(left) > maxLeftState {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, name := range left {
+		if m, ok := g.members[name]; ok && m.State == Dead {
+			m.State, m.Since = Left, time.Now()
+			g.members[name] = m
+			g.log.Info("member", "name", name, "state", Left, "from", "push/pull")
+		}
+	}
+}
 
 func (g *Gossip) update(n *memberlist.Node, state MemberState) {
 	var meta nodeMeta

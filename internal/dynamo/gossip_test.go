@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"testing"
 
@@ -71,5 +72,56 @@ func TestGossipStates(t *testing.T) {
 				t.Fatalf("addresses %q %q not taken from the metadata", m.Addr, m.PeerAddr)
 			}
 		})
+	}
+}
+
+// Push/pull carries the leave verdicts: a member that found a node dead
+// takes the "left" of a member that heard it leave, and nothing else
+// moves.
+func TestGossipLeftVerdictsConverge(t *testing.T) {
+	heard := newTestGossip()
+	heard.NotifyJoin(&memberlist.Node{Name: "p4", Meta: metaOf(t, false)})
+	heard.NotifyLeave(&memberlist.Node{Name: "p4", Meta: metaOf(t, false), State: memberlist.StateLeft})
+	heard.NotifyJoin(&memberlist.Node{Name: "p5", Meta: metaOf(t, false)})
+	heard.NotifyLeave(&memberlist.Node{Name: "p5", Meta: metaOf(t, false), State: memberlist.StateLeft})
+	heard.NotifyJoin(&memberlist.Node{Name: "p6", Meta: metaOf(t, false)})
+	heard.NotifyLeave(&memberlist.Node{Name: "p6", Meta: metaOf(t, false), State: memberlist.StateLeft})
+
+	probed := newTestGossip()
+	probed.NotifyJoin(&memberlist.Node{Name: "p4", Meta: metaOf(t, false)})
+	probed.NotifyLeave(&memberlist.Node{Name: "p4", Meta: metaOf(t, false), State: memberlist.StateDead})
+	probed.NotifyJoin(&memberlist.Node{Name: "p5", Meta: metaOf(t, false)}) // back, in a new life
+	// p6 is unknown here: a verdict does not make a member.
+
+	state := heard.LocalState(false)
+	for _, bad := range [][]byte{nil, []byte("{"), []byte(`{"p4":1}`), []byte(`[1,2]`)} {
+		probed.MergeRemoteState(bad, false)
+		if m, _ := probed.Member("p4"); m.State != Dead {
+			t.Fatalf("malformed state %q moved p4 to %q", bad, m.State)
+		}
+	}
+	probed.MergeRemoteState(state, false)
+	want := map[string]MemberState{"p4": Left, "p5": Alive}
+	for name, st := range want {
+		if m, _ := probed.Member(name); m.State != st {
+			t.Errorf("%s: %q, want %q", name, m.State, st)
+		}
+	}
+	if _, ok := probed.Member("p6"); ok {
+		t.Error("a verdict about an unknown node made it a member")
+	}
+
+	// More names than a member's state can hold: ignored whole.
+	again := newTestGossip()
+	again.NotifyJoin(&memberlist.Node{Name: "p4", Meta: metaOf(t, false)})
+	again.NotifyLeave(&memberlist.Node{Name: "p4", Meta: metaOf(t, false), State: memberlist.StateDead})
+	names := []string{"p4"}
+	for i := 0; i < maxLeftState; i++ {
+		names = append(names, fmt.Sprint("x", i))
+	}
+	big, _ := json.Marshal(names)
+	again.MergeRemoteState(big, false)
+	if m, _ := again.Member("p4"); m.State != Dead {
+		t.Fatalf("an oversized state moved p4 to %q", m.State)
 	}
 }
