@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/scalelab/scalelab/internal/platform/resilience"
 	"github.com/scalelab/scalelab/internal/raftkv/kv"
 )
 
@@ -140,17 +141,24 @@ func (e *EtcdKV) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 		if len(r.Value) > e.maxValue {
 			return nil, rpctypes.ErrGRPCRequestTooLarge
 		}
-		n, err := e.pick()
-		if err != nil {
-			return nil, etcdError(err)
-		}
 		ctx, cancel := context.WithTimeout(ctx, e.timeout)
 		defer cancel()
-		res, err := n.Propose(ctx, kv.Command{Op: kv.OpPut, Key: r.Key, Value: r.Value, IfRevision: kv.Unconditional})
+		var resp *pb.PutResponse
+		err := untilTaken(ctx, func() error {
+			n, err := e.pick()
+			if err != nil {
+				return err
+			}
+			res, err := n.Propose(ctx, kv.Command{Op: kv.OpPut, Key: r.Key, Value: r.Value, IfRevision: kv.Unconditional})
+			if err == nil {
+				resp = &pb.PutResponse{Header: header(n, res.Revision)}
+			}
+			return err
+		})
 		if err != nil {
 			return nil, etcdError(err)
 		}
-		return &pb.PutResponse{Header: header(n, res.Revision)}, nil
+		return resp, nil
 	}
 	t, err := e.txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: r}}}})
 	if err != nil {
@@ -181,18 +189,39 @@ func (e *EtcdKV) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	if tooLarge(r, e.maxValue) {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
-	n, err := e.pick()
-	if err != nil {
-		return nil, etcdError(err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	resp, err := n.Txn(ctx, r)
+	var resp *pb.TxnResponse
+	err := untilTaken(ctx, func() error {
+		n, err := e.pick()
+		if err != nil {
+			return err
+		}
+		if resp, err = n.Txn(ctx, r); err == nil {
+			stamp(n, resp)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, etcdError(err)
 	}
-	stamp(n, resp)
 	return resp, nil
+}
+
+// untilTaken runs write again while Raft certainly did not take it — this
+// node knows no leader (it has just started, or an election is under way)
+// or Raft dropped the proposal — until ctx ends. etcd's clients do not
+// retry a write that failed, so a write sent during an election waits it
+// out here instead of failing at once, as the HTTP API's writes do. Any
+// other answer, success or not, is final.
+func untilTaken(ctx context.Context, write func() error) error {
+	return resilience.Retry(ctx, resilience.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}, func(context.Context) error {
+		err := write()
+		if err != nil && !notTaken(err) {
+			return resilience.Permanent(err)
+		}
+		return err
+	})
 }
 
 // stamp gives every header of a transaction's answer, nested ones

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/scalelab/scalelab/internal/platform/proctest"
+	"github.com/scalelab/scalelab/internal/platform/testsvc"
 )
 
 // serveEtcd serves node id's etcd API on a loopback port for the test's
@@ -150,6 +151,51 @@ func TestEtcdClientV3(t *testing.T) {
 	}
 	if _, err := cl.Compact(ctx, 6); err != nil {
 		t.Fatalf("compact at the current revision: %v", err)
+	}
+}
+
+// A write sent to a member that knows no leader (cut off, or during an
+// election) waits for one within the request's time instead of failing at
+// once — etcd's client does not retry a failed write — and, when none
+// comes in time, fails with etcd's "no leader" without being applied.
+func TestEtcdWriteWaitsOutAnElection(t *testing.T) {
+	c := newCluster(t, 23, 3)
+	lead := c.leader()
+	f := lead%3 + 1
+	cli := serveEtcd(t, c, f) // requests wait at most 1 s
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cutOff := func() {
+		t.Helper()
+		c.net.Isolate(f, c.ids)
+		testsvc.WaitUntil(t, "the cut-off member to lose its leader", 5*time.Second, func() bool { return c.nodes[f].Leader() == 0 })
+	}
+
+	cutOff()
+	if _, err := cli.Put(ctx, "k", "lost"); !errors.Is(err, rpctypes.ErrNoLeader) {
+		t.Fatalf("a put with no leader for the whole request: %v, want %v", err, rpctypes.ErrNoLeader)
+	}
+	if _, err := cli.Txn(ctx).Then(clientv3.OpPut("t", "lost")).Commit(); !errors.Is(err, rpctypes.ErrNoLeader) {
+		t.Fatalf("a transaction with no leader for the whole request: %v, want %v", err, rpctypes.ErrNoLeader)
+	}
+
+	// The same member, the leader back 100 ms into the request.
+	heal := time.AfterFunc(100*time.Millisecond, c.net.Heal)
+	defer heal.Stop()
+	if _, err := cli.Put(ctx, "k", "kept"); err != nil {
+		t.Fatalf("a put sent while the member knew no leader, the leader back within the request: %v", err)
+	}
+	cutOff()
+	heal = time.AfterFunc(100*time.Millisecond, c.net.Heal)
+	defer heal.Stop()
+	if _, err := cli.Txn(ctx).Then(clientv3.OpPut("t", "kept")).Commit(); err != nil {
+		t.Fatalf("a transaction sent while the member knew no leader: %v", err)
+	}
+	for key, want := range map[string]string{"k": "kept", "t": "kept"} {
+		r, err := cli.Get(ctx, key)
+		if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != want || r.Kvs[0].Version != 1 {
+			t.Fatalf("%s after the election: %v %v; want %q written once", key, r, err, want)
+		}
 	}
 }
 
