@@ -152,9 +152,9 @@ func (g *Gossip) LocalState(join bool) []byte {
 }
 
 // MergeRemoteState implements memberlist.Delegate: a member this node
-// holds dead, and the other side saw leave, left. Nothing else changes: a
-// verdict of the other side about a member this node sees alive is older
-// than this node's own.
+// holds dead, and the other side saw leave, left. Only a death becomes a
+// leave: a member this node sees alive or leaving has been heard from
+// here, and that is newer than anything a list of departures can say.
 func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
 	var left []string
 	if json.Unmarshal(buf, &left) != nil || len(left) > maxLeftState {
