@@ -141,14 +141,8 @@ func (e *EtcdKV) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 		if len(r.Value) > e.maxValue {
 			return nil, rpctypes.ErrGRPCRequestTooLarge
 		}
-		ctx, cancel := context.WithTimeout(ctx, e.timeout)
-		defer cancel()
 		var resp *pb.PutResponse
-		err := untilTaken(ctx, func() error {
-			n, err := e.pick()
-			if err != nil {
-				return err
-			}
+		err := e.write(ctx, func(ctx context.Context, n *Node) error {
 			res, err := n.Propose(ctx, kv.Command{Op: kv.OpPut, Key: r.Key, Value: r.Value, IfRevision: kv.Unconditional})
 			if err == nil {
 				resp = &pb.PutResponse{Header: header(n, res.Revision)}
@@ -189,14 +183,9 @@ func (e *EtcdKV) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	if tooLarge(r, e.maxValue) {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
 	var resp *pb.TxnResponse
-	err := untilTaken(ctx, func() error {
-		n, err := e.pick()
-		if err != nil {
-			return err
-		}
+	err := e.write(ctx, func(ctx context.Context, n *Node) error {
+		var err error
 		if resp, err = n.Txn(ctx, r); err == nil {
 			stamp(n, resp)
 		}
@@ -208,15 +197,20 @@ func (e *EtcdKV) txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	return resp, nil
 }
 
-// untilTaken runs write again while Raft certainly did not take it — this
-// node knows no leader (it has just started, or an election is under way)
-// or Raft dropped the proposal — until ctx ends. etcd's clients do not
-// retry a write that failed, so a write sent during an election waits it
-// out here instead of failing at once, as the HTTP API's writes do. Any
-// other answer, success or not, is final.
-func untilTaken(ctx context.Context, write func() error) error {
-	return resilience.Retry(ctx, resilience.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}, func(context.Context) error {
-		err := write()
+// write runs do on a node within the request's time, again while Raft
+// certainly did not take it — the node knows no leader (it has just
+// started, or an election is under way) or Raft dropped the proposal.
+// etcd's clients do not retry a write that failed, so a write sent during
+// an election waits it out here instead of failing at once, as the HTTP
+// API's writes do. Any other answer, success or not, is final.
+func (e *EtcdKV) write(ctx context.Context, do func(context.Context, *Node) error) error {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	return resilience.Retry(ctx, resilience.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}, func(ctx context.Context) error {
+		n, err := e.pick()
+		if err == nil {
+			err = do(ctx, n)
+		}
 		if err != nil && !notTaken(err) {
 			return resilience.Permanent(err)
 		}

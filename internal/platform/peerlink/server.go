@@ -90,21 +90,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.links[conn] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	_ = conn.SetDeadline(time.Time{}) // the HTTP server's deadlines were for one request
-	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+Protocol+"\r\n\r\n"); err != nil {
-		conn.Close()
-		s.mu.Lock()
-		delete(s.links, conn)
-		s.mu.Unlock()
-		s.wg.Done()
-		return
-	}
 	go func() {
-		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.links, conn)
+			s.mu.Unlock()
+			s.wg.Done()
+		}()
+		_ = conn.SetDeadline(time.Time{}) // the HTTP server's deadlines were for one request
+		if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+Protocol+"\r\n\r\n"); err != nil {
+			conn.Close()
+			return
+		}
 		s.serve(conn, rw.Reader)
-		s.mu.Lock()
-		delete(s.links, conn)
-		s.mu.Unlock()
 	}()
 }
 
